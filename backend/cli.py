@@ -1,0 +1,166 @@
+"""The command line: ``python -m backend`` (also installed as ``troupe``).
+
+Each subcommand exits 0 on success, or non-zero with one line ``troupe: error: ...`` on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from pathlib import Path
+from typing import Sequence
+
+from backend import __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("troupe: cancelled", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the one place where failures become exit codes
+        return _report_failure(exc)
+
+
+def _report_failure(exc: Exception) -> int:
+    from backend.errors import error_code
+
+    if error_code(exc) is None:
+        import traceback
+
+        traceback.print_exc()
+        print(f"troupe: internal error ({type(exc).__name__}): {exc}", file=sys.stderr)
+        return 3
+    print(f"troupe: error: {exc}", file=sys.stderr)
+    return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="troupe", description="Footage of several people to SMPL animation.")
+    parser.add_argument("--version", action="version", version=f"troupe {__version__}")
+    commands = parser.add_subparsers(title="commands")
+    _add_reconstruct(commands)
+    doctor = commands.add_parser("doctor", help="report what is installed and usable, and why not")
+    doctor.set_defaults(handler=_run_doctor)
+    _add_body(commands)
+    serve = commands.add_parser("serve", help="JSON-lines service on stdin/stdout (used by the Blender add-on)")
+    serve.set_defaults(handler=_run_serve)
+    return parser
+
+
+def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
+    from backend.device import DEVICE_CHOICES
+    from backend.estimators import DEFAULT_ESTIMATOR
+
+    cmd = commands.add_parser("reconstruct", help="image, image folder or video -> result .npz")
+    cmd.add_argument("input", type=Path, help="image, folder of images, or video file")
+    cmd.add_argument("-o", "--output", type=Path, required=True, help="result file to write (.npz)")
+    cmd.add_argument("--estimator", default=DEFAULT_ESTIMATOR)
+    cmd.add_argument("--body-model", default="open-body", help="open-body (built in) or smpl-neutral/-male/-female")
+    cmd.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    lens = cmd.add_mutually_exclusive_group()
+    lens.add_argument("--fov", type=float, help="camera field of view in degrees across the longer side")
+    lens.add_argument("--focal", type=float, help="camera focal length in pixels")
+    cmd.add_argument("--start", type=int, help="first frame (0-based, inclusive)")
+    cmd.add_argument("--end", type=int, help="last frame (inclusive)")
+    cmd.add_argument("--keep-partial", action="store_true", help="on cancel or a broken video, keep what was done")
+    cmd.add_argument("--quiet", action="store_true", help="no progress bar")
+    cmd.set_defaults(handler=_run_reconstruct)
+
+
+def _add_body(commands: argparse._SubParsersAction) -> None:
+    body = commands.add_parser("body", help="body models")
+    actions = body.add_subparsers(title="body commands")
+    install = actions.add_parser("install", help="convert the user's SMPL file (.pkl or .npz) into Troupe's cache")
+    install.add_argument("file", type=Path)
+    install.add_argument("--gender", choices=("neutral", "male", "female"), help="default: from the file name")
+    install.set_defaults(handler=_run_body_install)
+    listing = actions.add_parser("list", help="body models and whether they are usable")
+    listing.set_defaults(handler=_run_body_list)
+
+
+def _run_reconstruct(args: argparse.Namespace) -> int:
+    from backend.pipeline import ReconstructOptions, reconstruct
+
+    options = ReconstructOptions(
+        estimator=args.estimator,
+        body_model=args.body_model,
+        device=args.device,
+        fov=args.fov,
+        focal=args.focal,
+        frame_start=args.start,
+        frame_end=args.end,
+        keep_partial=args.keep_partial,
+    )
+    cancel = threading.Event()
+    with _ProgressBar(disabled=args.quiet) as bar:
+        try:
+            summary = reconstruct(args.input, args.output, options, progress=bar.update, cancel=cancel)
+        except KeyboardInterrupt:
+            cancel.set()
+            raise
+    for warning in summary.warnings:
+        print(f"troupe: warning: {warning}", file=sys.stderr)
+    print(f"wrote {summary.output}: {summary.people} people over {summary.frames} frames", file=sys.stderr)
+    return 0
+
+
+class _ProgressBar:
+    """A tqdm bar on stderr fed by pipeline progress reports."""
+
+    def __init__(self, disabled: bool) -> None:
+        self._disabled = disabled
+        self._bar = None
+
+    def __enter__(self) -> "_ProgressBar":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def update(self, progress) -> None:  # backend.pipeline.Progress
+        if self._disabled:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=progress.total, unit="frame", file=sys.stderr, dynamic_ncols=True)
+        self._bar.n = progress.done
+        self._bar.set_postfix(people=progress.people, refresh=False)
+        self._bar.refresh()
+
+
+def _run_doctor(args: argparse.Namespace) -> int:
+    from backend.doctor import run_doctor
+
+    return run_doctor(sys.stdout)
+
+
+def _run_body_install(args: argparse.Namespace) -> int:
+    from backend.body.smpl_file import install_smpl
+
+    installed = install_smpl(args.file, gender=args.gender)
+    print(f"installed {args.file} as {installed}")
+    return 0
+
+
+def _run_body_list(args: argparse.Namespace) -> int:
+    from backend.body import available_body_models
+
+    for name, status in available_body_models().items():
+        print(f"{name:14s} {status}")
+    return 0
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from backend.server import serve
+
+    return serve()

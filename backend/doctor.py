@@ -1,0 +1,141 @@
+"""``python -m backend doctor``: what is installed and usable, and a plain reason for what is not.
+
+Exit code 0 when the default pipeline (mediapipe-fit on the open body) can run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, TextIO
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    required: bool = True  # needed by the default pipeline
+
+
+def run_doctor(out: TextIO) -> int:
+    """Print one line per check; return 0 when every required check passed."""
+    checks = collect_checks()
+    for check in checks:
+        mark = "ok  " if check.ok else ("FAIL" if check.required else "--  ")
+        print(f"{mark} {check.name:22s} {check.detail}", file=out)
+    failed = [c.name for c in checks if c.required and not c.ok]
+    if failed:
+        print(f"\nthe default pipeline cannot run: {', '.join(failed)}", file=out)
+        return 1
+    print("\nthe default pipeline (mediapipe-fit, open-body) can run", file=out)
+    return 0
+
+
+def collect_checks() -> list[Check]:
+    checks = [_python_check()]
+    for probe in (_package("numpy"), _package("cv2", "opencv"), _torch_check, _cuda_check, _mediapipe_check):
+        checks.append(_guarded(probe))
+    checks.extend(_guarded_many(_body_checks))
+    checks.extend(_estimator_checks())
+    checks.append(Check("cache directory", True, str(_cache_dir()), required=False))
+    return checks
+
+
+def _guarded(probe: Callable[[], Check]) -> Check:
+    try:
+        return probe()
+    except Exception as exc:  # noqa: BLE001 - a broken install is exactly what doctor must describe
+        name = getattr(probe, "__name__", "check").strip("_").replace("_check", "")
+        return Check(name, False, f"{type(exc).__name__}: {exc}")
+
+
+def _guarded_many(probe: Callable[[], list[Check]]) -> list[Check]:
+    try:
+        return probe()
+    except Exception as exc:  # noqa: BLE001
+        return [Check("body models", False, f"{type(exc).__name__}: {exc}")]
+
+
+def _python_check() -> Check:
+    ok = sys.version_info >= (3, 10)
+    detail = f"{platform.python_version()} at {sys.executable}"
+    return Check("python", ok, detail if ok else f"{detail}: Python 3.10 or newer is needed")
+
+
+def _package(module: str, label: str | None = None) -> Callable[[], Check]:
+    def probe() -> Check:
+        try:
+            imported = importlib.import_module(module)
+        except ImportError as exc:
+            return Check(label or module, False, f"not importable: {exc}")
+        return Check(label or module, True, getattr(imported, "__version__", "installed"))
+
+    probe.__name__ = module
+    return probe
+
+
+def _torch_check() -> Check:
+    try:
+        import torch
+    except ImportError as exc:
+        return Check("torch", False, f"not importable: {exc}")
+    build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU build"
+    return Check("torch", True, f"{torch.__version__} ({build})")
+
+
+def _cuda_check() -> Check:
+    import torch
+
+    if not torch.cuda.is_available():
+        reason = "torch is a CPU build" if torch.version.cuda is None else "no CUDA device visible"
+        return Check("cuda", False, f"not available ({reason}); estimators run on the CPU", required=False)
+    names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return Check("cuda", True, ", ".join(names), required=False)
+
+
+def _mediapipe_check() -> Check:
+    try:
+        import mediapipe
+    except ImportError as exc:
+        return Check("mediapipe", False, f"not importable: {exc}")
+    root = Path(mediapipe.__file__).parent / "modules"
+    needed = ["pose_detection/pose_detection.tflite", "pose_landmark/pose_landmark_full.tflite"]
+    missing = [name for name in needed if not (root / name).is_file()]
+    if missing:
+        return Check(
+            "mediapipe",
+            False,
+            f"{mediapipe.__version__} lacks bundled models {', '.join(missing)} (install mediapipe==0.10.21)",
+        )
+    return Check("mediapipe", True, f"{mediapipe.__version__} with bundled pose models")
+
+
+def _body_checks() -> list[Check]:
+    from backend.body import available_body_models
+
+    checks = []
+    for name, status in available_body_models().items():
+        usable = not status.startswith(("not ", "unusable", "missing"))
+        checks.append(Check(f"body: {name}", usable, status, required=name == "open-body"))
+    return checks
+
+
+def _estimator_checks() -> list[Check]:
+    from backend.estimators import DEFAULT_ESTIMATOR, PLANNED, estimator_names
+
+    checks = [
+        Check(f"estimator: {name}", True, "ready (no weights needed)", required=name == DEFAULT_ESTIMATOR)
+        for name in estimator_names()
+    ]
+    checks.extend(Check(f"estimator: {name}", False, reason, required=False) for name, reason in PLANNED.items())
+    return checks
+
+
+def _cache_dir() -> Path:
+    from backend.paths import cache_dir
+
+    return cache_dir()

@@ -1,0 +1,52 @@
+"""What every estimator takes and gives: a batch of RGB frames in, the people of each frame out.
+
+The pipeline owns the camera (intrinsics) and the body model and hands both to the estimator, so every
+estimator expresses people in the same camera frame (OpenCV axes, metres) with the same body model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from backend.camera import Camera
+
+
+@dataclass
+class PersonEstimate:
+    """One person in one frame, in the camera frame: posed joints = FK(poses, betas) + transl."""
+
+    poses: np.ndarray  # (24, 3) axis-angle, joint 0 = global orientation in the camera frame
+    betas: np.ndarray  # (num_betas,)
+    transl: np.ndarray  # (3,) metres
+    joints2d: np.ndarray  # (24, 2) pixels: the body's joints projected through the camera
+    confidence: float  # detection confidence in 0..1
+    bbox: np.ndarray | None = None  # (4,) x0, y0, x1, y1 pixels
+    mask: np.ndarray | None = None  # (H, W) bool or float instance mask, when the estimator has one
+    extras: dict = field(default_factory=dict)  # estimator-specific (keypoints, fit error, ...)
+
+
+FrameEstimates = list[PersonEstimate]
+# Warm start: for each frame of the batch, the previous estimates the estimator may start from (tracking
+# decides which previous person is which); None when there is nothing to start from.
+ProgressCallback = Callable[[int], None]
+
+
+class EstimatorError(RuntimeError):
+    """An estimator cannot run: missing weights or dependencies, wrong checkpoint, unusable input."""
+
+
+class Estimator(Protocol):
+    """Batch of frames in, people per frame out."""
+
+    name: str
+
+    def estimate(self, frames: Sequence[np.ndarray], camera: Camera) -> list[FrameEstimates]:
+        """``frames``: RGB uint8 (H, W, 3) arrays of one source, in time order. Returns one list per frame."""
+        ...
+
+    def close(self) -> None:
+        """Release models and native resources."""
+        ...

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Developer entry point, standard library only, so it runs on a fresh machine before anything is installed.
+
+    python3 dev.py demo    set up .venv, reconstruct real footage, write a .blend and a PNG render into out/
+    python3 dev.py test    set up .venv and .venv-bpy5, run the whole test suite (Blender 4.5 and 5.0)
+    python3 dev.py setup   only create / update the environments (idempotent; skipped when up to date)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+DEMO_INPUT = ROOT.parent / "shared" / "data" / "football_dribble.mp4"
+ENVIRONMENTS = {  # folder -> requirement file
+    ".venv": "requirements-dev.txt",
+    ".venv-bpy5": "requirements-bpy5.txt",
+}
+
+
+def python_in(env: str) -> Path:
+    sub = "Scripts/python.exe" if os.name == "nt" else "bin/python"
+    return ROOT / env / sub
+
+
+def run(*command: object, **kwargs) -> None:
+    printable = " ".join(str(part) for part in command)
+    print(f"+ {printable}", flush=True)
+    subprocess.run([str(part) for part in command], check=True, cwd=ROOT, **kwargs)
+
+
+def requirement_digest(requirements: str) -> str:
+    """Hash of a requirement file and the files it includes: the environment is rebuilt when they change."""
+    digest = hashlib.sha256()
+    for name in (requirements, "backend/requirements.txt", "pyproject.toml"):
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_environment(env: str, requirements: str) -> Path:
+    python = python_in(env)
+    stamp = ROOT / env / ".troupe-requirements"
+    wanted = requirement_digest(requirements)
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return python
+    if not python.exists():
+        print(f"creating {env}", flush=True)
+        venv.create(ROOT / env, with_pip=True)
+    run(python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", requirements)
+    if env == ".venv":
+        run(python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "-e", ".")
+    stamp.write_text(wanted)
+    return python
+
+
+def setup() -> Path:
+    for env, requirements in ENVIRONMENTS.items():
+        ensure_environment(env, requirements)
+    return python_in(".venv")
+
+
+def test(pytest_args: list[str]) -> int:
+    python = setup()
+    first = subprocess.run([str(python), "-m", "pytest", *pytest_args], cwd=ROOT).returncode
+    addon_tests = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_addon_*.py"))
+    if not addon_tests or pytest_args:
+        return first
+    print("\n=== add-on tests again on Blender 5.0 (.venv-bpy5) ===", flush=True)
+    second = subprocess.run([str(python_in(".venv-bpy5")), "-m", "pytest", *addon_tests], cwd=ROOT).returncode
+    return first or second
+
+
+def demo() -> int:
+    python = setup()
+    out = ROOT / "out"
+    result = out / "football_dribble.npz"
+    if not DEMO_INPUT.is_file():
+        print(f"demo footage not found: {DEMO_INPUT}", file=sys.stderr)
+        return 1
+    run(python, "-m", "backend", "reconstruct", DEMO_INPUT, "-o", result)
+    run(python, "build_addon.py")
+    run(python, "scripts/result_to_blend.py", result, out / "football_dribble.blend", "--png", out / "football_dribble.png")
+    print(f"\ndone: open {out / 'football_dribble.blend'} in Blender; first frame rendered to {out / 'football_dribble.png'}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    command, rest = (argv[0], argv[1:]) if argv else ("help", [])
+    if command == "setup":
+        setup()
+        return 0
+    if command == "test":
+        return test(rest)
+    if command == "demo":
+        return demo()
+    print(__doc__)
+    return 0 if command in ("help", "-h", "--help") else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
