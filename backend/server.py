@@ -147,24 +147,10 @@ class _Job(threading.Thread):
         self.cancel = threading.Event()
 
     def run(self) -> None:
-        from backend.errors import error_code
-        from backend.pipeline import Cancelled, reconstruct
-
         try:
-            options = _options_from(self.request)
-            for warning in _unsupported_option_warnings(self.request):
-                self.channel.send("warning", id=self.job_id, message=warning)
-            summary = reconstruct(
-                self.request["input"], self.request["output"], options, progress=self._progress, cancel=self.cancel
-            )
-        except Cancelled:
-            self.channel.send("cancelled", id=self.job_id)
+            summary = self._reconstruct()
         except Exception as exc:  # noqa: BLE001 - every failure must reach the client as an event
-            code = error_code(exc)
-            if code is None:
-                traceback.print_exc()
-                code = "INTERNAL"
-            self.channel.send("error", id=self.job_id, code=code, message=str(exc))
+            self._report_failure(exc)
         else:
             for warning in summary.warnings:
                 self.channel.send("warning", id=self.job_id, message=warning)
@@ -172,6 +158,31 @@ class _Job(threading.Thread):
                 "done", id=self.job_id, output=str(summary.output), people=summary.people,
                 frames=summary.frames, partial=summary.partial,
             )  # fmt: skip
+
+    def _reconstruct(self):  # -> backend.pipeline.ReconstructSummary
+        from backend.pipeline import reconstruct  # inside the try: a broken install is reported, not fatal
+
+        options = _options_from(self.request)
+        for warning in _unsupported_option_warnings(self.request):
+            self.channel.send("warning", id=self.job_id, message=warning)
+        return reconstruct(
+            self.request["input"], self.request["output"], options, progress=self._progress, cancel=self.cancel
+        )
+
+    def _report_failure(self, exc: Exception) -> None:
+        try:
+            from backend.errors import error_code
+
+            code = error_code(exc)
+        except Exception:  # noqa: BLE001 - classification needs the pipeline's modules; they may be broken
+            code = None
+        if code == "CANCELLED":
+            self.channel.send("cancelled", id=self.job_id)
+            return
+        if code is None:
+            traceback.print_exc()
+            code = "INTERNAL"
+        self.channel.send("error", id=self.job_id, code=code, message=f"{exc}" or type(exc).__name__)
 
     def _progress(self, progress) -> None:  # backend.pipeline.Progress
         self.channel.send(

@@ -1,0 +1,111 @@
+"""The result file: atomic writes, validation of shapes, dtypes and version."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backend.result import FORMAT, ResultFileError, read_result, write_result
+
+
+def minimal_result(people: int = 2, frames: int = 3) -> dict[str, np.ndarray]:
+    rows = people * frames
+    rng = np.random.default_rng(0)
+    return {
+        "fps": np.float64(30.0),
+        "image_size": np.array([640, 480]),
+        "focal_length": np.array([500.0, 500.0]),
+        "principal_point": np.array([320.0, 240.0]),
+        "num_frames": np.int64(frames),
+        "body_model": np.str_("open-body"),
+        "estimator": np.str_("mediapipe-fit"),
+        "track_id": np.arange(people),
+        "betas": rng.normal(size=(people, 10)).astype(np.float32),
+        "rest_joints": rng.normal(size=(people, 24, 3)).astype(np.float32),
+        "row_track": np.repeat(np.arange(people), frames),
+        "row_frame": np.tile(np.arange(frames), people),
+        "poses": rng.normal(size=(rows, 24, 3)).astype(np.float32),
+        "transl": rng.normal(size=(rows, 3)).astype(np.float32),
+        "joints2d": rng.normal(size=(rows, 24, 2)).astype(np.float32),
+        "confidence": np.ones(rows, np.float32),
+    }
+
+
+def test_round_trip_keeps_every_key_and_adds_format(tmp_path):
+    path = write_result(tmp_path / "r.npz", minimal_result())
+    data = read_result(path)
+    assert str(data["format"]) == FORMAT
+    for key, value in minimal_result().items():
+        np.testing.assert_array_equal(data[key], value)
+
+
+def test_no_temporary_file_is_left_behind(tmp_path):
+    write_result(tmp_path / "r.npz", minimal_result())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.npz"]
+
+
+def test_invalid_arrays_are_refused_before_anything_is_written(tmp_path):
+    bad = minimal_result()
+    bad["poses"] = bad["poses"][:, :23]
+    with pytest.raises(ResultFileError, match="poses"):
+        write_result(tmp_path / "r.npz", bad)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = write_result(tmp_path / "r.npz", minimal_result(people=1))
+    before = path.read_bytes()
+
+    def explode(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez_compressed", explode)
+    with pytest.raises(OSError):
+        write_result(path, minimal_result(people=2))
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.npz"]
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.pop("transl"), "lacks required keys: transl"),
+        (lambda d: d.__setitem__("row_track", np.full(6, 5)), "row_track"),
+        (lambda d: d.__setitem__("row_frame", np.full(6, 3)), "row_frame"),
+        (lambda d: d.__setitem__("betas", np.zeros((3, 10), np.float32)), "T=3 disagrees"),
+        (lambda d: d.__setitem__("transl", np.full((6, 3), np.nan, np.float32)), "NaN"),
+        (lambda d: d.__setitem__("poses", np.zeros((6, 24, 3), np.int64)), "dtype"),
+    ],
+)
+def test_inconsistent_files_are_rejected_with_the_offending_key(tmp_path, mutate, message):
+    data = minimal_result()
+    mutate(data)
+    data["format"] = np.str_(FORMAT)
+    np.savez(tmp_path / "bad.npz", **data)
+    with pytest.raises(ResultFileError, match=message):
+        read_result(tmp_path / "bad.npz")
+
+
+def test_newer_format_version_says_update(tmp_path):
+    data = minimal_result()
+    data["format"] = np.str_("troupe-result/2")
+    np.savez(tmp_path / "new.npz", **data)
+    with pytest.raises(ResultFileError, match="newer than this Troupe reads"):
+        read_result(tmp_path / "new.npz")
+
+
+def test_missing_and_corrupt_files(tmp_path):
+    with pytest.raises(ResultFileError, match="not found"):
+        read_result(tmp_path / "nope.npz")
+    (tmp_path / "junk.npz").write_bytes(b"this is not a zip")
+    with pytest.raises(ResultFileError, match="not a readable result file"):
+        read_result(tmp_path / "junk.npz")
+
+
+def test_pickled_objects_are_never_loaded(tmp_path):
+    data = minimal_result()
+    data["format"] = np.str_(FORMAT)
+    data["estimator"] = np.array([{"evil": 1}], dtype=object)
+    np.savez(tmp_path / "pickled.npz", **data)
+    with pytest.raises(ResultFileError, match="not a readable result file"):
+        read_result(tmp_path / "pickled.npz")
