@@ -26,7 +26,7 @@ def run_doctor(out: TextIO) -> int:
     checks = collect_checks()
     for check in checks:
         mark = "ok  " if check.ok else ("FAIL" if check.required else "--  ")
-        print(f"{mark} {check.name:22s} {check.detail}", file=out)
+        print(f"{mark} {check.name:26s} {check.detail}", file=out)
     failed = [c.name for c in checks if c.required and not c.ok]
     if failed:
         print(f"\nthe default pipeline cannot run: {', '.join(failed)}", file=out)
@@ -119,18 +119,21 @@ def _body_checks() -> list[Check]:
 
     checks = []
     for name, status in available_body_models().items():
-        usable = not status.startswith(("not ", "unusable", "missing"))
+        usable = not status.startswith(("not installed", "unusable"))  # else it is the file it loads from
         checks.append(Check(f"body: {name}", usable, status, required=name == "open-body"))
     return checks
 
 
 def _estimator_checks() -> list[Check]:
-    from backend.estimators import DEFAULT_ESTIMATOR, PLANNED, estimator_names
+    from backend.estimators import DEFAULT_ESTIMATOR, PLANNED, EstimatorError, estimator_class, estimator_names
 
-    checks = [
-        Check(f"estimator: {name}", True, "ready (no weights needed)", required=name == DEFAULT_ESTIMATOR)
-        for name in estimator_names()
-    ]
+    checks = []
+    for name in estimator_names():
+        try:
+            estimator_class(name)
+            checks.append(Check(f"estimator: {name}", True, "ready", required=name == DEFAULT_ESTIMATOR))
+        except EstimatorError as exc:
+            checks.append(Check(f"estimator: {name}", False, str(exc), required=name == DEFAULT_ESTIMATOR))
     checks.extend(Check(f"estimator: {name}", False, reason, required=False) for name, reason in PLANNED.items())
     return checks
 

@@ -6,7 +6,8 @@ command line and ``doctor`` can say plainly that they are not available yet inst
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import importlib
+from typing import Any
 
 from backend.estimators.base import Estimator, EstimatorError, FrameEstimates, PersonEstimate
 
@@ -22,26 +23,34 @@ PLANNED = {
 }
 
 
-def _create_mediapipe_fit(body_model: Any, device: Any, **options: Any) -> Estimator:
-    from backend.estimators.mediapipe_fit import MediapipeFitEstimator
-
-    return MediapipeFitEstimator(body_model, device=device, **options)
-
-
-FACTORIES: dict[str, Callable[..., Estimator]] = {"mediapipe-fit": _create_mediapipe_fit}
+# name -> (module, class); modules are imported only when the estimator is used, so one estimator's heavy
+# dependencies never slow down or break another.
+REGISTERED: dict[str, tuple[str, str]] = {
+    "mediapipe-fit": ("backend.estimators.mediapipe_fit", "MediapipeFitEstimator"),
+}
 
 
 def estimator_names() -> list[str]:
-    return sorted(FACTORIES)
+    return sorted(REGISTERED)
 
 
-def create_estimator(name: str, body_model: Any, device: Any, **options: Any) -> Estimator:
-    """Instantiate the estimator ``name``; unknown or unavailable names raise :class:`EstimatorError`."""
-    if name in FACTORIES:
-        return FACTORIES[name](body_model, device, **options)
+def estimator_class(name: str) -> type:
+    """The class implementing ``name``; unknown or unavailable names raise :class:`EstimatorError`."""
+    if name in REGISTERED:
+        module_name, class_name = REGISTERED[name]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise EstimatorError(f"estimator {name!r} cannot be loaded: {exc}") from exc
+        return getattr(module, class_name)
     if name in PLANNED:
         raise EstimatorError(f"estimator {name!r} is not available: {PLANNED[name]}")
     raise EstimatorError(f"unknown estimator {name!r}; available: {', '.join(estimator_names())}")
+
+
+def create_estimator(name: str, body_model: Any, device: Any, **options: Any) -> Estimator:
+    """Instantiate the estimator ``name`` for ``body_model`` on ``device``."""
+    return estimator_class(name)(body_model, device=device, **options)
 
 
 __all__ = [
@@ -51,5 +60,6 @@ __all__ = [
     "FrameEstimates",
     "PersonEstimate",
     "create_estimator",
+    "estimator_class",
     "estimator_names",
 ]
