@@ -71,8 +71,23 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument("--start", type=int, help="first frame (0-based, inclusive)")
     cmd.add_argument("--end", type=int, help="last frame (inclusive)")
     cmd.add_argument("--keep-partial", action="store_true", help="on cancel or a broken video, keep what was done")
+    cmd.add_argument(
+        "--smoothing", type=_unit_interval, default=None,
+        help="temporal smoothing 0..1 (0 = off; default 0.5): zero-phase per track, stronger on depth",
+    )  # fmt: skip
     cmd.add_argument("--quiet", action="store_true", help="no progress bar")
     cmd.set_defaults(handler=_run_reconstruct)
+
+
+def _unit_interval(text: str) -> float:
+    """argparse type: a number between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
 
 
 def _add_body(commands: argparse._SubParsersAction) -> None:
@@ -99,6 +114,8 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
         frame_end=args.end,
         keep_partial=args.keep_partial,
     )
+    if args.smoothing is not None:
+        options.smoothing = args.smoothing
     cancel = threading.Event()
     with _ProgressBar(disabled=args.quiet) as bar:
         try:

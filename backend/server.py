@@ -205,14 +205,22 @@ def _options_from(request: dict):
         frame_start=request.get("frame_start"),
         frame_end=request.get("frame_end"),
         keep_partial=bool(request.get("keep_partial", False)),
+        smoothing=_smoothing_from(request.get("smoothing"), defaults.smoothing),
     )
+
+
+def _smoothing_from(value: object, default: float) -> float:
+    """``smoothing`` 0..1 (0 = off); absent means the default. Out of range fails as an invalid option."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"smoothing must be a number between 0 and 1, got {value!r}")
+    return float(value)
 
 
 def _unsupported_option_warnings(request: dict) -> list[str]:
     """Options the protocol carries but this backend version does not apply yet: say so, never pretend."""
     warnings = []
-    if request.get("smoothing") not in (None, 0, 0.0):
-        warnings.append("temporal smoothing is not implemented in this backend version; motion is unsmoothed")
     if request.get("coherence"):
         warnings.append("coherence refinement is not implemented in this backend version")
     return warnings

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from backend.estimators.base import PersonEstimate
@@ -52,3 +54,133 @@ def test_a_still_image_keeps_every_detection():
     tracker = Tracker()
     tracker.update(0, [person(0, 5, 100), person(1, 5, 600)])
     assert len(tracker.finished_tracks(is_clip=False)) == 2
+
+
+# ------------------------------------------------------------------------------- cues, gaps, cuts, memory
+
+import cv2  # noqa: E402
+import pytest  # noqa: E402
+
+from backend.camera import Camera  # noqa: E402
+from backend.tracking import TrackerSettings  # noqa: E402
+
+CAMERA = Camera.from_fov(1280, 720)
+COLOURS = {"red": (200, 30, 30), "blue": (30, 60, 200)}
+
+
+def placed(x: float, z: float, rng: np.random.Generator | None = None, noise: float = 0.0) -> PersonEstimate:
+    """A person whose box is the projection of a 0.5 x 1.7 m body at lateral ``x`` and depth ``z``."""
+    root = np.array([x, 0.0, z]) + (0 if rng is None else rng.normal(0, noise, 3) * [1, 1, 3])
+    corners = CAMERA.project(np.array([[root[0] - 0.25, -0.85, root[2]], [root[0] + 0.25, 0.85, root[2]]]))
+    estimate = person(0, 0, 0)
+    estimate.transl, estimate.bbox = root, corners.ravel()
+    estimate.mask = np.zeros((720, 1280), bool)  # a full-size mask, as estimators give: must not be kept
+    return estimate
+
+
+def painted(people_colours: list[tuple[PersonEstimate, str]]) -> np.ndarray:
+    image = np.full((720, 1280, 3), 90, np.uint8)
+    for estimate, colour in people_colours:
+        x0, y0, x1, y1 = (int(v) for v in estimate.bbox)
+        cv2.rectangle(image, (x0, y0), (x1, y1), COLOURS[colour], thickness=-1)
+    return image
+
+
+def test_people_crossing_at_the_same_depth_are_told_apart_by_motion_and_looks():
+    rng = np.random.default_rng(0)
+    tracker = Tracker()
+    frames = 60
+    for frame in range(frames):
+        t = frame / (frames - 1)
+        red = placed(-1.5 + 3.0 * t, 5.0, rng, 0.05)
+        blue = placed(1.5 - 3.0 * t, 5.0, rng, 0.05)
+        image = painted([(blue, "blue"), (red, "red")] if frame % 2 else [(red, "red"), (blue, "blue")])
+        tracker.update(frame, [blue, red] if frame % 3 else [red, blue], image=image)
+    tracks = tracker.finished_tracks(is_clip=True)
+    assert len(tracks) == 2
+    for track in tracks:
+        direction = np.sign(np.diff([p.transl[0] for p in track.people]).sum())
+        steps = np.diff([p.transl[0] for p in track.people]) * direction
+        assert (steps > -0.3).all(), "a track jumped to the other person"
+        assert track.frames == list(range(frames))
+        assert all(p.mask is None for p in track.people), "masks must not outlive their frame"
+
+
+def test_a_person_is_reidentified_after_an_occlusion_of_a_second():
+    tracker = Tracker(TrackerSettings.for_fps(30.0))
+    for frame in range(90):
+        hidden = 30 <= frame < 60  # behind somebody for a whole second
+        people = [] if hidden else [placed(-1.0 + 0.02 * frame, 5.0)]
+        tracker.update(frame, people, image=painted([(p, "red") for p in people]))
+    tracks = tracker.finished_tracks(is_clip=True)
+    assert len(tracks) == 1 and len(tracks[0].frames) == 60
+
+
+def test_someone_else_arriving_where_a_person_vanished_gets_a_new_identity():
+    tracker = Tracker(TrackerSettings.for_fps(30.0))
+    for frame in range(60):
+        people = [placed(0.0, 5.0)] if frame != 30 else []
+        colour = "red" if frame < 30 else "blue"
+        tracker.update(frame, people, image=painted([(p, colour) for p in people]))
+    assert len(tracker.finished_tracks(is_clip=True)) == 2
+
+
+class _FakeSource:
+    """Real image, then black frames, then the image again, as a video source yields them."""
+
+    def __init__(self, image: np.ndarray, blocks: list[tuple[bool, int]]) -> None:
+        from backend.sources import SourceInfo
+
+        self.frames = [image if shown else np.zeros_like(image) for shown, count in blocks for _ in range(count)]
+        h, w = image.shape[:2]
+        self.info = SourceInfo(Path("fake.mp4"), "video", w, h, 30.0, len(self.frames), 0)
+
+    def chunks(self, size: int):
+        items = list(enumerate(self.frames))
+        for start in range(0, len(items), size):
+            yield items[start : start + size]
+
+
+class _FakeEstimator:
+    """One person on non-black frames; a one-frame false detection on one black frame."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.resets = 0
+        self.seen = 0
+
+    def estimate(self, frames, camera):
+        out = []
+        for frame in frames:
+            self.seen += 1
+            if frame.mean() > 10:
+                out.append([placed(0.2, 5.0)])
+            else:
+                out.append([placed(2.0, 9.0)] if self.seen == 26 else [])
+        return out
+
+    def reset(self) -> None:
+        self.resets += 1
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_cut_to_black_and_back_ends_tracks_without_phantoms(shared_data):
+    from backend.pipeline import _Run, _track_all
+    from backend.sources import read_image
+
+    image = cv2.resize(read_image(shared_data / "football_player_a.jpg"), (640, 360))
+    source = _FakeSource(image, [(True, 20), (False, 10), (True, 20)])
+    estimator = _FakeEstimator()
+    run = _Run(source.info, None, None)
+    assert _track_all(source, estimator, Camera.from_fov(640, 360), 8, run) is None
+    assert run.cuts == [20, 30]
+    assert estimator.resets == 2
+    tracks = run.tracker.finished_tracks(is_clip=True)
+    assert [t.frames for t in tracks] == [list(range(20)), list(range(30, 50))]
+    assert [t.track_id for t in tracks] == [0, 1]
+
+
+
