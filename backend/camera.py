@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from backend.errors import OptionError
+
 # The default lens when the footage says nothing about it: a 55 degree field of view across the longer image side,
 # a middle ground between phone wide-angle and zoomed broadcast footage. Depth scales with the focal length, so users
 # who know their lens should pass --fov or --focal.
@@ -28,14 +30,14 @@ class Camera:
     def from_fov(cls, width: int, height: int, fov_degrees: float = DEFAULT_FOV_DEGREES) -> "Camera":
         """Square pixels, centred principal point, ``fov_degrees`` across the longer side."""
         if not 1.0 < fov_degrees < 179.0:
-            raise ValueError(f"field of view must be between 1 and 179 degrees, got {fov_degrees}")
+            raise OptionError(f"field of view must be between 1 and 179 degrees, got {fov_degrees}")
         focal = 0.5 * max(width, height) / math.tan(math.radians(fov_degrees) / 2)
         return cls(width, height, focal, focal, width / 2, height / 2)
 
     @classmethod
     def from_focal(cls, width: int, height: int, focal_px: float) -> "Camera":
         if focal_px <= 0:
-            raise ValueError(f"focal length must be positive, got {focal_px}")
+            raise OptionError(f"focal length must be positive, got {focal_px}")
         return cls(width, height, focal_px, focal_px, width / 2, height / 2)
 
     @property

@@ -6,10 +6,12 @@ Each subcommand exits 0 on success, or non-zero with one line ``troupe: error: .
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from backend import __version__
 
@@ -32,7 +34,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _report_failure(exc: Exception) -> int:
     from backend.errors import error_code
 
-    if error_code(exc) is None:
+    code = error_code(exc)
+    if code == "CANCELLED":
+        print(f"troupe: {exc}; nothing written (use --keep-partial to keep the frames done)", file=sys.stderr)
+        return 130
+    if code is None:
         import traceback
 
         traceback.print_exc()
@@ -50,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser("doctor", help="report what is installed and usable, and why not")
     doctor.set_defaults(handler=_run_doctor)
     _add_body(commands)
+    _add_weights(commands)
+    bench = commands.add_parser("bench", help="speed benchmark of an estimator (frames/s against a naive loop)")
+    bench.add_argument("--estimator", default="romp", choices=("romp",))
+    bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark (--device, --batch-sizes)")
+    bench.set_defaults(handler=_run_bench)
     serve = commands.add_parser("serve", help="JSON-lines service on stdin/stdout (used by the Blender add-on)")
     serve.set_defaults(handler=_run_serve)
     return parser
@@ -101,6 +112,17 @@ def _add_body(commands: argparse._SubParsersAction) -> None:
     listing.set_defaults(handler=_run_body_list)
 
 
+def _add_weights(commands: argparse._SubParsersAction) -> None:
+    weights = commands.add_parser("weights", help="estimator checkpoints")
+    actions = weights.add_subparsers(title="weights commands")
+    listing = actions.add_parser("list", help="known checkpoints: installed where, or where to get them")
+    listing.set_defaults(handler=_run_weights_list)
+    install = actions.add_parser("install", help="verify a checkpoint against its network and store it")
+    install.add_argument("name", help="checkpoint name (see `weights list`)")
+    install.add_argument("source", nargs="?", help="local file or URL; default: the official URL")
+    install.set_defaults(handler=_run_weights_install)
+
+
 def _run_reconstruct(args: argparse.Namespace) -> int:
     from backend.pipeline import ReconstructOptions, reconstruct
 
@@ -117,16 +139,31 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
     if args.smoothing is not None:
         options.smoothing = args.smoothing
     cancel = threading.Event()
-    with _ProgressBar(disabled=args.quiet) as bar:
-        try:
-            summary = reconstruct(args.input, args.output, options, progress=bar.update, cancel=cancel)
-        except KeyboardInterrupt:
-            cancel.set()
-            raise
+    with _ProgressBar(disabled=args.quiet) as bar, _cancel_on_interrupt(cancel):
+        summary = reconstruct(args.input, args.output, options, progress=bar.update, cancel=cancel)
     for warning in summary.warnings:
         print(f"troupe: warning: {warning}", file=sys.stderr)
     print(f"wrote {summary.output}: {summary.people} people over {summary.frames} frames", file=sys.stderr)
     return 0
+
+
+@contextlib.contextmanager
+def _cancel_on_interrupt(cancel: threading.Event) -> Iterator[None]:
+    """First Ctrl-C (or SIGTERM) cancels cleanly at the next chunk, so --keep-partial can keep the work done;
+    a second one stops at once."""
+
+    def handler(signum: int, frame: object) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        print("\ntroupe: cancelling after the current frames (Ctrl-C again to stop at once)", file=sys.stderr)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old_handler in previous.items():
+            signal.signal(sig, old_handler)
 
 
 class _ProgressBar:
@@ -175,6 +212,33 @@ def _run_body_list(args: argparse.Namespace) -> int:
     for name, status in available_body_models().items():
         print(f"{name:14s} {status}")
     return 0
+
+
+def _run_weights_list(args: argparse.Namespace) -> int:
+    from backend.weights import CHECKPOINTS, checkpoint_status
+
+    for name, status in checkpoint_status().items():
+        print(f"{name:16s} {status}")
+        print(f"{'':16s} licence: {CHECKPOINTS[name].note}")
+    return 0
+
+
+def _run_weights_install(args: argparse.Namespace) -> int:
+    from backend.weights import CHECKPOINTS, WeightsError, install_checkpoint
+
+    if args.name not in CHECKPOINTS:
+        raise WeightsError(f"unknown checkpoint {args.name!r}; known: {', '.join(CHECKPOINTS)}")
+    source = args.source or CHECKPOINTS[args.name].url
+    print(f"licence: {CHECKPOINTS[args.name].note}", file=sys.stderr)
+    installed = install_checkpoint(args.name, source)
+    print(f"installed {args.name} as {installed} (layout verified)")
+    return 0
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from backend.bench import run_benchmark
+
+    return run_benchmark(args.estimator, args.rest)
 
 
 def _run_serve(args: argparse.Namespace) -> int:

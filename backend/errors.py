@@ -7,6 +7,10 @@ else is a bug and keeps its traceback on stderr.
 from __future__ import annotations
 
 
+class OptionError(ValueError):
+    """An option value the user gave is out of range or unknown (a field of view of 200 degrees, say)."""
+
+
 def error_code(exc: BaseException) -> str | None:
     """The protocol's stable code for an expected failure, or None for an unexpected one."""
     for cls, code in _expected():
@@ -31,5 +35,5 @@ def _expected() -> list[tuple[type, str]]:
         (BodyModelError, "BODY_MODEL_ERROR"),
         (DeviceError, "DEVICE_ERROR"),
         (ResultFileError, "RESULT_ERROR"),
-        (ValueError, "INVALID_OPTION"),
+        (OptionError, "INVALID_OPTION"),
     ]

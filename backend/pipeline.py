@@ -106,6 +106,8 @@ def reconstruct(
     arrays["shot_cuts"] = np.asarray(run.cuts, np.int64)
     write_result(output_path, arrays)
     warnings = [] if interruption is None else [f"partial result: {interruption}"]
+    if not tracks:
+        warnings.append(f"no people found in {run.frames_done} frame(s) of {source.info.path}; the result is empty")
     return ReconstructSummary(Path(output_path), run.frames_done, len(tracks), interruption is not None, warnings)
 
 

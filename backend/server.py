@@ -17,6 +17,7 @@ import traceback
 from typing import Any, TextIO
 
 from backend import __version__
+from backend.errors import OptionError
 
 PROTOCOL_VERSION = 1
 RECONSTRUCT_FIELDS = {
@@ -214,7 +215,7 @@ def _smoothing_from(value: object, default: float) -> float:
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"smoothing must be a number between 0 and 1, got {value!r}")
+        raise OptionError(f"smoothing must be a number between 0 and 1, got {value!r}")
     return float(value)
 
 

@@ -23,6 +23,7 @@ import torch
 from scipy.ndimage import correlate1d
 
 from backend.body.rotations import axis_angle_to_quaternion, quaternion_to_axis_angle
+from backend.errors import OptionError
 
 DEFAULT_SMOOTHNESS = 0.5
 METHODS = ("zero-phase", "one-euro")
@@ -40,9 +41,9 @@ class SmoothingSettings:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.smoothness <= 1.0:
-            raise ValueError(f"smoothness must be between 0 and 1, got {self.smoothness}")
+            raise OptionError(f"smoothness must be between 0 and 1, got {self.smoothness}")
         if self.method not in METHODS:
-            raise ValueError(f"unknown smoothing method {self.method!r} (choose from {', '.join(METHODS)})")
+            raise OptionError(f"unknown smoothing method {self.method!r} (choose from {', '.join(METHODS)})")
 
     def sigmas(self, fps: float) -> tuple[float, float, float]:
         """Sigmas in frames for (rotations, lateral root, depth)."""

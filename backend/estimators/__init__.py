@@ -14,8 +14,6 @@ from backend.estimators.base import Estimator, EstimatorError, FrameEstimates, P
 DEFAULT_ESTIMATOR = "mediapipe-fit"
 
 PLANNED = {
-    "romp": "ROMP (one-stage multi-person) is not implemented yet",
-    "bev": "BEV (ROMP with relative depth) is not implemented yet",
     "pare": "PARE (part attention against occlusion) is not implemented yet",
     "crmh": "Jiang et al. (coherent multi-person R-CNN) is not implemented yet",
     "lasor": "LASOR (keypoints and silhouettes regressor) is not implemented yet",
@@ -27,6 +25,8 @@ PLANNED = {
 # dependencies never slow down or break another.
 REGISTERED: dict[str, tuple[str, str]] = {
     "mediapipe-fit": ("backend.estimators.mediapipe_fit", "MediapipeFitEstimator"),
+    "romp": ("backend.estimators.romp", "RompEstimator"),
+    "bev": ("backend.estimators.bev", "BevEstimator"),
 }
 
 
