@@ -21,6 +21,7 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     blender_user = tmp_path_factory.getbasetemp() / "blender-user"
     for var in ("BLENDER_USER_RESOURCES", "BLENDER_USER_CONFIG", "BLENDER_USER_SCRIPTS"):
         monkeypatch.setenv(var, str(blender_user / var.lower()))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))  # Blender's thumbnails
     return root
 
 

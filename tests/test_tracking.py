@@ -106,6 +106,44 @@ def test_people_crossing_at_the_same_depth_are_told_apart_by_motion_and_looks():
         assert all(p.mask is None for p in track.people), "masks must not outlive their frame"
 
 
+def _meet_pause_and_part(bounce: bool, with_images: bool) -> dict[str, list[str]]:
+    """Red from the left and blue from the right meet at the same depth, stand together (same box) for ten
+    frames and part: back where they came from (``bounce``) or on to the other side. The detections are the same
+    in both cases; only who wears which colour differs. Returns the colours of each track, before the pause
+    and after it."""
+    rng = np.random.default_rng(3)
+    tracker = Tracker(TrackerSettings.for_fps(30.0))
+    for frame in range(60):
+        walk = min(frame, 25) / 25 - max(frame - 34, 0) / 25  # 0 -> 1, frames 25..34 at 1, -> 0 again
+        left, right = placed(-1.5 + 1.5 * walk, 5.0, rng, 0.01), placed(1.5 - 1.5 * walk, 5.0, rng, 0.01)
+        red, blue = (left, right) if frame < 30 or bounce else (right, left)
+        red.extras["who"], blue.extras["who"] = "red", "blue"
+        image = painted([(red, "red"), (blue, "blue")]) if with_images else None
+        tracker.update(frame, [left, right] if frame % 2 else [right, left], image=image)
+    return {
+        f"{t.frames[0]}-{n}": [p.extras["who"] for f, p in zip(t.frames, t.people) if not 25 <= f < 35]
+        for n, t in enumerate(tracker.finished_tracks(is_clip=True))
+    }
+
+
+@pytest.mark.parametrize("bounce", [True, False], ids=["bounce", "pass"])
+def test_appearance_keeps_identities_where_motion_is_ambiguous(bounce):
+    tracks = _meet_pause_and_part(bounce, with_images=True)
+    assert len(tracks) == 2
+    for colours in tracks.values():
+        assert len(set(colours)) == 1, f"a track switched people: {colours}"
+        assert len(colours) == 50
+
+
+def test_without_appearance_meeting_and_parting_is_a_guess():
+    """The premise of the test above: motion alone gives the same tracks whether they bounce or pass."""
+    bounce = _meet_pause_and_part(True, with_images=False)
+    passing = _meet_pause_and_part(False, with_images=False)
+    assert [len(c) for c in bounce.values()] == [len(c) for c in passing.values()]
+    right = [all(len(set(c)) == 1 for c in tracks.values()) for tracks in (bounce, passing)]
+    assert not all(right), "motion alone cannot know who went where"
+
+
 def test_a_person_is_reidentified_after_an_occlusion_of_a_second():
     tracker = Tracker(TrackerSettings.for_fps(30.0))
     for frame in range(90):

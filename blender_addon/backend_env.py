@@ -1,0 +1,135 @@
+"""Where the backend lives and which Python runs it (no bpy here, so it is testable anywhere).
+
+The add-on never imports the backend: it runs ``<python> -m backend ...`` in a subprocess. The backend source is
+either bundled in the add-on zip (``<add-on>/bundled/backend``) or, when the add-on runs from a source checkout,
+the repository's ``backend/`` beside ``blender_addon/``. Blender's own ``sys.executable`` is never assumed to be
+a usable interpreter: Debian's blender reports the PATH python, the bpy module reports its venv.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+ADDON_DIR = Path(__file__).resolve().parent
+BUNDLED_DIR_NAME = "bundled"
+PYTHON_ENV_VAR = "TROUPE_PYTHON"
+NO_WINDOW = getattr(subprocess, "CREATE_NO_WINDOW", 0)  # Windows: no console window flashing up over Blender
+
+TORCH_INDEX = {
+    "cpu": "https://download.pytorch.org/whl/cpu",
+    "cuda": "https://download.pytorch.org/whl/cu128",
+}
+# Used only when neither the bundled pyproject.toml nor requirements.txt is found.
+FALLBACK_REQUIREMENTS = ["numpy<2", "torch", "mediapipe==0.10.21", "scipy", "tqdm"]
+
+
+def backend_root() -> Path | None:
+    """The folder that contains the ``backend`` package: bundled copy first, then a source checkout."""
+    for candidate in (ADDON_DIR / BUNDLED_DIR_NAME, ADDON_DIR.parent):
+        if (candidate / "backend" / "__init__.py").is_file():
+            return candidate
+    return None
+
+
+def venv_python(env_dir: Path) -> Path:
+    """The interpreter inside a virtual environment folder, on any platform."""
+    if os.name == "nt":
+        return Path(env_dir) / "Scripts" / "python.exe"
+    return Path(env_dir) / "bin" / "python"
+
+
+def candidate_environments(user_data_dir: Path | None = None) -> list[Path]:
+    """Virtual environments the add-on looks for, best first."""
+    root = backend_root()
+    dirs = []
+    if user_data_dir is not None:
+        dirs.append(Path(user_data_dir) / "venv")
+    if root is not None:
+        dirs.append(root / ".venv")
+    return dirs
+
+
+def detect_interpreter(user_data_dir: Path | None = None) -> str:
+    """An existing backend interpreter: ``$TROUPE_PYTHON``, then the known virtual environments; '' if none."""
+    explicit = os.environ.get(PYTHON_ENV_VAR, "")
+    if explicit and Path(explicit).is_file():
+        return explicit
+    for env_dir in candidate_environments(user_data_dir):
+        python = venv_python(env_dir)
+        if python.is_file():
+            return str(python)
+    return ""
+
+
+def subprocess_env(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for backend processes: the backend importable, Blender's Python variables not inherited."""
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP")}
+    env["PYTHONPATH"] = str(root)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONIOENCODING"] = "utf-8"
+    env.update(extra or {})
+    return env
+
+
+def backend_command(python: str, *args: str) -> list[str]:
+    """``<python> -m backend ARGS``: the one way the add-on runs the backend."""
+    return [python, "-m", "backend", *args]
+
+
+def requirements(root: Path | None) -> list[str]:
+    """The backend's dependencies: ``backend/requirements.txt``, else ``pyproject.toml`` beside the package."""
+    if root is None:
+        return list(FALLBACK_REQUIREMENTS)
+    for candidate in (root / "backend" / "requirements.txt", root / "requirements.txt"):
+        if candidate.is_file():
+            lines = [line.split("#")[0].strip() for line in candidate.read_text(encoding="utf-8").splitlines()]
+            return [line for line in lines if line]
+    if (root / "pyproject.toml").is_file():
+        import tomllib
+
+        with open(root / "pyproject.toml", "rb") as handle:
+            project = tomllib.load(handle).get("project", {})
+        if project.get("dependencies"):
+            return list(project["dependencies"])
+    return list(FALLBACK_REQUIREMENTS)
+
+
+def _torch_spec(reqs: Iterable[str]) -> str:
+    for req in reqs:
+        name = req.replace(" ", "").split(";")[0]
+        if name.lower() == "torch" or name.lower()[:6] in ("torch=", "torch<", "torch>", "torch!", "torch~"):
+            return name
+    return "torch"
+
+
+def create_env_commands(
+    base_python: str, env_dir: Path, flavor: str, root: Path | None
+) -> list[tuple[str, list[str]]]:
+    """(label, command) pairs that create the backend's virtual environment and install its requirements.
+
+    torch comes first from PyTorch's own index so that ``flavor`` ('cpu' or 'cuda') decides the build; the
+    remaining requirements then find it already satisfied.
+    """
+    python = str(venv_python(env_dir))
+    reqs = requirements(root)
+    pip = [python, "-m", "pip", "--disable-pip-version-check", "install"]
+    return [
+        ("creating the environment", [base_python, "-m", "venv", str(env_dir)]),
+        ("updating pip", pip + ["--upgrade", "pip"]),
+        (f"installing torch ({flavor})", pip + [_torch_spec(reqs), "--index-url", TORCH_INDEX[flavor]]),
+        ("installing requirements", pip + reqs),
+    ]
+
+
+def default_base_python() -> str:
+    """A Python to create the environment with: Blender's bundled one when it is a real interpreter."""
+    exe = Path(sys.executable)
+    if exe.name.lower().startswith("python") and exe.is_file():
+        return str(exe)
+    import shutil
+
+    return shutil.which("python3") or shutil.which("python") or ""

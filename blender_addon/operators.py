@@ -1,0 +1,169 @@
+"""Operators: reconstruct (with Esc to cancel), cancel, import a result file."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import bpy
+from bpy.props import BoolProperty, FloatProperty, StringProperty
+from bpy_extras.io_utils import ImportHelper
+
+from . import jobs
+from .client import JobOptions
+from .result_data import ResultError
+
+
+def _options(settings: bpy.types.PropertyGroup, source: str) -> JobOptions:
+    return JobOptions(
+        input=source,
+        output=str(jobs.result_path(source, settings.output_dir)),
+        estimator=settings.estimator,
+        body_model=settings.body_model,
+        device=jobs.backend_device(),
+        frame_start=settings.frame_start if settings.use_frame_range else None,
+        frame_end=settings.frame_end if settings.use_frame_range else None,
+        smoothing=float(settings.smoothing),
+        coherence=bool(settings.coherence),
+        fov=math.degrees(settings.fov) if settings.use_fov else None,
+    )
+
+
+class TROUPE_OT_reconstruct(bpy.types.Operator):
+    """Reconstruct the people in the source with the backend and import them as animated armatures"""
+
+    bl_idname = "troupe.reconstruct"
+    bl_label = "Reconstruct"
+    bl_options = {"REGISTER"}
+
+    wait: BoolProperty(
+        name="Wait",
+        description="Block until the backend is done (for scripts: background mode has no timers)",
+        default=False,
+        options={"SKIP_SAVE"},
+    )
+    timeout: FloatProperty(name="Timeout", description="With Wait: cancel after this many seconds (0: no limit)",
+                           default=0.0, min=0.0, options={"SKIP_SAVE"})
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return not jobs.running()
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        if not self._start(context):
+            return {"CANCELLED"}
+        if not self.wait:
+            jobs.start_polling()
+            if bpy.app.background:
+                self.report({"INFO"}, "Troupe: background mode has no timers: pass wait=True or call jobs.poll()")
+            return {"FINISHED"}
+        status = jobs.wait(self.timeout or None)
+        return self._report_outcome(status)
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if not self._start(context):
+            return {"CANCELLED"}
+        jobs.start_polling()
+        self._timer = context.window_manager.event_timer_add(0.25, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        job = jobs.current_job()
+        if job is None or jobs.outcome_ready():
+            context.window_manager.event_timer_remove(self._timer)
+            return self._report_outcome(job.status) if job is not None else {"CANCELLED"}
+        if event.type == "ESC" and event.value == "PRESS":
+            jobs.cancel()
+            self.report({"INFO"}, "Troupe: cancelling")
+            return {"RUNNING_MODAL"}  # this Esc was ours: do not let it cancel something else too
+        return {"PASS_THROUGH"}
+
+    def _start(self, context: bpy.types.Context) -> bool:
+        settings = context.scene.troupe
+        source = bpy.path.abspath(settings.source_path)
+        if not settings.source_path or not Path(source).exists():
+            self.report({"ERROR"}, f"Troupe: source not found: {source or '(none chosen)'}")
+            return False
+        try:
+            job = jobs.start(_options(settings, source))
+        except RuntimeError as exc:
+            self.report({"ERROR"}, f"Troupe: {exc}")
+            return False
+        if job.status.state == "error":
+            jobs.poll()  # finish it: records the error for the panel
+            self.report({"ERROR"}, f"Troupe: {job.status.error}")
+            return False
+        return True
+
+    def _report_outcome(self, status) -> set[str]:
+        if status.state == "error":
+            self.report({"ERROR"}, f"Troupe: {status.error}")
+            return {"CANCELLED"}
+        if status.state == "cancelled":
+            self.report({"WARNING"}, "Troupe: reconstruction cancelled")
+            return {"CANCELLED"}
+        for warning in status.warnings:
+            self.report({"WARNING"}, f"Troupe: {warning}")
+        self.report({"INFO"}, f"Troupe: {status.people} people over {status.frames} frames imported")
+        return {"FINISHED"}
+
+
+class TROUPE_OT_cancel(bpy.types.Operator):
+    """Stop the running reconstruction"""
+
+    bl_idname = "troupe.cancel"
+    bl_label = "Cancel"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return jobs.running()
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        jobs.cancel()
+        return {"FINISHED"}
+
+
+class TROUPE_OT_import_result(bpy.types.Operator, ImportHelper):
+    """Build armatures, body meshes, camera and animation from a Troupe result file (.npz)"""
+
+    bl_idname = "troupe.import_result"
+    bl_label = "Import Troupe Result"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filename_ext = ".npz"
+    filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
+    with_mesh: BoolProperty(name="Body Mesh", description="Add the skinned body mesh to each armature", default=True)
+    with_background: BoolProperty(name="Footage Background", description="Show the source footage behind the "
+                                  "camera view", default=True)
+    with_footage_plane: BoolProperty(name="Footage Plane", description="Also put the footage on a render-only "
+                                     "plane behind everybody, so renders show the people over it", default=False)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        from .scene import build_scene, iter_people
+
+        warnings: list[str] = []
+        try:
+            collection = build_scene(self.filepath, with_mesh=self.with_mesh, with_background=self.with_background,
+                                     with_footage_plane=self.with_footage_plane, warnings=warnings)
+        except ResultError as exc:
+            self.report({"ERROR"}, f"Troupe: {exc}")
+            return {"CANCELLED"}
+        for warning in warnings:
+            self.report({"WARNING"}, f"Troupe: {warning}")
+        self.report({"INFO"}, f"Troupe: imported {len(iter_people(collection))} people into '{collection.name}'")
+        return {"FINISHED"}
+
+
+CLASSES = (TROUPE_OT_reconstruct, TROUPE_OT_cancel, TROUPE_OT_import_result)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,96 @@
+"""Settings saved with the .blend (``Scene.troupe``) and the live job state (``WindowManager.troupe_job``)."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+
+ESTIMATORS = [
+    ("mediapipe-fit", "MediaPipe fit", "MediaPipe landmarks fitted with the body model; needs no weights (default)"),
+    ("romp", "ROMP", "One-stage regressor; needs the ROMP checkpoint in the weights folder"),
+    ("bev", "BEV", "ROMP with relative depth, suits groups and children; needs the BEV checkpoint"),
+    ("pare", "PARE", "Part-attention regressor; weights under a research-only licence"),
+    ("crmh", "CRMH", "Coherent multi-human (Jiang et al.); weights under a research-only licence"),
+    ("lasor", "LASOR", "Keypoints + silhouettes regressor trained by the project; weights ship with it"),
+    ("dimr", "DIMR", "Dense UV completion; no public weights exist"),
+]
+BODY_MODELS = [
+    ("open-body", "Open body", "Built-in, licence-free SMPL-compatible body (default)"),
+    ("smpl-neutral", "SMPL neutral", "Your SMPL file, installed in the add-on preferences"),
+    ("smpl-male", "SMPL male", "Your SMPL file, installed in the add-on preferences"),
+    ("smpl-female", "SMPL female", "Your SMPL file, installed in the add-on preferences"),
+]
+FBX_PRESETS = [
+    ("UNITY", "Unity", "Y up, -Z forward, transform applied, no leaf bones"),
+    ("UNREAL", "Unreal", "Y up, -Z forward, unit scale in the file, deform bones only, no leaf bones"),
+    ("MIXAMO", "Mixamo", "Y up, centimetres (x100), no leaf bones: like Mixamo characters"),
+]
+SCOPES = [
+    ("SELECTED", "Selected", "People whose armature or body is selected"),
+    ("ALL", "All", "Every Troupe person in the scene"),
+]
+
+
+class TroupeSettings(bpy.types.PropertyGroup):
+    """What to reconstruct and how; saved with the scene."""
+
+    source_path: StringProperty(name="Source", subtype="FILE_PATH",
+                                description="An image, a folder of images, or a video file")
+    use_frame_range: BoolProperty(name="Frame Range", description="Process only part of a video", default=False)
+    frame_start: IntProperty(name="Start", description="First source frame (0-based)", min=0, default=0)
+    frame_end: IntProperty(name="End", description="Last source frame (inclusive)", min=0, default=100)
+    estimator: EnumProperty(name="Estimator", items=ESTIMATORS, default="mediapipe-fit")
+    body_model: EnumProperty(name="Body Model", items=BODY_MODELS, default="open-body")
+    use_fov: BoolProperty(name="Field of View", description="Tell the backend the camera's field of view instead "
+                          "of letting it guess", default=False)
+    fov: FloatProperty(name="Field of View", description="Across the longer image side", subtype="ANGLE",
+                       min=0.0175, max=3.05, default=1.0)
+    smoothing: FloatProperty(name="Smoothing", description="Temporal smoothing strength", min=0.0, max=1.0,
+                             default=0.5, subtype="FACTOR")
+    coherence: BoolProperty(name="Coherence", description="Resolve interpenetration and depth order between people",
+                            default=True)
+    output_dir: StringProperty(name="Results", subtype="DIR_PATH",
+                               description="Folder for result files (empty: beside the .blend, else temporary)")
+    fbx_preset: EnumProperty(name="Preset", items=FBX_PRESETS, default="UNITY")
+    export_scope: EnumProperty(name="People", items=SCOPES, default="ALL")
+
+
+class TroupeJobState(bpy.types.PropertyGroup):
+    """Live state shown by the panel and the status bar; never saved."""
+
+    running: BoolProperty(default=False)
+    state: StringProperty(default="")
+    stage: StringProperty(default="")
+    progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    done: IntProperty(default=0)
+    total: IntProperty(default=0)
+    fps: FloatProperty(default=0.0)
+    eta_s: FloatProperty(default=-1.0)
+    people: IntProperty(default=0)
+    message: StringProperty(default="")
+    last_error: StringProperty(default="")
+    warnings: StringProperty(default="")
+    task_running: BoolProperty(default=False)
+    task_title: StringProperty(default="")
+    task_progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    task_line: StringProperty(default="")
+    task_error: StringProperty(default="")
+    task_log: StringProperty(default="")
+    task_output: StringProperty(default="")
+
+
+CLASSES = (TroupeSettings, TroupeJobState)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.troupe = PointerProperty(type=TroupeSettings)
+    bpy.types.WindowManager.troupe_job = PointerProperty(type=TroupeJobState)
+
+
+def unregister() -> None:
+    del bpy.types.WindowManager.troupe_job
+    del bpy.types.Scene.troupe
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,102 @@
+"""Reading result files inside Blender with plain numpy (no torch, no backend import).
+
+The validation rules are the backend's own ``backend/result.py`` (numpy only), loaded by file path from the
+bundled or repository backend, so the add-on and the writer can never disagree about the contract.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from . import backend_env, rig
+
+_CONTRACT_MODULE = "_troupe_result_contract"
+
+
+class ResultError(ValueError):
+    """A result file the add-on cannot use; the message is one line for the user."""
+
+
+def _contract() -> ModuleType | None:
+    if _CONTRACT_MODULE in sys.modules:
+        return sys.modules[_CONTRACT_MODULE]
+    root = backend_env.backend_root()
+    if root is None:
+        return None
+    spec = importlib.util.spec_from_file_location(_CONTRACT_MODULE, root / "backend" / "result.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[_CONTRACT_MODULE] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_result(path: str | Path) -> dict[str, np.ndarray]:
+    """Read and validate a result file; raise :class:`ResultError` with the reason otherwise."""
+    contract = _contract()
+    try:
+        if contract is not None:
+            return contract.read_result(path)
+        with np.load(path, allow_pickle=False) as npz:  # no backend source at all: read without validation
+            return {key: npz[key] for key in npz.files}
+    except (ValueError, OSError) as exc:
+        raise ResultError(str(exc)) from exc
+
+
+@dataclass
+class Track:
+    """One person: the rows where they were observed, sorted by frame."""
+
+    index: int
+    track_id: int
+    frames: np.ndarray  # (n,) result frame indices
+    poses: np.ndarray  # (n, 24, 3)
+    transl: np.ndarray  # (n, 3)
+    joints2d: np.ndarray  # (n, 24, 2)
+    betas: np.ndarray  # (B,)
+    rest_joints: np.ndarray  # (24, 3)
+    rest_vertices: np.ndarray | None  # (V, 3)
+
+
+def tracks(data: dict[str, np.ndarray]) -> list[Track]:
+    """Split the observation rows per track; tracks without rows are skipped."""
+    out = []
+    for t, track_id in enumerate(np.asarray(data["track_id"]).tolist()):
+        rows = np.nonzero(np.asarray(data["row_track"]) == t)[0]
+        if rows.size == 0:
+            continue
+        rows = rows[np.argsort(data["row_frame"][rows], kind="stable")]
+        verts = data.get("rest_vertices")
+        out.append(
+            Track(
+                index=t,
+                track_id=int(track_id),
+                frames=np.asarray(data["row_frame"][rows], dtype=np.int64),
+                poses=np.asarray(data["poses"][rows], dtype=np.float64),
+                transl=np.asarray(data["transl"][rows], dtype=np.float64),
+                joints2d=np.asarray(data["joints2d"][rows], dtype=np.float64),
+                betas=np.asarray(data["betas"][t], dtype=np.float64),
+                rest_joints=np.asarray(data["rest_joints"][t], dtype=np.float64),
+                rest_vertices=None if verts is None else np.asarray(verts[t], dtype=np.float64),
+            )
+        )
+    return out
+
+
+def check_skeleton(data: dict[str, np.ndarray]) -> None:
+    """Bones follow SMPL's 24-joint tree; a file whose ``parents`` say otherwise cannot be rigged here."""
+    parents = data.get("parents")
+    if parents is not None and tuple(int(p) for p in parents) != rig.PARENTS:
+        raise ResultError("result file uses a skeleton other than SMPL's 24 joints; cannot build bones")
+
+
+def scalar(data: dict[str, np.ndarray], key: str, default: object = None) -> object:
+    """A 0-d entry as a Python value (``str``, ``int``, ``float``)."""
+    if key not in data:
+        return default
+    return np.asarray(data[key]).item()
