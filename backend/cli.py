@@ -61,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--estimator", default="romp", choices=("romp",))
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark (--device, --batch-sizes)")
     bench.set_defaults(handler=_run_bench)
+    from backend import occlusion
+    from backend.evaluation.cli import add_parser as add_eval_parser
+
+    occlusion.add_parser(commands)
+    add_eval_parser(commands)
     serve = commands.add_parser("serve", help="JSON-lines service on stdin/stdout (used by the Blender add-on)")
     serve.set_defaults(handler=_run_serve)
     return parser
@@ -85,6 +90,10 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument(
         "--smoothing", type=_unit_interval, default=None,
         help="temporal smoothing 0..1 (0 = off; default 0.5): zero-phase per track, stronger on depth",
+    )  # fmt: skip
+    cmd.add_argument(
+        "--no-coherence", dest="coherence", action="store_false",
+        help="skip the refinement that separates interpenetrating people and fixes their depth order",
     )  # fmt: skip
     cmd.add_argument("--quiet", action="store_true", help="no progress bar")
     cmd.set_defaults(handler=_run_reconstruct)
@@ -135,6 +144,7 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
         frame_start=args.start,
         frame_end=args.end,
         keep_partial=args.keep_partial,
+        coherence=args.coherence,
     )
     if args.smoothing is not None:
         options.smoothing = args.smoothing

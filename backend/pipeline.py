@@ -10,6 +10,7 @@ code path.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ class ReconstructOptions:
     smoothing: float = DEFAULT_SMOOTHNESS  # 0 = off .. 1 = strongest (backend.smoothing)
     smoothing_method: str = "zero-phase"  # or "one-euro" (causal, as a live preview would see it)
     shot_cuts: bool = True  # detect shot cuts and end every track at them
+    coherence: bool = True  # Jiang et al. refinement of frames with several people (backend.coherence)
 
 
 @dataclass
@@ -93,6 +95,8 @@ def reconstruct(
     body = load_body_model(options.body_model, device=device)
     estimator = create_estimator(options.estimator, body, device, **options.estimator_options)
     run = _Run(source.info, progress, cancel, options.shot_cuts)
+    if options.coherence:
+        run.coherence = functools.partial(_coherent, body=body, camera=camera)
     try:
         interruption = _track_all(source, estimator, camera, options.chunk_size, run)
     finally:
@@ -131,6 +135,7 @@ class _Run:
         self.shots = ShotCutDetector() if detect_cuts and info.kind != "image" else None
         self.cuts: list[int] = []  # frames (from the first processed one) that start a new shot
         self.frames_done = 0
+        self.coherence: Callable[[list], list] | None = None  # set by reconstruct() when enabled
         self._progress = progress
         self._cancel = cancel
         self._started = time.perf_counter()
@@ -179,6 +184,13 @@ def _split_at_cuts(chunk: list[tuple[int, np.ndarray]], run: _Run, first_frame: 
     return [part for part in parts if part]
 
 
+def _coherent(people: list, body: BodyModel, camera: Camera) -> list:
+    """One frame's people without interpenetration and in the depth order their masks show (Jiang et al.)."""
+    from backend.coherence import refine_people
+
+    return refine_people(people, body, camera)
+
+
 def _track_part(part: list, estimator, camera: Camera, run: _Run, first_frame: int) -> int:
     """Estimate and track frames of one shot; returns how many people the last frame has."""
     if part[0][0] == "cut":
@@ -188,6 +200,8 @@ def _track_part(part: list, estimator, camera: Camera, run: _Run, first_frame: i
             reset()  # no warm start from the previous shot
     frames = [frame for _, _, frame in part]
     per_frame = estimator.estimate(frames, camera)
+    if run.coherence is not None:
+        per_frame = [run.coherence(people) if len(people) > 1 else people for people in per_frame]
     for (_, index, frame), people in zip(part, per_frame):
         run.tracker.update(index - first_frame, people, image=frame)
     return len(per_frame[-1]) if per_frame else 0

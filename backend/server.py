@@ -164,8 +164,6 @@ class _Job(threading.Thread):
         from backend.pipeline import reconstruct  # inside the try: a broken install is reported, not fatal
 
         options = _options_from(self.request)
-        for warning in _unsupported_option_warnings(self.request):
-            self.channel.send("warning", id=self.job_id, message=warning)
         return reconstruct(
             self.request["input"], self.request["output"], options, progress=self._progress, cancel=self.cancel
         )
@@ -207,6 +205,7 @@ def _options_from(request: dict):
         frame_end=request.get("frame_end"),
         keep_partial=bool(request.get("keep_partial", False)),
         smoothing=_smoothing_from(request.get("smoothing"), defaults.smoothing),
+        coherence=defaults.coherence if request.get("coherence") is None else bool(request["coherence"]),
     )
 
 
@@ -217,14 +216,6 @@ def _smoothing_from(value: object, default: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
         raise OptionError(f"smoothing must be a number between 0 and 1, got {value!r}")
     return float(value)
-
-
-def _unsupported_option_warnings(request: dict) -> list[str]:
-    """Options the protocol carries but this backend version does not apply yet: say so, never pretend."""
-    warnings = []
-    if request.get("coherence"):
-        warnings.append("coherence refinement is not implemented in this backend version")
-    return warnings
 
 
 __all__ = ["PROTOCOL_VERSION", "serve"]

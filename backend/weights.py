@@ -7,17 +7,29 @@ and ``_result_parser.*`` / ``_calc_loss.*`` extras (dropped), either optionally 
 ``{'model_state_dict': ...}`` or ``{'state_dict': ...}``. A mismatch raises :class:`WeightsError` naming the
 missing, unexpected and mis-shaped keys. Official file names and URLs are data for users' machines; this module
 only copies from a URL it is given (``file://`` works) and never downloads on its own.
+
+PyTorch Lightning checkpoints (PARE's ``.ckpt``): ``{'state_dict': {'model.<key>': tensor, 'loss_fn.*': ...,
+'model.smpl.smpl.*': SMPL buffers}, 'hyper_parameters': <yacs CfgNode / AttributeDict>, 'optimizer_states': ...,
+...}``. Only ``model.*`` is kept, prefix stripped, ``model.smpl.*`` dropped (the body comes from the pipeline).
+The extra entries hold pickled classes (yacs, pytorch_lightning) that ``weights_only=True`` refuses. For entries
+marked ``lightning`` the loader then retries with :func:`restricted_load`: the same torch zip reader, but every
+global outside torch's own weights_only allowlist becomes an inert placeholder that only records its arguments
+and state, so no module is imported and no pickled code runs; the hyper-parameters come back as plain dicts.
+A user who prefers to check by hand can extract the weights themselves on a trusted machine:
+``torch.save({'state_dict': torch.load(ckpt, weights_only=False)['state_dict']}, 'pare_state_dict.pt')``.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import tempfile
+import types
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Mapping
+from typing import IO, Any, Mapping
 
 import torch
 
@@ -29,8 +41,16 @@ _ROMP_LICENCE = (
     "ROMP/BEV code is MIT/Apache-2.0, but the weights were trained with SMPL and academic datasets: the SMPL "
     "model licence and the datasets' terms apply to their use"
 )
+_PARE_DATA = "https://drive.google.com/uc?id=1qIq0CBBj-O6wVc9nJXG-JDEtWPzRQ4KC"  # pare-github-data.zip (gdown id)
+_PARE_LICENCE = (
+    "RESEARCH ONLY: PARE's code, model and data are under the MPI non-commercial scientific research licence "
+    "(no commercial use, no redistribution; the SMPL model licence also applies). Each user must accept it at "
+    "pare.is.tue.mpg.de and download the weights themselves; Troupe never ships them"
+)
 DROPPED_PREFIXES = ("_result_parser.", "_calc_loss.")
 WRAPPER_KEYS = ("model_state_dict", "state_dict")
+LIGHTNING_PREFIX = "model."  # PyTorch Lightning: the LightningModule's ``self.model``
+LIGHTNING_DROPPED = ("smpl.",)  # after the prefix: PARE's SMPL layer buffers (model.smpl.smpl.*)
 
 
 class WeightsError(EstimatorError):
@@ -45,6 +65,7 @@ class Checkpoint:
     filename: str
     url: str
     note: str = _ROMP_LICENCE
+    lightning: bool = False  # a Lightning .ckpt: read with the restricted fallback (see module doc)
 
 
 CHECKPOINTS: dict[str, Checkpoint] = {
@@ -57,6 +78,12 @@ CHECKPOINTS: dict[str, Checkpoint] = {
                    f"extract it from the zip; {_ROMP_LICENCE}"),
         Checkpoint("bev", "BEV.pth", f"{_RELEASES}/V2.0/BEV.pth"),
         Checkpoint("bev-ft-agora", "BEV_ft_agora.pth", f"{_RELEASES}/V2.0/BEV_ft_agora.pth"),
+        Checkpoint("pare-hrnet32-3dpw", "pare_w_3dpw_checkpoint.ckpt", _PARE_DATA,
+                   "extract data/pare/checkpoints/pare_w_3dpw_checkpoint.ckpt from pare-github-data.zip (the PARE "
+                   f"demo default, trained with 3DPW); {_PARE_LICENCE}", lightning=True),
+        Checkpoint("pare-hrnet32", "pare_checkpoint.ckpt", _PARE_DATA,
+                   "extract data/pare/checkpoints/pare_checkpoint.ckpt from pare-github-data.zip (no 3DPW in "
+                   f"training); {_PARE_LICENCE}", lightning=True),
     )
 }
 
@@ -98,7 +125,8 @@ def install_checkpoint(name: str, source: str | os.PathLike) -> Path:
         try:
             _copy_source(source, tmp)
             tmp.close()
-            check_state_dict(network_for(name), read_state_dict(tmp.name), f"{source}")
+            state = read_state_dict(tmp.name, restricted_fallback=CHECKPOINTS[name].lightning)
+            check_state_dict(network_for(name), state, f"{source}")
         except BaseException:
             tmp.close()
             Path(tmp.name).unlink(missing_ok=True)
@@ -126,6 +154,7 @@ def _copy_source(source: str | os.PathLike, out: IO[bytes]) -> None:
 def network_for(name: str) -> torch.nn.Module:
     """The network a checkpoint belongs to (randomly initialised: used to check a file's layout)."""
     from backend.nets.bev import BEVv1
+    from backend.nets.pare import PARE
     from backend.nets.romp import ROMPv1
 
     builders = {
@@ -134,6 +163,8 @@ def network_for(name: str) -> torch.nn.Module:
         "romp-resnet50": lambda: ROMPv1("resnet50"),
         "bev": BEVv1,
         "bev-ft-agora": BEVv1,
+        "pare-hrnet32-3dpw": PARE,
+        "pare-hrnet32": PARE,
     }
     return builders[name]()
 
@@ -147,23 +178,131 @@ def checkpoint_status() -> dict[str, str]:
     return out
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Load a checkpoint with ``weights_only=True`` and normalise it to plain, unprefixed network keys."""
+def read_state_dict(path: str | os.PathLike, restricted_fallback: bool = False) -> dict[str, torch.Tensor]:
+    """Load a checkpoint with ``weights_only=True`` and normalise it to plain, unprefixed network keys.
+
+    ``restricted_fallback``: when weights_only refuses a global, retry with :func:`restricted_load` (Lightning)."""
+    return read_checkpoint(path, restricted_fallback)[0]
+
+
+def read_checkpoint(path: str | os.PathLike, restricted_fallback: bool = False
+                    ) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """(normalised state_dict, hyper-parameters as plain data or None) of a checkpoint file."""
     try:
         raw = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, not a torch file, pickled code refused by weights_only
+    except pickle.UnpicklingError as exc:  # a pickled class weights_only does not allow
+        if not restricted_fallback:
+            raise WeightsError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}".strip()) from exc
+        raw = restricted_load(path)
+    except Exception as exc:  # truncated zip, not a torch file
         raise WeightsError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}".strip()) from exc
-    return normalize_state_dict(raw, str(path))
+    hparams = plain_data(raw.get("hyper_parameters")) if isinstance(raw, Mapping) else None
+    return normalize_state_dict(raw, str(path)), hparams if isinstance(hparams, dict) else None
+
+
+class Opaque(dict):
+    """Stand-in for a pickled class the restricted loader does not trust: records arguments, items and state as
+    data. Its methods are the only code that runs for such an object."""
+
+    global_name = "?"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # REDUCE / INST: never forwards to a real class
+        super().__init__()
+        self.__dict__["_args"] = args
+        self.__dict__["_list"] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> "Opaque":  # REDUCE with a placeholder as the callable
+        return Opaque(*args)
+
+    def __setstate__(self, state: Any) -> None:  # BUILD
+        self.__dict__["_state"] = state
+
+    def append(self, item: Any) -> None:  # APPEND on a list subclass
+        self.__dict__.setdefault("_list", []).append(item)
+
+    def extend(self, items: Any) -> None:
+        self.__dict__.setdefault("_list", []).extend(items)
+
+    def __reduce__(self) -> Any:  # never re-pickled as the original class
+        return (dict, (dict(self),))
+
+
+def _allowed_globals() -> dict[str, Any]:
+    try:
+        from torch._weights_only_unpickler import _get_allowed_globals
+
+        return dict(_get_allowed_globals())
+    except Exception:  # a torch without that private helper: the tensor rebuilders are enough for checkpoints
+        import collections
+
+        import torch._utils as tu
+
+        return {"torch._utils._rebuild_tensor_v2": tu._rebuild_tensor_v2,
+                "torch._utils._rebuild_parameter": tu._rebuild_parameter,
+                "collections.OrderedDict": collections.OrderedDict}
+
+
+def _restricted_pickle_module() -> types.ModuleType:
+    allowed = _allowed_globals()
+    placeholders: dict[str, type] = {}
+
+    class RestrictedUnpickler(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            full = f"{module}.{name}"
+            if full in allowed:
+                return allowed[full]
+            if full not in placeholders:
+                placeholders[full] = type(name, (Opaque,), {"global_name": full})
+            return placeholders[full]
+
+    module = types.ModuleType("troupe_restricted_pickle")
+    module.Unpickler = RestrictedUnpickler  # type: ignore[attr-defined]
+    module.load = lambda f, **kw: RestrictedUnpickler(f, **kw).load()  # type: ignore[attr-defined]
+    module.__name__ = "troupe_restricted_pickle"
+    return module
+
+
+def restricted_load(path: str | os.PathLike) -> Any:
+    """torch.load of a zip checkpoint where only torch's weights_only allowlist is trusted; any other global
+    (yacs CfgNode, Lightning AttributeDict, callbacks, ...) becomes an :class:`Opaque` placeholder. Nothing is
+    imported and no pickled code runs, so it is as safe as ``weights_only=True``; only tensors and plain data
+    are used from the result."""
+    try:
+        return torch.load(Path(path), map_location="cpu", weights_only=False,
+                          pickle_module=_restricted_pickle_module())
+    except Exception as exc:
+        raise WeightsError(f"cannot read checkpoint {path} (restricted loader): {type(exc).__name__}: {exc}") from exc
+
+
+def plain_data(obj: Any, depth: int = 0) -> Any:
+    """Placeholders -> dicts of their items (a yacs CfgNode's config), recursively; other values unchanged."""
+    if depth > 32:
+        return None
+    if isinstance(obj, Opaque):
+        items = dict(obj)
+        state = obj.__dict__.get("_state")
+        if not items and isinstance(state, Mapping):
+            items = {k: v for k, v in state.items() if not str(k).startswith("__")}
+        return {str(k): plain_data(v, depth + 1) for k, v in items.items()}
+    if isinstance(obj, Mapping):
+        return {str(k): plain_data(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain_data(v, depth + 1) for v in obj]
+    return obj
 
 
 def normalize_state_dict(raw: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
-    """Unwrap ``model_state_dict`` / ``state_dict``, strip ``module.``, drop ``_result_parser.*`` / ``_calc_loss.*``."""
+    """Unwrap ``model_state_dict`` / ``state_dict``, strip ``module.``, drop ``_result_parser.*`` / ``_calc_loss.*``;
+    Lightning (any ``model.*`` key): keep only ``model.*`` without the prefix, minus ``smpl.*``."""
     for key in WRAPPER_KEYS:
         if isinstance(raw, Mapping) and isinstance(raw.get(key), Mapping):
             raw = raw[key]
             break
     if not isinstance(raw, Mapping) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
         raise WeightsError(f"{source} is not a state_dict of tensors")
+    if any(str(k).startswith(LIGHTNING_PREFIX) for k in raw):  # Lightning: keep model.*, minus its SMPL layer
+        raw = {k[len(LIGHTNING_PREFIX):]: v for k, v in raw.items() if k.startswith(LIGHTNING_PREFIX)
+               and not k[len(LIGHTNING_PREFIX):].startswith(LIGHTNING_DROPPED)}
     out: dict[str, torch.Tensor] = {}
     for key, value in raw.items():
         key = key[len("module."):] if key.startswith("module.") else key
@@ -194,9 +333,10 @@ def check_state_dict(module: torch.nn.Module, state: Mapping[str, torch.Tensor],
         raise WeightsError(f"{source} does not fit {type(module).__name__}: " + "; ".join(problems))
 
 
-def load_weights(module: torch.nn.Module, path: str | os.PathLike) -> torch.nn.Module:
+def load_weights(module: torch.nn.Module, path: str | os.PathLike, restricted_fallback: bool = False
+                 ) -> torch.nn.Module:
     """Read ``path`` and load it into ``module`` strictly (after the checks above)."""
-    state = read_state_dict(path)
+    state = read_state_dict(path, restricted_fallback)
     check_state_dict(module, state, str(path))
     module.load_state_dict(state, strict=True)
     return module

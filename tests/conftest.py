@@ -1,7 +1,15 @@
-"""Shared fixtures: the real footage in ../shared/data and an isolated cache and Blender user folder."""
+"""Shared fixtures: the real footage in ../shared/data, and a cache and Blender user folders kept out of $HOME.
+
+The environment is set when pytest loads this file, before any fixture of any scope runs, so nothing a test or a
+module-scoped fixture does can write to the user's home directory. One cache per session: assembling the
+MediaPipe task file and generating the open body happen once.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,20 +17,21 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="troupe-tests-"))
+os.environ["TROUPE_CACHE_DIR"] = str(_SESSION_DIR / "troupe-cache")
+os.environ["XDG_CACHE_HOME"] = str(_SESSION_DIR / "xdg-cache")  # Blender writes thumbnails there
+for _var in ("BLENDER_USER_RESOURCES", "BLENDER_USER_CONFIG", "BLENDER_USER_SCRIPTS"):
+    os.environ.setdefault(_var, str(_SESSION_DIR / "blender-user" / _var.lower()))
 
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Keep every test's cache (and Blender's user folders) out of the home directory.
 
-    One cache per session: assembling the MediaPipe task file and generating the open body are done once.
-    """
-    root = tmp_path_factory.getbasetemp() / "troupe-cache"
-    monkeypatch.setenv("TROUPE_CACHE_DIR", str(root))
-    blender_user = tmp_path_factory.getbasetemp() / "blender-user"
-    for var in ("BLENDER_USER_RESOURCES", "BLENDER_USER_CONFIG", "BLENDER_USER_SCRIPTS"):
-        monkeypatch.setenv(var, str(blender_user / var.lower()))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))  # Blender's thumbnails
-    return root
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+
+
+@pytest.fixture
+def isolated_cache() -> Path:
+    """The session's cache directory (already in $TROUPE_CACHE_DIR)."""
+    return Path(os.environ["TROUPE_CACHE_DIR"])
 
 
 @pytest.fixture(scope="session")

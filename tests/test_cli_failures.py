@@ -62,7 +62,7 @@ def test_unreadable_inputs(tmp_path, name, content, expected):
     "options, expected",
     [
         (["--estimator", "nope"], "unknown estimator 'nope'; available: "),
-        (["--estimator", "pare"], "not available"),
+        (["--estimator", "crmh"], "not available"),
         (["--body-model", "smpl-neutral"], "smpl-neutral is not installed"),
         (["--device", "cuda"], "CUDA was requested"),
         (["--fov", "200"], "between 1 and 179"),

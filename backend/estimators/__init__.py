@@ -14,9 +14,7 @@ from backend.estimators.base import Estimator, EstimatorError, FrameEstimates, P
 DEFAULT_ESTIMATOR = "mediapipe-fit"
 
 PLANNED = {
-    "pare": "PARE (part attention against occlusion) is not implemented yet",
     "crmh": "Jiang et al. (coherent multi-person R-CNN) is not implemented yet",
-    "lasor": "LASOR (keypoints and silhouettes regressor) is not implemented yet",
     "dimr": "DIMR has no public weights or code; not available",
 }
 
@@ -27,6 +25,8 @@ REGISTERED: dict[str, tuple[str, str]] = {
     "mediapipe-fit": ("backend.estimators.mediapipe_fit", "MediapipeFitEstimator"),
     "romp": ("backend.estimators.romp", "RompEstimator"),
     "bev": ("backend.estimators.bev", "BevEstimator"),
+    "pare": ("backend.estimators.pare", "PareEstimator"),
+    "lasor": ("backend.estimators.lasor", "LasorEstimator"),
 }
 
 

@@ -3,6 +3,12 @@
 Stages: stem (two stride-2 3x3 convs) -> layer1 (4 Bottlenecks) -> stage2..4 with 2, 3 and 4 parallel branches
 (32/64/128/256 channels at strides 4/8/16/32). With ``multi_scale_output=False`` the last module of stage4 fuses
 into branch 0 only (ROMP/BEV: keys ``stage4.2.fuse_layers.0.*`` only) and the net returns (B, 32, H/4, W/4).
+
+PARE's variant (``hrnet_w32-conv``) keeps all four outputs and adds, in this key order after ``stage4``:
+``final_layer`` (conv1x1 32 -> 24 with bias; in the checkpoint but unused by PARE's forward) and
+``upsample_stage_{2,3,4}`` (1/2/3 x [bilinear x2 (align_corners=True), conv3x3 no bias, BN, ReLU] on branches
+1/2/3); :meth:`HRNetW32.concat_features` then concatenates the four branches at stride 4 (32+64+128+256 = 480).
+Both extras are off by default, so ROMP/BEV state_dicts are unchanged.
 """
 
 from __future__ import annotations
@@ -89,13 +95,29 @@ def _stage(channels: Sequence[int], modules: int, multi_scale_output: bool) -> n
     )
 
 
+def _upsample(channels: int, steps: int) -> nn.Sequential:
+    """PARE's ``_make_upsample_layer``: per step Upsample x2 (bilinear, align_corners) + conv3x3 + BN + ReLU."""
+    layers: list[nn.Module] = []
+    for _ in range(steps):
+        layers += [
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True),
+            nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(channels, momentum=BN_MOMENTUM),
+            nn.ReLU(inplace=True),
+        ]
+    return nn.Sequential(*layers)
+
+
 class HRNetW32(nn.Module):
     """HRNet-W32. Input: BCHW float already normalised by the caller's convention; see ``forward``."""
 
     channels = 32  # output channels of branch 0
 
-    def __init__(self, multi_scale_output: bool = False) -> None:
+    def __init__(self, multi_scale_output: bool = False, final_layer_channels: int = 0,
+                 conv_upsample: bool = False) -> None:
         super().__init__()
+        if conv_upsample and not multi_scale_output:
+            raise ValueError("conv_upsample needs multi_scale_output=True (all four branches)")
         self.conv1 = nn.Conv2d(3, 64, 3, 2, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(64, momentum=BN_MOMENTUM)
         self.conv2 = nn.Conv2d(64, 64, 3, 2, 1, bias=False)
@@ -108,6 +130,12 @@ class HRNetW32(nn.Module):
         self.stage3 = _stage([32, 64, 128], 4, True)
         self.transition3 = _transition([32, 64, 128], [32, 64, 128, 256])
         self.stage4 = _stage([32, 64, 128, 256], 3, multi_scale_output)
+        if final_layer_channels:
+            self.final_layer = nn.Conv2d(32, final_layer_channels, 1, 1, 0)
+        if conv_upsample:
+            self.upsample_stage_2 = _upsample(64, 1)
+            self.upsample_stage_3 = _upsample(128, 2)
+            self.upsample_stage_4 = _upsample(256, 3)
 
     @staticmethod
     def _branch_inputs(transition: nn.ModuleList, y: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -125,3 +153,9 @@ class HRNetW32(nn.Module):
         y = self.stage2(self._branch_inputs(self.transition1, [x]))
         y = self.stage3(self._branch_inputs(self.transition2, y))
         return self.stage4(self._branch_inputs(self.transition3, y))
+
+    def concat_features(self, x: torch.Tensor) -> torch.Tensor:
+        """PARE (``conv_upsample=True``): (B, 3, H, W) -> (B, 480, H/4, W/4), the four branches at stride 4."""
+        y = self.forward(x)
+        ups = (self.upsample_stage_2, self.upsample_stage_3, self.upsample_stage_4)
+        return torch.cat([y[0], *(up(yi) for up, yi in zip(ups, y[1:]))], dim=1)

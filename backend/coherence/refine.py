@@ -1,0 +1,279 @@
+"""Test-time coherence refinement after Jiang et al. (CVPR 2020): move people so they do not interpenetrate and
+their depth order agrees with the observed instance masks, while their 2D projections stay where they were.
+
+The free variables are per observation: a log-scale ``s`` of the pelvis along its camera ray (depth, the
+direction a monocular estimate is least sure of, and the one that keeps 2D nearly fixed) and a small lateral
+offset. Poses and shapes are kept; meshes therefore move rigidly, so each person's penetration field is built
+once and shifted. Terms:
+
+- interpenetration: robust sum of other people's vertices inside each person's field (paper Eq. 3);
+- ordinal depth: ranking loss on pixels where the render and the masks disagree (paper Eq. 4);
+- reprojection drift: the projected pelvis and the 2D joint pattern (up to scale) stay near the input
+  ``joints2d``, normalised by the person's size;
+- depth prior: the log depth scale stays near 0;
+- smoothness (clips): corrections of one track change slowly from frame to frame.
+
+Every term is zero with zero gradient at the start when the scene is already coherent, so such a scene does
+not move.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from backend.camera import Camera
+from backend.coherence.fields import PenetrationField, penetration_field
+from backend.coherence.ground import ground_targets
+from backend.coherence.losses import (
+    disagreement_pairs, interpenetration_loss, observed_index_map, ordinal_depth_loss, pair_penetration,
+)
+from backend.estimators.base import PersonEstimate
+from backend.render import interpolate_depth, project, rasterize, scaled_camera
+
+
+@dataclass(frozen=True)
+class CoherenceOptions:
+    """Weights and budgets of the refinement; the defaults are tuned on the synthetic crowd set."""
+
+    order_iterations: int = 40  # first stage: depth order only (swapping people passes through a collision)
+    iterations: int = 40  # second stage: all terms
+    learning_rate: float = 0.01  # Adam step: about 1% of depth per iteration
+    render_width: int = 160  # masks and depth are compared at this width
+    rerender_every: int = 3  # between rasterizations depth is re-evaluated with the triangles held fixed
+    grid_resolution: int = 32
+    collision_weight: float = 1.0
+    collision_sigma: float = 2.0  # Geman-McClure scale, in metre-vertices of penetration
+    depth_order_weight: float = 1.0
+    depth_temperature: float = 0.05  # metres: how decisively an order is enforced
+    min_disagreement_pixels: int = 4
+    min_disagreement_fraction: float = 0.08  # of the smaller silhouette: thin-limb overlaps are misalignment
+    max_depth_ratio: float = 1.35  # a swap needing more depth change than this is misalignment, not order
+    reprojection_weight: float = 20.0
+    depth_prior_weight: float = 0.5
+    smoothness_weight: float = 50.0
+    lateral: bool = True  # also allow a small image-plane offset (helps side-by-side collisions)
+    ground_weight: float = 0.0  # > 0: everyone stands on one fitted floor (see coherence.ground); off by default
+
+
+@dataclass
+class _Observation:
+    frame: int
+    track: int
+    vertices: torch.Tensor  # (V, 3) posed, detached
+    joints: torch.Tensor  # (24, 3)
+    anchor: torch.Tensor  # (24, 2) input joints2d
+    size: float  # pixels: the person's 2D extent, to normalise reprojection drift
+    field: PenetrationField
+
+
+def refine_people(
+    people: Sequence[PersonEstimate],
+    body: torch.nn.Module,
+    camera: Camera,
+    masks: Sequence[np.ndarray | None] | None = None,
+    options: CoherenceOptions | None = None,
+) -> list[PersonEstimate]:
+    """One frame: new estimates with updated ``transl`` and ``joints2d`` (poses and betas unchanged).
+
+    ``masks``: one observed instance mask (H, W) per person (None where unknown); by default each
+    person's own ``mask``.
+    """
+    frame_masks = None if masks is None else [list(masks)]
+    return refine_clip([list(people)], None, body, camera, frame_masks, options)[0]
+
+
+def refine_clip(
+    frames: Sequence[Sequence[PersonEstimate]],
+    track_ids: Sequence[Sequence[int]] | None,
+    body: torch.nn.Module,
+    camera: Camera,
+    masks: Sequence[Sequence[np.ndarray | None]] | None = None,
+    options: CoherenceOptions | None = None,
+) -> list[list[PersonEstimate]]:
+    """A chunk of frames solved jointly; corrections of the same ``track_ids[f][k]`` are kept smooth in time.
+
+    ``track_ids`` None: no temporal coupling. Returns new estimates in the same nesting as ``frames``.
+    """
+    options = options or CoherenceOptions()
+    if masks is None:
+        masks = [[p.mask for p in people] for people in frames]
+    device = body.v_template.device
+    small = scaled_camera(camera, options.render_width)
+    observations = _observations(frames, track_ids, body, camera, options, device)
+    observed = [torch.as_tensor(observed_index_map(m, small.height, small.width), device=device) for m in masks]
+    problem = _Problem(observations, observed, body.faces, small, camera, options)
+    shifts = problem.solve()
+    return _updated(frames, observations, shifts, camera)
+
+
+def _observations(frames, track_ids, body, camera, options, device) -> list[_Observation]:
+    out: list[_Observation] = []
+    for f, people in enumerate(frames):
+        if not people:
+            continue
+        dtype = body.v_template.dtype
+        poses = torch.as_tensor(np.stack([p.poses for p in people]), dtype=dtype, device=device)
+        betas = torch.as_tensor(np.stack([p.betas for p in people]), dtype=dtype, device=device)
+        transl = torch.as_tensor(np.stack([p.transl for p in people]), dtype=dtype, device=device)
+        with torch.no_grad():
+            posed = body(poses, betas, transl)
+        for k, person in enumerate(people):
+            anchor = torch.as_tensor(person.joints2d, dtype=dtype, device=device)
+            extent = (anchor.amax(0) - anchor.amin(0)).max().item()
+            track = track_ids[f][k] if track_ids is not None else -1 - len(out)
+            field = penetration_field(posed.vertices[k], body.faces, options.grid_resolution)
+            out.append(_Observation(f, track, posed.vertices[k], posed.joints[k], anchor, max(extent, 1.0), field))
+    return out
+
+
+class _Problem:
+    """The joint objective over all observations of a chunk, and its Adam loop."""
+
+    def __init__(self, observations: list[_Observation], observed: list[torch.Tensor], faces: torch.Tensor,
+                 small: Camera, camera: Camera, options: CoherenceOptions) -> None:
+        self.obs, self.observed, self.faces = observations, observed, faces
+        self.small, self.camera, self.options = small, camera, options
+        self.frames = sorted({o.frame for o in observations})
+        self.members = {f: [i for i, o in enumerate(observations) if o.frame == f] for f in self.frames}
+        self.pairs: dict[int, set[tuple[int, int]]] = {f: set() for f in self.frames}
+        self.fragments: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.pelvis = torch.stack([o.joints[0] for o in observations]) if observations else torch.zeros(0, 3)
+        self.links = _track_links(observations)
+        self.ground, self.grounded = self._ground_targets()
+
+    def _ground_targets(self) -> tuple[torch.Tensor, torch.Tensor]:
+        n = len(self.obs)
+        target = torch.zeros(n, dtype=self.pelvis.dtype, device=self.pelvis.device)
+        usable = torch.zeros(n, dtype=torch.bool, device=self.pelvis.device)
+        if self.options.ground_weight <= 0:
+            return target, usable
+        for f in self.frames:
+            idx = self.members[f]
+            joints = torch.stack([self.obs[i].joints for i in idx])
+            pixels = torch.stack([self.obs[i].anchor for i in idx])
+            log_scale, ok = ground_targets(joints.cpu(), pixels.cpu(), self.camera.width, self.camera.height)
+            target[idx], usable[idx] = log_scale.to(target), ok.to(usable.device)
+        return target, usable
+
+    def shifts(self, params: torch.Tensor) -> torch.Tensor:
+        """Translation change (N, 3) of each observation: pelvis scaled along its ray, plus a lateral offset."""
+        along = self.pelvis * torch.expm1(params[:, :1])
+        lateral = torch.cat([params[:, 1:3], torch.zeros_like(params[:, :1])], 1) * self.pelvis[:, 2:3]
+        return along + (lateral if self.options.lateral else 0)
+
+    def solve(self) -> torch.Tensor:
+        n = len(self.obs)
+        params = torch.zeros(n, 3, dtype=self.pelvis.dtype, device=self.pelvis.device, requires_grad=True)
+        if n == 0 or not (self._incoherent() or bool((self.grounded & (self.ground.abs() > 1e-4)).any())):
+            return self.shifts(params).detach()
+        if any(self.pairs.values()):
+            self._descend(params, self.options.order_iterations, collisions=False)
+        self._descend(params, self.options.iterations, collisions=True)
+        return self.shifts(params).detach()
+
+    def _descend(self, params: torch.Tensor, iterations: int, collisions: bool) -> None:
+        optimizer = torch.optim.Adam([params], lr=self.options.learning_rate)
+        for step in range(iterations):
+            optimizer.zero_grad()
+            self.loss(params, rerender=step % self.options.rerender_every == 0, collisions=collisions).backward()
+            optimizer.step()
+
+    def _incoherent(self) -> bool:
+        """Anything to fix at the start? (Keeps a coherent scene exactly where it is, and is cheap.)"""
+        zero = torch.zeros(len(self.obs), 3, dtype=self.pelvis.dtype, device=self.pelvis.device)
+        with torch.no_grad():
+            self.loss(zero, rerender=True)  # finds the disagreeing pairs of every frame
+            if any(self.pairs.values()):
+                return True
+            for f in self.frames:
+                idx = self.members[f]
+                depths = pair_penetration([self.obs[i].vertices for i in idx], [self.obs[i].field for i in idx])
+                if any(v.item() > 0 for v in depths.values()):
+                    return True
+        return False
+
+    def loss(self, params: torch.Tensor, rerender: bool, collisions: bool = True) -> torch.Tensor:
+        o = self.options
+        shifts = self.shifts(params)
+        total = params.new_zeros(())
+        for f in self.frames:
+            idx = self.members[f]
+            verts = [self.obs[i].vertices + shifts[i] for i in idx]
+            if collisions:
+                total = total + o.collision_weight * interpenetration_loss(
+                    verts, [self.obs[i].field for i in idx], shifts[idx], o.collision_sigma)
+            total = total + o.depth_order_weight * self._ordinal(f, verts, rerender)
+        joints = torch.stack([ob.joints for ob in self.obs]) + shifts[:, None]
+        anchors = torch.stack([ob.anchor for ob in self.obs])
+        size = torch.tensor([ob.size for ob in self.obs], dtype=joints.dtype, device=joints.device)
+        drift = _drift(project(joints, self.camera), anchors) / size.square()
+        total = total + o.reprojection_weight * drift.sum() + o.depth_prior_weight * params[:, 0].square().sum()
+        if self.grounded.any():
+            off = (params[:, 0] - self.ground)[self.grounded]
+            total = total + o.ground_weight * off.square().sum()
+        if self.links.numel():
+            step = shifts[self.links[:, 0]] - shifts[self.links[:, 1]]
+            total = total + o.smoothness_weight * step.square().sum()
+        return total
+
+    def _ordinal(self, frame: int, verts: list[torch.Tensor], rerender: bool) -> torch.Tensor:
+        """Ordinal depth loss of one frame; finds newly disagreeing pairs whenever it rasterizes."""
+        o = self.options
+        if rerender or frame not in self.fragments:
+            frags = rasterize([v.detach() for v in verts], self.faces, self.small)
+            self.fragments[frame] = (frags.face, frags.bary)
+            found = disagreement_pairs(frags.index_map, self.observed[frame], frags.silhouettes,
+                                       o.min_disagreement_pixels, o.min_disagreement_fraction)
+            # the first evidence fixes a pair's order: while people pass through each other to swap, the
+            # render briefly contradicts the masks the other way round too
+            z = torch.stack([v[:, 2].mean() for v in verts]).detach()
+            self.pairs[frame].update(p for p in found if (p[1], p[0]) not in self.pairs[frame]
+                                     and z[p[0]] < o.max_depth_ratio * z[p[1]])
+        if not self.pairs[frame]:
+            return verts[0].new_zeros(())
+        face, bary = self.fragments[frame]
+        depth = interpolate_depth(face, bary, verts, self.faces)
+        return ordinal_depth_loss(depth, self.observed[frame], sorted(self.pairs[frame]), o.depth_temperature)
+
+
+def _drift(pixels: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+    """Squared 2D drift (N,) of the pelvis plus the joints' pattern after the best uniform scale about it.
+
+    Moving along the camera ray only rescales the 2D pattern of a person (to first order), so the ray stays the
+    free direction; the pattern's position and shape are held.
+    """
+    p, a = pixels - pixels[:, :1], anchors - anchors[:, :1]
+    scale = (p * a).sum((1, 2)) / p.square().sum((1, 2)).clamp(min=1e-9)
+    shape = (scale[:, None, None] * p - a).square().sum(-1).mean(-1)
+    return (pixels[:, 0] - anchors[:, 0]).square().sum(-1) + shape
+
+
+def _track_links(observations: list[_Observation]) -> torch.Tensor:
+    """(L, 2) pairs of observation indices: the same track in consecutive frames of the chunk."""
+    last: dict[int, tuple[int, int]] = {}
+    links = []
+    for i, ob in sorted(enumerate(observations), key=lambda item: item[1].frame):
+        if ob.track >= 0 and ob.track in last and last[ob.track][0] == ob.frame - 1:
+            links.append((last[ob.track][1], i))
+        last[ob.track] = (ob.frame, i)
+    return torch.tensor(links, dtype=torch.long).reshape(-1, 2)
+
+
+def _updated(frames, observations, shifts, camera) -> list[list[PersonEstimate]]:
+    out: list[list[PersonEstimate]] = [[] for _ in frames]
+    cursor = 0
+    for f, people in enumerate(frames):
+        for person in people:
+            ob, shift = observations[cursor], shifts[cursor]
+            cursor += 1
+            joints2d = project(ob.joints + shift, camera).cpu().numpy().astype(np.asarray(person.joints2d).dtype)
+            if not bool(shift.abs().max() > 0):
+                joints2d = np.array(person.joints2d, copy=True)
+            transl = np.asarray(person.transl) + shift.cpu().numpy().astype(np.asarray(person.transl).dtype)
+            out[f].append(dataclasses.replace(person, transl=transl, joints2d=joints2d))
+    return out

@@ -1,0 +1,306 @@
+"""``mediapipe-fit``: MediaPipe's bundled multi-person pose landmarker, then a batched SMPL fit (the default
+estimator; it needs no downloaded or licensed file).
+
+Per chunk of frames:
+
+1. detect people (``mediapipe_detector``), keeping up to ``alternatives`` landmark hypotheses per person: on hard
+   poses MediaPipe's tiles disagree and its scores do not say which hypothesis is right;
+2. fit every hypothesis of every person of the chunk in one optimisation (``fitting.optimize``) and keep, per
+   person, the one the body model explains best (lowest fit energy: a skeleton squeezed into half a person
+   is hard to reproject with human proportions) with a penalty for fragments (see ``_choose``);
+3. depth order: where one person's mask occludes another's (``fitting.depth_order``) and the fitted depths
+   disagree, refit those people briefly with an ordinal depth term;
+4. report each person in the camera frame.
+
+Temporal warm start (inside the estimator, by 2D boxes; ``fitting.warm_start``): successive calls to
+:meth:`estimate` are taken to be successive frames of one source. Each detected person is matched to the
+previous frame's nearest person; a matched person starts from that person's fitted pose, shape and translation,
+and a batch where everybody starts warm gets a short schedule. Within a chunk the links are chained, so a whole
+chunk starts from the previous chunk's last solution. ``warm_start`` lets the pipeline pass, per frame, the
+previous estimates it wants used instead (matched the same way); :meth:`reset` forgets the state (the pipeline
+calls it at shot cuts). A clip also saves detection time: the full tile pyramid runs on the first frame and
+every ``pyramid_every`` frames; other frames run the whole image, plus a crop around each person of the previous
+frame that the whole image did not find again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from backend.camera import Camera
+from backend.estimators.base import EstimatorError, FrameEstimates, PersonEstimate
+from backend.estimators.mediapipe_detector import PoseDetections, PoseDetector, region_around
+from backend.fitting import BodyPoints, FitInput, FitOptions, FitResult, fit_people
+from backend.fitting.depth_order import occlusion_pairs, violated
+from backend.fitting.mapping import mediapipe_confidence, mediapipe_to_points
+from backend.fitting.warm_start import Previous, assign, box_distance, chain, from_estimates, match
+
+WarmStart = Sequence[FrameEstimates | None]
+# Cost, in fit-energy units, of a hypothesis whose mask covers none of its person's largest mask: fragments
+# (a skeleton squeezed onto a torso or a leg) can fit as well as the whole person, but explain less of it.
+FRAGMENT_PENALTY = 2.0
+
+
+class MediapipeFitEstimator:
+    """Batch of RGB frames in, fitted SMPL people per frame out (see the module docstring).
+
+    Options: ``tile_scales`` (detector pyramid, 0 = whole image), ``pyramid_every`` (frames between full
+    pyramids in a clip), ``alternatives`` (landmark hypotheses fitted per person), ``chunk_frames`` (frames
+    fitted in one optimisation), ``match_distance`` (warm-start matching: box centre distance over box size),
+    ``depth_order`` (ordinal correction from occlusions), ``min_score`` / ``max_people_per_tile`` (detector),
+    and any :class:`FitOptions` field (e.g. ``full_steps=60``).
+    """
+
+    name = "mediapipe-fit"
+
+    def __init__(
+        self,
+        body_model: Any,
+        device: Any = "cpu",
+        *,
+        tile_scales: Sequence[float] = (0.0, 1.0, 0.6, 0.4),
+        pyramid_every: int = 60,
+        alternatives: int = 3,
+        chunk_frames: int = 8,
+        match_distance: float = 0.5,
+        depth_order: bool = True,
+        min_score: float = 0.3,
+        max_people_per_tile: int = 8,
+        **fit_options: Any,
+    ) -> None:
+        known = {f.name for f in fields(FitOptions)}
+        unknown = sorted(set(fit_options) - known)
+        if unknown:
+            raise EstimatorError(f"mediapipe-fit: unknown options {', '.join(unknown)}")
+        # The fit's tensors are tiny (a few dozen people x 25 points): the CPU beats any GPU round trip, and
+        # MediaPipe runs on the CPU anyway. ``device`` is accepted for the common interface.
+        self.device = device
+        try:
+            self.points = BodyPoints(body_model)
+        except ValueError as exc:  # e.g. a body model without the face and foot landmark vertices
+            raise EstimatorError(f"mediapipe-fit cannot use this body model: {exc}") from exc
+        self.fit_options = FitOptions(**fit_options)
+        self.pyramid_every = max(1, int(pyramid_every))
+        self.alternatives = max(1, int(alternatives))
+        self.chunk_frames = max(1, int(chunk_frames))
+        self.match_distance = match_distance
+        self.depth_order = depth_order
+        self.detector = PoseDetector(tile_scales=tile_scales, min_score=min_score,
+                                     max_people_per_tile=max_people_per_tile)
+        self._last: Previous | None = None
+        self._since_pyramid = 0
+
+    # ------------------------------------------------------------------------------------------- interface
+
+    def estimate(self, frames: Sequence[np.ndarray], camera: Camera,
+                 warm_start: WarmStart | None = None) -> list[FrameEstimates]:
+        """``frames``: RGB uint8 (H, W, 3) in time order. ``warm_start``: optional, per frame, the previous
+        estimates to start from (matched to detections by box distance) instead of the estimator's own state."""
+        if warm_start is not None and len(warm_start) != len(frames):
+            raise EstimatorError(f"warm_start has {len(warm_start)} entries for {len(frames)} frames")
+        for frame in frames:
+            _check_frame(frame)
+        out: list[FrameEstimates] = []
+        for start in range(0, len(frames), self.chunk_frames):
+            chunk = list(frames[start : start + self.chunk_frames])
+            hints = None if warm_start is None else list(warm_start[start : start + self.chunk_frames])
+            out.extend(self._estimate_chunk(chunk, camera, hints))
+        return out
+
+    def reset(self) -> None:
+        """Forget the previous frame (call between unrelated images or at a scene cut)."""
+        self._last = None
+        self._since_pyramid = 0
+
+    def close(self) -> None:
+        self.detector.close()
+        self._last = None
+
+    # ------------------------------------------------------------------------------------------- steps
+
+    def _estimate_chunk(self, frames: list[np.ndarray], camera: Camera,
+                        hints: list[FrameEstimates | None] | None) -> list[FrameEstimates]:
+        size = (frames[0].shape[1], frames[0].shape[0])
+        last = self._last if self._last is not None and self._last.size == size else None
+        detections = self._detect_all(frames, last)
+        inits = self._warm_starts(detections, last, hints, size)
+        data, frame_of = _fit_input(detections, inits, self.points.num_betas)
+        intrinsics = (camera.fx, camera.fy, camera.cx, camera.cy)
+        result = fit_people(self.points, data, intrinsics, self.fit_options)
+        rows = _choose(detections, result.energy)
+        detections = [d.select(r - offset) for d, r, offset in _per_frame(detections, rows)]
+        data, result, frame_of = _subset(data, rows), _rows(result, rows), frame_of[rows]
+        if self.depth_order:
+            result = self._order_depths(detections, data, result, intrinsics)
+        estimates = _estimates(detections, frame_of, result, camera, data.init_valid)
+        self._last = from_estimates(estimates[-1], size)
+        return estimates
+
+    def _detect_all(self, frames: list[np.ndarray], last: Previous | None) -> list[PoseDetections]:
+        detections, boxes = [], None if last is None else last.boxes
+        for frame in frames:
+            detections.append(self._detect(frame, boxes))
+            boxes = _leaders(detections[-1]).boxes
+        return detections
+
+    def _detect(self, frame: np.ndarray, previous_boxes: np.ndarray | None) -> PoseDetections:
+        """The full pyramid on a first frame and every ``pyramid_every`` frames; in between, the whole image plus
+        a crop around each previous person the whole image did not find again (small or hard people)."""
+        height, width = frame.shape[:2]
+        self._since_pyramid += 1
+        if previous_boxes is None or len(previous_boxes) == 0 or self._since_pyramid >= self.pyramid_every:
+            self._since_pyramid = 0
+            return self.detector.detect(frame, alternatives=self.alternatives)
+        raw = self.detector.run_tiles(frame, [(0, 0, 0)], thorough=False)
+        whole = self.detector.merge(raw, height, width)
+        found = assign(box_distance(previous_boxes, whole.boxes), self.match_distance)
+        missing = previous_boxes[found < 0]
+        if len(missing) == 0:
+            return whole
+        regions = [region_around(box, width, height) for box in missing]
+        return self.detector.detect(frame, tile_scales=(), regions=regions, thorough=False, previous=raw)
+
+    def _warm_starts(self, detections: list[PoseDetections], last: Previous | None,
+                     hints: list[FrameEstimates | None] | None, size: tuple[int, int]) -> list[Previous | None]:
+        """Per frame, the parameters each detection starts from (NaN translation: cold start)."""
+        inits: list[Previous | None] = []
+        source = last
+        for t, det in enumerate(detections):
+            if hints is not None and hints[t]:
+                source = from_estimates(hints[t], size)
+            inits.append(None if source is None else match(source, det.boxes, det.group, self.match_distance))
+            source = chain(inits[-1], det.group)
+        return inits
+
+    def _order_depths(self, detections: list[PoseDetections], data: FitInput, result: FitResult,
+                      intrinsics: tuple) -> FitResult:
+        """Refit, briefly and with an ordinal term, the people whose depths contradict mask occlusions."""
+        pairs, offset = [], 0
+        for det in detections:
+            if len(det) > 1:
+                pairs.append(occlusion_pairs(det.masks, det.keypoints, det.visibility) + offset)
+            offset += len(det)
+        pairs = np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64)
+        bad = pairs[violated(pairs, result.joints[:, 0, 2])]
+        if len(bad) == 0:
+            return result
+        rows = np.unique(bad)
+        remap = np.full(len(data), -1)
+        remap[rows] = np.arange(len(rows))
+        warm = _with_warm_start(_subset(data, rows), _rows(result, rows))
+        refit = fit_people(self.points, warm, intrinsics, self.fit_options, remap[bad])
+        out = {f.name: getattr(result, f.name).copy() for f in fields(FitResult) if f.name != "extras"}
+        for name in out:
+            out[name][rows] = getattr(refit, name)
+        return FitResult(**out, extras={"depth_order_refit": rows})
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+def _check_frame(frame: np.ndarray) -> None:
+    if not (isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8):
+        shape = getattr(frame, "shape", None)
+        raise EstimatorError(f"mediapipe-fit expects RGB uint8 frames of shape (H, W, 3), got {shape}")
+
+
+def _leaders(det: PoseDetections) -> PoseDetections:
+    """The first (highest-score) hypothesis of every person."""
+    _, first = np.unique(det.group, return_index=True)
+    return det.select(np.sort(first))
+
+
+def _per_frame(detections: list[PoseDetections], rows: np.ndarray) -> Iterator[tuple[PoseDetections, np.ndarray, int]]:
+    """Split global row indices into (detections, rows, offset) per frame."""
+    offset = 0
+    for det in detections:
+        mine = rows[(rows >= offset) & (rows < offset + len(det))]
+        yield det, mine, offset
+        offset += len(det)
+
+
+def _choose(detections: list[PoseDetections], energy: np.ndarray) -> np.ndarray:
+    """Per frame and person, the row of the best hypothesis: lowest fit energy plus a penalty for covering less
+    of the person's silhouette than its largest hypothesis. Sorted global row indices."""
+    rows, offset = [], 0
+    for det in detections:
+        if len(det) == 0:
+            continue
+        area = det.masks.reshape(len(det), -1).sum(axis=1).astype(np.float64)
+        for g in np.unique(det.group):
+            members = np.flatnonzero(det.group == g)
+            coverage = area[members] / max(area[members].max(), 1.0)
+            cost = energy[offset + members] + FRAGMENT_PENALTY * (1.0 - coverage)
+            rows.append(int(offset + members[np.argmin(cost)]))
+        offset += len(det)
+    return np.array(sorted(rows), dtype=np.int64)
+
+
+def _fit_input(detections: list[PoseDetections], inits: list[Previous | None], num_betas: int
+               ) -> tuple[FitInput, np.ndarray]:
+    """All hypotheses of the chunk as one FitInput; ``frame_of`` gives each row's frame."""
+    frame_of = np.concatenate([np.full(len(d), t) for t, d in enumerate(detections)]).astype(np.int64)
+    cat = lambda name: np.concatenate([getattr(d, name) for d in detections])  # noqa: E731
+    keypoints, visibility, presence, world, boxes = (cat(n) for n in ("keypoints", "visibility", "presence",
+                                                                        "world", "boxes"))
+    b = len(frame_of)
+    poses, betas, transl = np.zeros((b, 24, 3)), np.zeros((b, num_betas)), np.full((b, 3), np.nan)
+    row = 0
+    for det, init in zip(detections, inits):
+        if init is not None:
+            n = min(num_betas, init.betas.shape[1])
+            poses[row : row + len(det)] = init.poses
+            betas[row : row + len(det), :n] = init.betas[:, :n]
+            transl[row : row + len(det)] = init.transl
+        row += len(det)
+    valid = ~np.isnan(transl[:, 0])
+    transl[~valid] = 0.0
+    data = FitInput(
+        keypoints=mediapipe_to_points(keypoints), confidence=mediapipe_confidence(visibility, presence),
+        world=mediapipe_to_points(world), size_px=np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]),
+        init_poses=poses, init_betas=betas, init_transl=transl, init_valid=valid,
+    )
+    return data, frame_of
+
+
+def _subset(data: FitInput, rows: np.ndarray) -> FitInput:
+    return FitInput(*(None if getattr(data, f.name) is None else getattr(data, f.name)[rows] for f in fields(FitInput)))
+
+
+def _rows(result: FitResult, rows: np.ndarray) -> FitResult:
+    return FitResult(**{f.name: getattr(result, f.name)[rows] for f in fields(FitResult) if f.name != "extras"})
+
+
+def _with_warm_start(data: FitInput, result: FitResult) -> FitInput:
+    return FitInput(data.keypoints, data.confidence, data.world, data.size_px, result.poses, result.betas,
+                    result.transl, np.ones(len(data), bool))
+
+
+def _estimates(detections: list[PoseDetections], frame_of: np.ndarray, result: FitResult, camera: Camera,
+               warm: np.ndarray) -> list[FrameEstimates]:
+    out: list[FrameEstimates] = [[] for _ in detections]
+    counters = [0] * len(detections)
+    for row, t in enumerate(frame_of):
+        det, i = detections[t], counters[t]
+        counters[t] += 1
+        out[t].append(PersonEstimate(
+            poses=result.poses[row].astype(np.float32),
+            betas=result.betas[row].astype(np.float32),
+            transl=result.transl[row].astype(np.float32),
+            joints2d=camera.project(result.joints[row]).astype(np.float32),
+            confidence=float(det.scores[i]),
+            bbox=det.boxes[i].astype(np.float32),
+            mask=det.masks[i],
+            extras={
+                "reprojection_px": float(result.reprojection_px[row]),
+                "fit_energy": float(result.energy[row]),
+                "warm_start": bool(warm[row]),
+                "keypoints2d": det.keypoints[i].astype(np.float32),
+                "keypoint_visibility": det.visibility[i].astype(np.float32),
+                "world_landmarks": det.world[i].astype(np.float32),
+            },
+        ))
+    return out

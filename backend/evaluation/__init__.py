@@ -1,0 +1,1 @@
+"""Synthetic multi-person evaluation: scenes with ground truth, a perturbed-ground-truth estimator, metrics."""
