@@ -34,6 +34,7 @@ from backend.coherence.losses import (
 )
 from backend.estimators.base import PersonEstimate
 from backend.render import interpolate_depth, project, rasterize, scaled_camera
+from backend.torch_threads import single_thread
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,18 @@ def refine_clip(
 
     ``track_ids`` None: no temporal coupling. Returns new estimates in the same nesting as ``frames``.
     """
+    with single_thread():  # many tiny tensors: threads only add overhead (see backend.torch_threads)
+        return _refine_clip(frames, track_ids, body, camera, masks, options)
+
+
+def _refine_clip(
+    frames: Sequence[Sequence[PersonEstimate]],
+    track_ids: Sequence[Sequence[int]] | None,
+    body: torch.nn.Module,
+    camera: Camera,
+    masks: Sequence[Sequence[np.ndarray | None]] | None,
+    options: CoherenceOptions | None,
+) -> list[list[PersonEstimate]]:
     options = options or CoherenceOptions()
     if masks is None:
         masks = [[p.mask for p in people] for people in frames]

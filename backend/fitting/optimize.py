@@ -12,9 +12,7 @@ needs several closure evaluations per step; see benchmarks/bench_mediapipe_fit.p
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -25,6 +23,7 @@ from backend.fitting.init import depth_from_limbs, ik_body_pose, orientation_fro
 from backend.fitting.losses import project, reprojection_loss, world_loss
 from backend.fitting.mapping import POINT_WEIGHTS, TORSO_POINTS
 from backend.fitting.priors import PosePrior, shape_prior
+from backend.torch_threads import single_thread
 
 
 @dataclass
@@ -235,18 +234,6 @@ def fit_people(
         return _empty(body.num_betas)
     with single_thread():
         return _fit(body, data, intrinsics, options, ordinal_pairs)
-
-
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one thread: the fit's tensors are tiny, and on a 2-core machine intra-op threading made each
-    step ~10x slower (measured: 4 ms vs 55 ms per step for 6 people)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _fit(body: BodyPoints, data: FitInput, intrinsics: np.ndarray, options: FitOptions,
