@@ -268,11 +268,4 @@ class TROUPE_OT_export_amass(bpy.types.Operator, ExportHelper, _ExportBase):
 CLASSES = (TROUPE_OT_export_fbx, TROUPE_OT_export_bvh, TROUPE_OT_export_amass)
 
 
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

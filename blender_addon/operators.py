@@ -159,11 +159,4 @@ class TROUPE_OT_import_result(bpy.types.Operator, ImportHelper):
 CLASSES = (TROUPE_OT_reconstruct, TROUPE_OT_cancel, TROUPE_OT_import_result)
 
 
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

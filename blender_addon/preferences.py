@@ -217,11 +217,4 @@ CLASSES = (TroupePreferences, TROUPE_OT_detect_backend, TROUPE_OT_create_backend
            TROUPE_OT_check_backend, TROUPE_OT_cancel_task)
 
 
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)
