@@ -64,3 +64,44 @@ def test_stdout_carries_protocol_lines_only(backend):
         backend.next_event()
     backend.close()
     assert len(backend.raw_lines) == 3  # every line parsed as JSON in the reader, and nothing else appeared
+
+
+def test_reconstructs_a_real_image_with_progress_and_a_valid_result(backend, shared_data, tmp_path):
+    from backend.result import read_result
+
+    output = tmp_path / "résultat final.npz"
+    backend.send({"type": "reconstruct", "id": "img", "input": str(shared_data / "football_player_b.jpg"),
+                  "output": str(output), "smoothing": 0})  # fmt: skip
+    events = []
+    while not events or events[-1]["type"] not in ("done", "error", "cancelled"):
+        events.append(backend.next_event(timeout=120))
+    done = events[-1]
+    assert done["type"] == "done", done
+    assert any(e["type"] == "progress" and e["done"] == e["total"] == 1 for e in events)
+    data = read_result(done["output"])
+    assert done["people"] == len(data["track_id"]) >= 1
+
+
+def test_second_request_is_refused_while_busy_and_cancel_writes_nothing(backend, shared_data, tmp_path):
+    output = tmp_path / "dancer.npz"
+    request = {"type": "reconstruct", "id": "clip", "input": str(shared_data / "dancer_1080p.mp4"), "output": str(output)}
+    backend.send(request)
+    first = backend.wait_for("progress")
+    assert first["id"] == "clip" and first["total"] == 300
+    backend.send({**request, "id": "second", "output": str(tmp_path / "second.npz")})
+    refused = backend.wait_for("error")
+    assert refused["id"] == "second" and refused["code"] == "BUSY"
+    backend.send({"type": "cancel", "id": "clip"})
+    assert backend.wait_for("cancelled", "done", "error") == {"type": "cancelled", "id": "clip"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no result, no temporary file
+    backend.send({"type": "ping", "id": "after"})
+    assert backend.wait_for("pong")["id"] == "after"
+
+
+def test_closing_stdin_mid_job_stops_the_backend_without_leaving_files(shared_data, tmp_path):
+    process = BackendProcess()
+    process.send({"type": "reconstruct", "id": "clip", "input": str(shared_data / "dancer_1080p.mp4"),
+                  "output": str(tmp_path / "out.npz")})  # fmt: skip
+    process.wait_for("progress")
+    assert process.close(timeout=60) == 0
+    assert list(tmp_path.iterdir()) == []
