@@ -8,6 +8,7 @@ import bpy
 
 from . import jobs
 from .preferences import draw_task
+from .properties import WEIGHT_LICENCE_NOTES
 from .scene import VIDEO_SUFFIXES
 
 
@@ -49,6 +50,9 @@ class VIEW3D_PT_troupe(_TroupePanel, bpy.types.Panel):
         sub.prop(settings, "frame_start", text="")
         sub.prop(settings, "frame_end", text="")
         layout.prop(settings, "estimator")
+        note = WEIGHT_LICENCE_NOTES.get(settings.estimator)
+        if note:
+            layout.label(text=note, icon="INFO")
         layout.prop(settings, "body_model")
         row = layout.row(heading="Field of View")
         row.prop(settings, "use_fov", text="")

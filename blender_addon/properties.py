@@ -14,6 +14,13 @@ ESTIMATORS = [
     ("lasor", "LASOR", "Keypoints + silhouettes regressor trained by the project; weights ship with it"),
     ("dimr", "DIMR", "Dense UV completion; no public weights exist"),
 ]
+# Shown in the panel as soon as the estimator is chosen: the user sees the terms before anything runs.
+WEIGHT_LICENCE_NOTES = {
+    "romp": "ROMP weights: SMPL model licence and the training datasets' terms apply",
+    "bev": "BEV weights: SMPL model licence and the training datasets' terms apply",
+    "pare": "PARE weights: research-only, non-commercial licence",
+    "crmh": "CRMH weights: research-only, non-commercial licence",
+}
 BODY_MODELS = [
     ("open-body", "Open body", "Built-in, licence-free SMPL-compatible body (default)"),
     ("smpl-neutral", "SMPL neutral", "Your SMPL file, installed in the add-on preferences"),

@@ -98,6 +98,17 @@ def test_sidebar_panels_draw_every_setting_and_action(addon) -> None:
     _draw(addon.panels.VIEW3D_PT_troupe_backend, context)
 
 
+def test_research_licence_is_shown_as_soon_as_pare_is_chosen(addon) -> None:
+    settings = bpy.context.scene.troupe
+    assert not any("licence" in text for text in _draw(addon.panels.VIEW3D_PT_troupe, bpy.context).get("labels", []))
+    settings.estimator = "pare"
+    try:
+        labels = _draw(addon.panels.VIEW3D_PT_troupe, bpy.context)["labels"]
+    finally:
+        settings.estimator = "mediapipe-fit"
+    assert any("research-only" in text for text in labels)
+
+
 def test_running_job_shows_progress_cancel_and_status_bar(addon, tmp_path: Path) -> None:
     python, _ = make_fake_backend(tmp_path, "slow")
     addon.jobs.preferences().python_path = python
