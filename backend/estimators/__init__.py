@@ -14,7 +14,6 @@ from backend.estimators.base import Estimator, EstimatorError, FrameEstimates, P
 DEFAULT_ESTIMATOR = "mediapipe-fit"
 
 PLANNED = {
-    "lasor": "LASOR (keypoints and silhouettes regressor) is not finished yet",
     "crmh": "Jiang et al. (coherent multi-person R-CNN) is not implemented yet",
     "dimr": "DIMR has no public weights or code; not available",
 }
@@ -27,6 +26,7 @@ REGISTERED: dict[str, tuple[str, str]] = {
     "romp": ("backend.estimators.romp", "RompEstimator"),
     "bev": ("backend.estimators.bev", "BevEstimator"),
     "pare": ("backend.estimators.pare", "PareEstimator"),
+    "lasor": ("backend.estimators.lasor", "LasorEstimator"),
 }
 
 

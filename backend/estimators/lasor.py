@@ -1,0 +1,71 @@
+"""``lasor``: MediaPipe detections (keypoints + person masks) -> LASOR regressor per person crop -> SMPL people.
+
+The regressor (``backend.lasor``) was trained by the project on synthetic, occlusion-aware data for the
+built-in open body; its weights ship with the project (``backend/lasor/weights``). It is a small CPU-trained
+model: see backend/lasor/README.md for what it was trained on and its measured synthetic accuracy. With another
+body model (the user's SMPL) the pose is used as is and the shape is left at the mean (betas 0): the shape
+space it learned is the open body's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from backend.camera import Camera
+from backend.estimators.base import EstimatorError, FrameEstimates, PersonEstimate
+
+
+class LasorEstimator:
+    name = "lasor"
+
+    def __init__(self, body_model: Any, device: Any = "cpu", *, weights: str | Path | None = None,
+                 tile_scales: Sequence[float] = (0.0, 1.0, 0.6, 0.4), min_score: float = 0.3,
+                 min_visibility: float = 0.4, max_people_per_tile: int = 8) -> None:
+        import torch
+
+        from backend.estimators.mediapipe_detector import PoseDetector
+        from backend.lasor.body import LightBody
+        from backend.lasor.train import DEFAULT_WEIGHTS, load_regressor
+
+        path = Path(weights) if weights is not None else DEFAULT_WEIGHTS
+        if not path.is_file():
+            raise EstimatorError(f"lasor: weights not found at {path}")
+        try:
+            self.regressor = load_regressor(path, "cpu")
+        except Exception as exc:
+            raise EstimatorError(f"lasor: cannot load weights {path}: {exc}") from exc
+        self.device = torch.device(device) if device not in (None, "auto") else torch.device("cpu")
+        self.regressor.to(self.device)
+        self.body = LightBody(body_model).to(self.device)
+        self.min_visibility = min_visibility
+        self.tile_scales = tuple(tile_scales)
+        self.detector = PoseDetector(tile_scales=self.tile_scales, min_score=min_score,
+                                     max_people_per_tile=max_people_per_tile)
+
+    def estimate(self, frames: Sequence[np.ndarray], camera: Camera) -> list[FrameEstimates]:
+        from backend.lasor.inference import predict_people
+
+        out: list[FrameEstimates] = []
+        for frame in frames:
+            det = self.detector.detect(frame)
+            people = predict_people(self.regressor, self.body, det.keypoints, det.visibility, det.presence,
+                                    det.masks, camera, min_visibility=self.min_visibility)
+            out.append([
+                PersonEstimate(
+                    poses=people.poses[i], betas=people.betas[i], transl=people.transl[i],
+                    joints2d=camera.project(people.joints[i]), confidence=float(det.scores[i]),
+                    bbox=det.boxes[i].copy(), mask=None if det.masks is None else det.masks[i],
+                    extras={"keypoints": det.keypoints[i], "visibility": det.visibility[i],
+                            "weak_perspective": people.cam[i], "crop": people.crops[i]},
+                )
+                for i in range(len(det))
+            ])
+        return out
+
+    def close(self) -> None:
+        if self.detector is not None:
+            self.detector.close()
+            self.detector = None
