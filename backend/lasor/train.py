@@ -130,9 +130,9 @@ def train(out: Path, steps: int, resume: Path | None = None, batch_size: int = 3
         total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
-        bar.set_postfix(loss=f"{float(total):.3f}", j3d=f"{terms['j3d']:.4f}")
+        bar.set_postfix(loss=f"{total.item():.3f}", j3d=f"{terms['j3d']:.4f}")
         if (step + 1) % 20 == 0:
-            log.write(json.dumps({"step": step + 1, "loss": float(total), **terms, "time": time.time()}) + "\n")
+            log.write(json.dumps({"step": step + 1, "loss": total.item(), **terms, "time": time.time()}) + "\n")
             log.flush()
         if (step + 1) % save_every == 0 or step + 1 == steps:
             save_checkpoint(out / "last.pt", model, loss_fn, optimizer, step + 1, args)
