@@ -1,8 +1,15 @@
 """``romp``: ROMP v1 (HRNet-W32 or ResNet-50) with the user's official checkpoint; the fast multi-person path.
 
-Per batch of frames: letterbox to 512 (zero padding, centred, INTER_CUBIC), one forward pass (bf16 autocast and
+Per batch of frames: letterbox to 512 (zero padding, centred, bicubic), one forward pass (bf16 autocast and
 channels_last on CUDA), centre-map parsing on the device, SMPL parameters sampled at the centres, 6D ->
 rotation, then the camera.
+
+Preprocessing: on the CPU, cv2 ``copyMakeBorder`` + ``resize(INTER_CUBIC)`` per frame, exactly the official
+``img_preprocess``. On CUDA the uint8 frames are uploaded (pinned, 1 byte per channel) and padded and resized on
+the device with ``F.interpolate(mode="bicubic", align_corners=False)`` (the same Keys kernel, a = -0.75, with
+pixel centres at +0.5), clamped and rounded to the integer grid as cv2's uint8 output is. They differ only by
+cv2's fixed-point rounding: at most one grey level, on about 1e-5 of the values of real frames (measured on
+1280x720, 1920x1080 and odd-sized crops; tests/test_romp.py bounds it).
 
 Camera: ROMP predicts a weak-perspective camera (s, tx, ty) in the padded 512 input. As in the official code,
 the body's 24 joints are projected orthographically with it; the translation is then the perspective solve
@@ -29,6 +36,7 @@ from typing import Any, Iterator, Sequence
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from backend.body.kinematics import forward_kinematics
 from backend.body.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rot6d_to_matrix
@@ -55,15 +63,50 @@ def letterbox(frame: np.ndarray, size: int = INPUT_SIZE) -> tuple[np.ndarray, tu
     return cv2.resize(padded, (size, size), interpolation=cv2.INTER_CUBIC), (side, left, top)
 
 
-def preprocess(frames: Sequence[np.ndarray], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frames -> (B, 512, 512, 3) float 0..255 on ``device`` and (B, 3) float (side, left, top)."""
-    boxed = [letterbox(np.ascontiguousarray(f[..., :3])) for f in frames]
-    images = torch.from_numpy(np.stack([b[0] for b in boxed]))
-    if device.type == "cuda":
-        images = images.pin_memory()
-    images = images.to(device, non_blocking=True).float()
-    pads = torch.tensor([b[1] for b in boxed], dtype=torch.float32, device=device)
-    return images, pads
+def letterbox_tensor(frames: torch.Tensor, size: int = INPUT_SIZE) -> tuple[torch.Tensor, tuple[int, int, int]]:
+    """Device twin of :func:`letterbox` for a batch of same-sized frames (B, H, W, 3) uint8: zero-pad to a
+    centred square, bicubic resize (align_corners=False), clamp and round to 0..255. Returns (B, size, size, 3)
+    float and (side, left, top)."""
+    h, w = frames.shape[1:3]
+    side = max(h, w)
+    top, left = (side - h) // 2, (side - w) // 2
+    x = frames.permute(0, 3, 1, 2).float()
+    x = F.pad(x, (left, side - w - left, top, side - h - top))
+    if side != size:
+        x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp_(0, 255).round_()
+    return x.permute(0, 2, 3, 1).contiguous(), (side, left, top)
+
+
+def preprocess(
+    frames: Sequence[np.ndarray], device: torch.device, on_device: bool | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames -> (B, 512, 512, 3) float 0..255 on ``device`` and (B, 3) float (side, left, top).
+
+    ``on_device`` (default: ``device`` is CUDA) letterboxes with torch on ``device`` (:func:`letterbox_tensor`);
+    otherwise cv2 INTER_CUBIC on the host (:func:`letterbox`), the official preprocessing."""
+    if on_device is None:
+        on_device = device.type == "cuda"
+    if not on_device:
+        boxed = [letterbox(np.ascontiguousarray(f[..., :3])) for f in frames]
+        images = torch.from_numpy(np.stack([b[0] for b in boxed]))
+        if device.type == "cuda":
+            images = images.pin_memory()
+        images = images.to(device, non_blocking=True).float()
+        pads = torch.tensor([b[1] for b in boxed], dtype=torch.float32, device=device)
+        return images, pads
+
+    def upload(stack: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(stack))
+        return (t.pin_memory() if device.type == "cuda" else t).to(device, non_blocking=True)
+
+    frames = [f[..., :3] for f in frames]
+    if len({f.shape for f in frames}) == 1:  # one upload and one resize for the batch (the usual video case)
+        images, pad = letterbox_tensor(upload(np.stack(frames)))
+        pads = [pad] * len(frames)
+    else:
+        boxed = [letterbox_tensor(upload(f[None])) for f in frames]
+        images, pads = torch.cat([b[0] for b in boxed]), [b[1] for b in boxed]
+    return images, torch.tensor(pads, dtype=torch.float32, device=device)
 
 
 def batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
