@@ -92,6 +92,10 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
         help="temporal smoothing 0..1 (0 = off; default 0.5): zero-phase per track, stronger on depth",
     )  # fmt: skip
     cmd.add_argument(
+        "--fit-init", choices=("neutral", "lasor"), default=None,
+        help="mediapipe-fit only: start each new person's fit from the neutral pose (default) or from LASOR",
+    )  # fmt: skip
+    cmd.add_argument(
         "--no-coherence", dest="coherence", action="store_false",
         help="skip the refinement that separates interpenetrating people and fixes their depth order",
     )  # fmt: skip
@@ -145,6 +149,7 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
         frame_end=args.end,
         keep_partial=args.keep_partial,
         coherence=args.coherence,
+        estimator_options={} if args.fit_init is None else {"initialiser": args.fit_init},
     )
     if args.smoothing is not None:
         options.smoothing = args.smoothing

@@ -7,6 +7,7 @@ command line and ``doctor`` can say plainly that they are not available yet inst
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
 from backend.estimators.base import Estimator, EstimatorError, FrameEstimates, PersonEstimate
@@ -49,8 +50,13 @@ def estimator_class(name: str) -> type:
 
 
 def create_estimator(name: str, body_model: Any, device: Any, **options: Any) -> Estimator:
-    """Instantiate the estimator ``name`` for ``body_model`` on ``device``."""
-    return estimator_class(name)(body_model, device=device, **options)
+    """Instantiate the estimator ``name`` for ``body_model`` on ``device``; options it does not take are refused."""
+    cls = estimator_class(name)
+    try:
+        inspect.signature(cls).bind(body_model, device=device, **options)
+    except TypeError as exc:
+        raise EstimatorError(f"estimator {name!r} does not take the options {sorted(options)}: {exc}") from exc
+    return cls(body_model, device=device, **options)
 
 
 __all__ = [

@@ -21,11 +21,17 @@ previous estimates it wants used instead (matched the same way); :meth:`reset` f
 calls it at shot cuts). A clip also saves detection time: the full tile pyramid runs on the first frame and
 every ``pyramid_every`` frames; other frames run the whole image, plus a crop around each person of the previous
 frame that the whole image did not find again.
+
+Initialiser (``initialiser`` option): people without a temporal warm start begin from the fit's own cold start
+(``"neutral"``: mean shape, orientation and limbs from MediaPipe's 3D landmarks, depth from limb lengths) or from
+the LASOR regressor's prediction (``"lasor"``, ``backend.lasor.inference.LasorInitialiser``; weights from
+``lasor_weights``, default the shipped ones). LASOR starts are flagged ``FitInput.init_full``: they get the full
+schedule, not the short warm one. ``python -m backend eval --fit-init`` compares the two.
 """
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -36,12 +42,14 @@ from backend.estimators.mediapipe_detector import PoseDetections, PoseDetector, 
 from backend.fitting import BodyPoints, FitInput, FitOptions, FitResult, fit_people
 from backend.fitting.depth_order import occlusion_pairs, violated
 from backend.fitting.mapping import mediapipe_confidence, mediapipe_to_points
+from backend.fitting.optimize import temporal_warm
 from backend.fitting.warm_start import Previous, assign, box_distance, chain, from_estimates, match
 
 WarmStart = Sequence[FrameEstimates | None]
 # Cost, in fit-energy units, of a hypothesis whose mask covers none of its person's largest mask: fragments
 # (a skeleton squeezed onto a torso or a leg) can fit as well as the whole person, but explain less of it.
 FRAGMENT_PENALTY = 2.0
+INITIALISERS = ("neutral", "lasor")
 
 
 class MediapipeFitEstimator:
@@ -51,7 +59,9 @@ class MediapipeFitEstimator:
     pyramids in a clip), ``alternatives`` (landmark hypotheses fitted per person), ``chunk_frames`` (frames
     fitted in one optimisation), ``match_distance`` (warm-start matching: box centre distance over box size),
     ``depth_order`` (ordinal correction from occlusions), ``min_score`` / ``max_people_per_tile`` (detector),
-    and any :class:`FitOptions` field (e.g. ``full_steps=60``).
+    ``initialiser`` (``"neutral"`` or ``"lasor"``: where people without a temporal warm start begin),
+    ``lasor_weights`` (checkpoint for ``initialiser="lasor"``; default the shipped one), and any
+    :class:`FitOptions` field (e.g. ``full_steps=60``).
     """
 
     name = "mediapipe-fit"
@@ -69,6 +79,8 @@ class MediapipeFitEstimator:
         depth_order: bool = True,
         min_score: float = 0.3,
         max_people_per_tile: int = 8,
+        initialiser: str = "neutral",
+        lasor_weights: Any = None,
         **fit_options: Any,
     ) -> None:
         known = {f.name for f in fields(FitOptions)}
@@ -83,6 +95,7 @@ class MediapipeFitEstimator:
         except ValueError as exc:  # e.g. a body model without the face and foot landmark vertices
             raise EstimatorError(f"mediapipe-fit cannot use this body model: {exc}") from exc
         self.fit_options = FitOptions(**fit_options)
+        self.initialiser = make_initialiser(initialiser, body_model, lasor_weights)
         self.pyramid_every = max(1, int(pyramid_every))
         self.alternatives = max(1, int(alternatives))
         self.chunk_frames = max(1, int(chunk_frames))
@@ -128,6 +141,8 @@ class MediapipeFitEstimator:
         detections = self._detect_all(frames, last)
         inits = self._warm_starts(detections, last, hints, size)
         data, frame_of = _fit_input(detections, inits, self.points.num_betas)
+        if self.initialiser is not None:
+            data = learned_starts(self.initialiser, detections, data, camera)
         intrinsics = (camera.fx, camera.fy, camera.cx, camera.cy)
         result = fit_people(self.points, data, intrinsics, self.fit_options)
         rows = _choose(detections, result.energy)
@@ -135,7 +150,7 @@ class MediapipeFitEstimator:
         data, result, frame_of = _subset(data, rows), _rows(result, rows), frame_of[rows]
         if self.depth_order:
             result = self._order_depths(detections, data, result, intrinsics)
-        estimates = _estimates(detections, frame_of, result, camera, data.init_valid)
+        estimates = _estimates(detections, frame_of, result, camera, temporal_warm(data))
         self._last = from_estimates(estimates[-1], size)
         return estimates
 
@@ -199,6 +214,51 @@ class MediapipeFitEstimator:
 
 
 # ----------------------------------------------------------------------------------------------- helpers
+
+
+def make_initialiser(name: str, body_model: Any, weights: Any = None) -> Any:
+    """``None`` for the fit's own neutral start, else a callable ``(detections, camera) -> (poses, betas, transl)``."""
+    if name not in INITIALISERS:
+        raise EstimatorError(f"mediapipe-fit: initialiser must be one of {', '.join(INITIALISERS)}, got {name!r}")
+    if name == "neutral":
+        return None
+    from backend.lasor.inference import LasorInitialiser
+
+    try:
+        return LasorInitialiser(body_model, weights)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise EstimatorError(f"mediapipe-fit cannot load the LASOR initialiser: {exc}") from exc
+
+
+def learned_starts(initialiser: Any, detections: Sequence[PoseDetections], data: FitInput, camera: Camera
+                   ) -> FitInput:
+    """``data`` with the rows that have no temporal warm start starting from ``initialiser``'s prediction,
+    flagged ``init_full`` (full schedule). Rows whose prediction is not finite keep the neutral start."""
+    b = len(data)
+    valid = np.zeros(b, bool) if data.init_valid is None else np.asarray(data.init_valid, bool)
+    cold = ~valid
+    if not cold.any():
+        return data
+    poses, betas, transl = (np.array(getattr(data, n), dtype=np.float64) for n in ("init_poses", "init_betas",
+                                                                                     "init_transl"))
+    learned = np.zeros(b, bool)
+    row = 0
+    for det in detections:
+        idx = np.flatnonzero(cold[row : row + len(det)])
+        if len(idx):
+            p, k, t = initialiser(det.select(idx), camera)
+            ok = np.isfinite(p).all(axis=(1, 2)) & np.isfinite(k).all(axis=1) & np.isfinite(t).all(axis=1)
+            ok &= t[:, 2] > 0.1
+            rows = row + idx[ok]
+            n = min(betas.shape[1], k.shape[1])
+            poses[rows], transl[rows] = p[ok], t[ok]
+            betas[rows] = 0.0
+            betas[rows, :n] = k[ok, :n]
+            learned[rows] = True
+        row += len(det)
+    full = learned if data.init_full is None else np.asarray(data.init_full, bool) | learned
+    return replace(data, init_poses=poses, init_betas=betas, init_transl=transl, init_valid=valid | learned,
+                   init_full=full)
 
 
 def _check_frame(frame: np.ndarray) -> None:

@@ -1,4 +1,5 @@
-"""``python -m backend eval``: synthetic multi-person scenes, metrics per estimator with and without coherence.
+"""``python -m backend eval``: synthetic multi-person scenes, metrics per estimator with and without coherence;
+``--fit-init``: LASOR alone vs the default fit from a neutral start vs from LASOR's start (``fit_init``).
 
 Wiring: in ``backend/cli.py``, ``from backend.evaluation.cli import add_parser`` and ``add_parser(commands)``.
 """
@@ -23,6 +24,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     cmd.add_argument("--body-model", default="open-body")
     cmd.add_argument("--ground-weight", type=float, default=0.0,
                      help="coherence's optional floor prior (0 = Jiang et al.'s terms only; 20-100 on these scenes)")
+    cmd.add_argument("--fit-init", action="store_true",
+                     help="instead: LASOR alone vs mediapipe-fit from its neutral start vs from LASOR's start "
+                          "(MPJPE, PA-MPJPE, seconds per person)")
     cmd.add_argument("--threads", type=int, default=1, help="torch CPU threads (small tensors: 1 is fastest)")
     cmd.set_defaults(handler=run)
     return cmd
@@ -38,6 +42,16 @@ def run(args: argparse.Namespace) -> int:
     if args.min_people < 1 or args.max_people < args.min_people or args.scenes < 1:
         raise ValueError("need --scenes >= 1 and 1 <= --min-people <= --max-people")
     torch.set_num_threads(max(1, args.threads))
+    if getattr(args, "fit_init", False):
+        from backend.evaluation.fit_init import NOTE_FIT_INIT, evaluate_fit_init, format_fit_init
+
+        results = evaluate_fit_init(args.scenes, (args.min_people, args.max_people), args.seed,
+                                    body_model=args.body_model)
+        print(format_fit_init(results))
+        print(NOTE_FIT_INIT)
+        print(f"{args.scenes} scenes, {args.min_people}-{args.max_people} people each, seed {args.seed}",
+              file=sys.stderr)
+        return 0
     options = CoherenceOptions(ground_weight=args.ground_weight)
     results = evaluate(tuple(args.estimator or ["perturbed-gt"]), args.scenes, (args.min_people, args.max_people),
                        args.seed, options=options, body_model=args.body_model)

@@ -38,6 +38,9 @@ class FitInput:
     init_betas: np.ndarray | None = None  # (B, K)
     init_transl: np.ndarray | None = None  # (B, 3)
     init_valid: np.ndarray | None = None  # (B,) bool
+    # (B,) bool: valid rows whose start is a fresh guess (e.g. LASOR's regression), not the previous frame's
+    # solution: they start from it but still get the full schedule.
+    init_full: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.keypoints.shape[0])
@@ -144,6 +147,14 @@ class _Problem:
         return out.index_add(0, front, violation).index_add(0, back, violation)
 
 
+def temporal_warm(data: FitInput) -> np.ndarray:
+    """(B,) rows starting from a previous solution (valid and not flagged ``init_full``)."""
+    if data.init_valid is None:
+        return np.zeros(len(data), bool)
+    warm = np.asarray(data.init_valid, bool)
+    return warm if data.init_full is None else warm & ~np.asarray(data.init_full, bool)
+
+
 def initial_params(body: BodyPoints, data: FitInput, intrinsics: np.ndarray) -> _Params:
     """Cold start from the observations; rows with a valid warm start take it instead."""
     glob, body_pose, betas, pelvis = _cold_start(body, data, intrinsics)
@@ -240,9 +251,10 @@ def _fit(body: BodyPoints, data: FitInput, intrinsics: np.ndarray, options: FitO
          ordinal_pairs: np.ndarray | None) -> FitResult:
     problem = _Problem(body, data, intrinsics, options, ordinal_pairs)
     params = initial_params(body, data, intrinsics)
-    # One schedule per batch: the short one only when everybody starts warm. A batch with new people runs the
-    # full schedule for all (one optimisation costs about the same for 10 or 60 people on the CPU).
-    warm = data.init_valid is not None and bool(np.all(data.init_valid))
+    # One schedule per batch: the short one only when everybody starts warm (from a previous frame; a row marked
+    # ``init_full`` starts from its given values but is not warm). A batch with new people runs the full schedule
+    # for all (one optimisation costs about the same for 10 or 60 people on the CPU).
+    warm = data.init_valid is not None and bool(np.all(temporal_warm(data)))
     orient_steps = options.warm_orient_steps if warm else options.orient_steps
     full_steps = options.warm_full_steps if warm else options.full_steps
     _run(problem, params, orient_steps, ("rot6d", "image_xy", "log_depth"), options, with_pose=False)

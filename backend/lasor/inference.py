@@ -1,7 +1,7 @@
 """Detector output -> LASOR inputs -> SMPL people in the pipeline's camera.
 
-Used by the ``lasor`` estimator and meant to be reused as an initialiser of the default fit
-(``predict_people`` takes MediaPipe detections and returns per-person poses, betas and translations).
+Used by the ``lasor`` estimator and as the optional initialiser of the default fit (``LasorInitialiser``;
+``predict_people`` takes MediaPipe detections and returns per-person poses, betas and translations).
 
 Per person: the 17 COCO keypoints are read off MediaPipe's 33 landmarks; those with visibility below
 ``min_visibility`` (the paper's best threshold, 0.4) are dropped, as the training data drops hidden ones. The crop
@@ -130,9 +130,9 @@ class LasorInitialiser:
     """Starting values for the default fit from LASOR: ``(poses (P, 24, 3), betas (P, K), transl (P, 3))`` for the
     rows of one frame's ``PoseDetections``, in the fit's body model (betas zero unless it is the open body).
 
-    Proposed use in ``mediapipe_fit._fit_input``: for rows without a temporal warm start, fill ``init_poses``,
-    ``init_betas``, ``init_transl`` from this and mark them valid (with a flag so they still get the full
-    schedule rather than the short warm one).
+    Used by ``mediapipe-fit`` with ``initialiser="lasor"`` (``mediapipe_fit.learned_starts``): rows without a
+    temporal warm start take ``init_poses``, ``init_betas``, ``init_transl`` from this, flagged
+    ``FitInput.init_full`` so they still get the full schedule rather than the short warm one.
     """
 
     def __init__(self, body_model, weights=None, device: str = "cpu") -> None:

@@ -1,0 +1,110 @@
+"""``mediapipe-fit`` with ``initialiser="lasor"``: new people start from LASOR's prediction with the full schedule,
+warm-started people keep the temporal warm start; the result is still a valid PersonEstimate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from backend.estimators.base import EstimatorError, PersonEstimate
+from backend.evaluation.fit_init import observations
+from backend.evaluation.scenes import SceneConfig, make_scene
+from backend.fitting import FitOptions
+from backend.fitting import optimize
+from backend.fitting.optimize import initial_params, temporal_warm
+
+CONFIG = SceneConfig(width=320, height=240, max_boxes=0)
+
+
+@pytest.fixture(scope="module")
+def body_model():
+    from backend.body import load_body_model
+
+    torch.set_num_threads(1)
+    return load_body_model("open-body")
+
+
+@pytest.fixture(scope="module")
+def scene_and_detections(body_model):
+    from backend.fitting import BodyPoints
+
+    rng = np.random.default_rng(3)
+    scene = make_scene(rng, body_model, 3, CONFIG)
+    det, gt = observations(scene, BodyPoints(body_model), rng, CONFIG)
+    assert len(det) >= 1
+    return scene, det, gt
+
+
+def _estimator(body_model, initialiser, det, monkeypatch, seen):
+    from backend.estimators import mediapipe_fit
+
+    est = mediapipe_fit.MediapipeFitEstimator(body_model, initialiser=initialiser, depth_order=False,
+                                              orient_steps=3, full_steps=6, warm_full_steps=4)
+    monkeypatch.setattr(est, "_detect_all", lambda frames, last: [det for _ in frames])
+    real = mediapipe_fit.fit_people
+
+    def spy(points, data, intrinsics, options, *rest):
+        seen.append((data, initial_params(points, data, np.asarray(intrinsics))))
+        return real(points, data, intrinsics, options, *rest)
+
+    monkeypatch.setattr(mediapipe_fit, "fit_people", spy)
+    return est
+
+
+def test_lasor_initialiser_changes_the_start_and_gives_valid_people(body_model, scene_and_detections, monkeypatch):
+    scene, det, _ = scene_and_detections
+    frame = np.zeros((CONFIG.height, CONFIG.width, 3), np.uint8)
+    neutral_seen, lasor_seen = [], []
+    neutral = _estimator(body_model, "neutral", det, monkeypatch, neutral_seen).estimate([frame], scene.camera)
+    est = _estimator(body_model, "lasor", det, monkeypatch, lasor_seen)
+    first = est.estimate([frame], scene.camera)
+
+    data_n, start_n = neutral_seen[0]
+    data_l, start_l = lasor_seen[0]
+    assert not data_n.init_valid.any()
+    assert data_l.init_valid.all() and data_l.init_full.all() and not temporal_warm(data_l).any()
+    pose_n, pose_l = start_n.body_pose.detach().numpy(), start_l.body_pose.detach().numpy()
+    assert np.abs(pose_n - pose_l).max() > 0.05  # LASOR's limbs, not the IK-from-world-landmarks start
+    assert np.allclose(pose_l, data_l.init_poses[:, 1:], atol=1e-5)
+
+    for people in (neutral[0], first[0]):
+        assert len(people) == len(det)
+        for p in people:
+            assert isinstance(p, PersonEstimate)
+            assert p.poses.shape == (24, 3) and p.betas.shape == (body_model.num_betas,) and p.transl.shape == (3,)
+            assert np.isfinite(p.poses).all() and np.isfinite(p.transl).all() and p.transl[2] > 0
+            assert p.extras["warm_start"] is False
+
+    # The next frame is a temporal warm start (short schedule), not a new LASOR start.
+    second = est.estimate([frame], scene.camera)
+    data_w, _ = lasor_seen[-1]
+    assert temporal_warm(data_w).all()
+    assert all(p.extras["warm_start"] for p in second[0])
+
+
+def test_init_full_rows_get_the_full_schedule(body_model, scene_and_detections, monkeypatch):
+    from backend.estimators.mediapipe_fit import _fit_input
+    from backend.fitting import BodyPoints, fit_people
+
+    scene, det, _ = scene_and_detections
+    points = BodyPoints(body_model)
+    data, _ = _fit_input([det], [None], points.num_betas)
+    data.init_valid[:] = True
+    steps = []
+    real_run = optimize._run
+    monkeypatch.setattr(optimize, "_run", lambda problem, params, n, *a, **k: (steps.append(n),
+                                                                                 real_run(problem, params, 1, *a, **k)))
+    intrinsics = (scene.camera.fx, scene.camera.fy, scene.camera.cx, scene.camera.cy)
+    options = FitOptions(orient_steps=7, full_steps=9, warm_orient_steps=0, warm_full_steps=3)
+    fit_people(points, data, intrinsics, options)
+    data.init_full = np.ones(len(data), bool)
+    fit_people(points, data, intrinsics, options)
+    assert steps == [0, 3, 7, 9]
+
+
+def test_unknown_initialiser_is_an_estimator_error(body_model):
+    from backend.estimators.mediapipe_fit import MediapipeFitEstimator
+
+    with pytest.raises(EstimatorError, match="initialiser"):
+        MediapipeFitEstimator(body_model, initialiser="oracle")
