@@ -59,6 +59,11 @@ def ensure_environment(env: str, requirements: str) -> Path:
 
 
 def setup() -> Path:
+    if sys.version_info[:2] != (3, 11):
+        raise SystemExit(
+            f"dev.py needs Python 3.11 (found {sys.version.split()[0]}): the bpy wheels used by the tests exist "
+            "only for 3.11. Run it as python3.11 dev.py ..."
+        )
     for env, requirements in ENVIRONMENTS.items():
         ensure_environment(env, requirements)
     return python_in(".venv")
