@@ -8,12 +8,13 @@ without importing torch: ``joint_names``, ``parents``, ``faces``, ``skin_weights
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+
+from backend.atomic import save_npz
 
 FORMAT = "troupe-result/1"
 FORMAT_FAMILY = "troupe-result"
@@ -70,16 +71,7 @@ def write_result(path: str | os.PathLike, arrays: Mapping[str, object]) -> Path:
     data = {key: np.asarray(value) for key, value in arrays.items()}
     data["format"] = np.asarray(FORMAT)
     validate(data)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".troupe-", suffix=".npz.part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(handle, **data)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+    return save_npz(path, data, compressed=True)
 
 
 def read_result(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
-import tempfile
 import types
 import urllib.request
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from typing import IO, Any, Mapping
 
 import torch
 
+from backend.atomic import atomic_path
 from backend.estimators.base import EstimatorError
 from backend.paths import cache_subdir
 
@@ -120,18 +120,11 @@ def install_checkpoint(name: str, source: str | os.PathLike) -> Path:
     if name not in CHECKPOINTS:
         raise WeightsError(f"unknown checkpoint {name!r}; known: {', '.join(CHECKPOINTS)}")
     target = weights_dir() / CHECKPOINTS[name].filename
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".part", delete=False) as tmp:
-        try:
-            _copy_source(source, tmp)
-            tmp.close()
-            state = read_state_dict(tmp.name, restricted_fallback=CHECKPOINTS[name].lightning)
-            check_state_dict(network_for(name), state, f"{source}")
-        except BaseException:
-            tmp.close()
-            Path(tmp.name).unlink(missing_ok=True)
-            raise
-    os.replace(tmp.name, target)
+    with atomic_path(target) as tmp:
+        with tmp.open("wb") as handle:
+            _copy_source(source, handle)
+        state = read_state_dict(tmp, restricted_fallback=CHECKPOINTS[name].lightning)
+        check_state_dict(network_for(name), state, f"{source}")
     return target
 
 

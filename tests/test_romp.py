@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from backend.body import load_body_model
-from backend.body.rotations import axis_angle_to_matrix
 from backend.camera import Camera
 from backend.estimators import create_estimator
 from backend.estimators.centermaps import parse_centers_2d

@@ -8,12 +8,11 @@ from which part each vertex belongs to, diffused along the surface -> shape spac
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from backend.atomic import save_npz
 from backend.body import meshing, open_body_design, sdf
 from backend.body.errors import BodyModelError
 from backend.body.open_body_shape import SHAPE_COMPONENTS, joint_regressor, shape_space
@@ -114,11 +113,4 @@ def open_body_arrays() -> dict[str, np.ndarray]:
 
 def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write an npz through a temporary file so a crash never leaves half a cache behind."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp.npz")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_npz(path, arrays)

@@ -14,7 +14,6 @@ import io
 import os
 import pickle
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
+from backend.atomic import save_npz
 from backend.body.errors import BodyModelError
 from backend.body.skeleton import PARENTS
 from backend.paths import cache_subdir
@@ -195,12 +195,4 @@ def install_smpl(path: str | os.PathLike[str], gender: str | None = None) -> Pat
     if gender not in GENDERS:
         raise BodyModelError(f"{path}: cannot tell whether this SMPL model is neutral, male or female; pass the gender")
     target = installed_path(gender)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.stem, suffix=".tmp.npz")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, gender=np.array(gender), **{key: arrays[key] for key in REQUIRED_KEYS})
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return save_npz(target, {"gender": np.array(gender), **{key: arrays[key] for key in REQUIRED_KEYS}})

@@ -18,14 +18,13 @@ image are missed. We therefore also run it on overlapping square tiles (a small 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from backend.atomic import atomic_path
 from backend.estimators.base import EstimatorError
 from backend.paths import cache_subdir
 
@@ -118,14 +117,8 @@ def ensure_task_file() -> Path:
             landmarks.read_bytes(), "pose_landmarks_detector", *LANDMARK_NORM
         ),
     }
-    fd, tmp = tempfile.mkstemp(prefix=".pose-", suffix=".task.part", dir=target.parent)
-    os.close(fd)
-    try:
-        model_asset_bundle_utils.create_model_asset_bundle(models, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(target) as tmp:
+        model_asset_bundle_utils.create_model_asset_bundle(models, str(tmp))
     return target
 
 

@@ -35,7 +35,7 @@ from backend.body.rotations import axis_angle_to_matrix
 from backend.camera import Camera
 from backend.lasor.body import LightBody
 from backend.lasor.keypoints import NUM_KEYPOINTS
-from backend.lasor.poses import euler_to_matrix, sample_body_poses
+from backend.lasor.poses import sample_body_poses
 from backend.render import rasterize
 
 BOX_FACES = torch.tensor([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
