@@ -104,6 +104,8 @@ def test_non_ascii_paths_with_spaces_and_a_folder_of_mixed_files(shared_data, tm
     assert result.returncode == 0, result.stderr
     data = read_result(output)
     assert int(data["num_frames"]) == 1 and len(data["track_id"]) >= 1
+    native_noise = [line for line in result.stderr.splitlines() if line[:5] in ("W0000", "I0000", "INFO:")]
+    assert native_noise == [], "MediaPipe's native log lines reached the terminal"
 
 
 def test_truncated_video_fails_cleanly_or_keeps_the_decoded_part_when_asked(shared_data, tmp_path):

@@ -25,6 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from backend.atomic import atomic_path
+from backend.native_log import native_stderr_silenced
 from backend.estimators.base import EstimatorError
 from backend.paths import cache_subdir
 
@@ -245,7 +246,8 @@ class PoseDetector:
             output_segmentation_masks=True,
         )
         try:
-            return vision.PoseLandmarker.create_from_options(options)
+            with native_stderr_silenced():
+                return vision.PoseLandmarker.create_from_options(options)
         except Exception as exc:  # the C++ side raises RuntimeError/ValueError with its own message
             raise EstimatorError(f"MediaPipe pose landmarker could not be created: {exc}") from exc
 
@@ -304,7 +306,8 @@ class PoseDetector:
         x0, y0, side = tile
         crop = image if side == 0 else image[y0 : y0 + side, x0 : x0 + side]
         landmarker = self._whole if side == 0 and thorough else self._landmarker
-        result = landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(crop)))
+        with native_stderr_silenced():
+            result = landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(crop)))
         if not result.pose_landmarks:
             return PoseDetections.empty(height, width), []
         det = _to_arrays(result.pose_landmarks, result.pose_world_landmarks, (x0, y0), crop.shape[:2],
