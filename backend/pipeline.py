@@ -1,8 +1,9 @@
-"""The reconstruction pipeline: frames -> shot cuts -> estimator -> tracker -> smoother -> result file.
+"""The reconstruction pipeline: frames -> shot cuts -> estimator -> coherence -> tracker -> smoother -> result file.
 
 Frames are processed in chunks, so memory is bounded by one chunk of frames plus the (small) per-person
 parameters: the tracker keeps people without their masks, and a small appearance descriptor instead of pixels.
-A chunk is split at shot cuts, so neither the estimator's warm start nor a track crosses a cut. Smoothing runs
+A chunk is split at shot cuts, so neither the estimator's warm start nor a track crosses a cut. Frames with
+several people are refined for coherence (backend.coherence) while their masks are still at hand. Smoothing runs
 per track in :func:`assemble_result`, before ``joints2d`` is computed, so the projections match the smoothed
 bodies. Progress and cancellation go through callbacks so the command line, the service and tests share one
 code path.
