@@ -3,6 +3,9 @@
 Contract keys (see DESIGN.md) plus the body-model data the Blender add-on needs to build a skinned mesh
 without importing torch: ``joint_names``, ``parents``, ``faces``, ``skin_weights`` and per-track
 ``rest_vertices`` (the mesh in the model's rest pose for that track's betas, same frame as ``rest_joints``).
+
+The Blender add-on loads this file on its own, by path, to validate results with the same rules: reading must need
+nothing but numpy and the standard library.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from typing import Mapping
 
 import numpy as np
 
-from backend.atomic import save_npz
 
 FORMAT = "troupe-result/1"
 FORMAT_FAMILY = "troupe-result"
@@ -71,6 +73,8 @@ def write_result(path: str | os.PathLike, arrays: Mapping[str, object]) -> Path:
     data = {key: np.asarray(value) for key, value in arrays.items()}
     data["format"] = np.asarray(FORMAT)
     validate(data)
+    from backend.atomic import save_npz  # here, not at the top: the add-on loads this file alone (see docstring)
+
     return save_npz(path, data, compressed=True)
 
 

@@ -109,3 +109,29 @@ def test_pickled_objects_are_never_loaded(tmp_path):
     np.savez(tmp_path / "pickled.npz", **data)
     with pytest.raises(ResultFileError, match="not a readable result file"):
         read_result(tmp_path / "pickled.npz")
+
+
+def test_reading_needs_nothing_but_numpy_as_the_addon_loads_it(tmp_path):
+    """The Blender add-on loads backend/result.py alone, by path, where the ``backend`` package is not importable."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = write_result(tmp_path / "r.npz", minimal_result())
+    source = Path(__file__).resolve().parents[1] / "backend" / "result.py"
+    script = f"""
+import importlib.util, sys
+class BlockBackend:
+    def find_spec(self, name, path=None, target=None):
+        if name == "backend" or name.startswith("backend."):
+            raise ImportError("the backend package is not importable inside Blender")
+sys.meta_path.insert(0, BlockBackend())
+spec = importlib.util.spec_from_file_location("troupe_result", {str(source)!r})
+module = importlib.util.module_from_spec(spec)
+sys.modules["troupe_result"] = module  # as blender_addon/result_data.py does
+spec.loader.exec_module(module)
+print(len(module.read_result({str(path)!r})["track_id"]))
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "2"
