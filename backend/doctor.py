@@ -131,11 +131,32 @@ def _estimator_checks() -> list[Check]:
     for name in estimator_names():
         try:
             estimator_class(name)
-            checks.append(Check(f"estimator: {name}", True, "ready", required=name == DEFAULT_ESTIMATOR))
+            ok, detail = _estimator_weights(name)
         except EstimatorError as exc:
-            checks.append(Check(f"estimator: {name}", False, str(exc), required=name == DEFAULT_ESTIMATOR))
+            ok, detail = False, str(exc)
+        checks.append(Check(f"estimator: {name}", ok, detail, required=name == DEFAULT_ESTIMATOR))
     checks.extend(Check(f"estimator: {name}", False, reason, required=False) for name, reason in PLANNED.items())
     return checks
+
+
+def _estimator_weights(name: str) -> tuple[bool, str]:
+    """Whether the estimator's weights are where it looks for them, and which file or what is missing."""
+    from backend.weights import ESTIMATOR_CHECKPOINTS, checkpoint_status
+
+    if name == "lasor":
+        from backend.lasor.train import DEFAULT_WEIGHTS
+
+        if DEFAULT_WEIGHTS.is_file():
+            return True, f"shipped weights {DEFAULT_WEIGHTS.name}"
+        return False, f"shipped weights missing: {DEFAULT_WEIGHTS}"
+    checkpoints = ESTIMATOR_CHECKPOINTS.get(name)
+    if not checkpoints:
+        return True, "ready (no weights needed)"
+    status = checkpoint_status()
+    installed = [c for c in checkpoints if not status[c].startswith("not installed")]
+    if installed:
+        return True, f"ready with {', '.join(installed)}"
+    return False, f"weights {status[checkpoints[0]]}; then `backend weights install {checkpoints[0]}`"
 
 
 def _cache_dir() -> Path:

@@ -88,6 +88,14 @@ CHECKPOINTS: dict[str, Checkpoint] = {
 }
 
 
+# Which checkpoints each estimator can run with (the first is its default), for ``doctor``.
+ESTIMATOR_CHECKPOINTS: dict[str, tuple[str, ...]] = {
+    "romp": ("romp-hrnet32", "romp-resnet50"),
+    "bev": ("bev", "bev-ft-agora"),
+    "pare": ("pare-hrnet32-3dpw", "pare-hrnet32"),
+}
+
+
 def weights_dir() -> Path:
     """``$TROUPE_WEIGHTS_DIR`` (not created) or the cache's ``weights/`` (created)."""
     explicit = os.environ.get("TROUPE_WEIGHTS_DIR")
