@@ -33,7 +33,7 @@ def _person(body, transl, yaw: float = 0.0) -> PersonEstimate:
     poses[0] = upright_orientation(yaw)
     poses[16, 2], poses[17, 2] = -1.2, 1.2  # arms down
     with torch.no_grad():
-        out = body(torch.tensor(poses[None], dtype=torch.float32), transl=torch.tensor([transl], dtype=torch.float32))
+        out = body(torch.tensor(poses[None], dtype=torch.float32), transl=torch.as_tensor(np.asarray(transl, np.float32)[None]))
     joints2d = project(out.joints[0], CAMERA).numpy()
     return PersonEstimate(poses, np.zeros(body.num_betas), np.asarray(transl, float), joints2d, 1.0)
 
@@ -114,3 +114,50 @@ def test_ordinal_loss_pushes_both_people() -> None:
     assert pairs == []  # the masks do not touch: no evidence that 0 and 1 overlap at all
     ordinal_depth_loss(depth, observed, [(0, 1)], temperature=0.1).backward()
     assert (depth.grad[0] > 0).all() and (depth.grad[1] < 0).all()
+
+
+def _standing(body, x: float, z: float, floor_y: float, yaw: float = 0.0) -> PersonEstimate:
+    """A person whose soles touch the floor y = floor_y (camera axes, y down)."""
+    probe = _person(body, [0.0, 0.0, 5.0], yaw)
+    lowest = float(_vertices(body, [probe])[0][:, 1].max())
+    return _person(body, [x, floor_y - lowest, z], yaw)
+
+
+def test_floor_gate_rejects_people_at_several_heights(body) -> None:
+    from backend.coherence.ground import fit_floor, ground_targets
+
+    flat = [_standing(body, x, z, 1.6) for x, z in [(-1.5, 5.0), (1.5, 6.0), (0.0, 8.0), (-2.0, 9.0)]]
+    steps = [_standing(body, x, z, y) for x, z, y in [(-1.5, 5.0, 1.6), (1.5, 6.0, 0.9), (0.0, 8.0, 1.6),
+                                                      (-2.0, 9.0, 0.9), (2.0, 10.0, 1.6)]]
+    for people, accepted in ((flat, True), (steps, False)):
+        out = body(*(torch.tensor(np.stack([getattr(p, k) for p in people]), dtype=torch.float32)
+                     for k in ("poses", "betas", "transl")))
+        j2d = torch.tensor(np.stack([p.joints2d for p in people]), dtype=torch.float32)
+        assert (fit_floor(out.joints.detach(), j2d, CAMERA) is not None) == accepted
+        _, weight = ground_targets(out.joints.detach(), out.vertices.detach(), j2d, CAMERA, _masks(body, people))
+        assert bool((weight > 0).any()) == accepted
+    refined = refine_people(steps, body, CAMERA, _masks(body, steps), CoherenceOptions(ground_weight=100.0))
+    for before, after in zip(steps, refined):  # no floor, no overlaps: nothing moves
+        np.testing.assert_array_equal(after.transl, before.transl)
+
+
+def test_floor_orders_people_that_never_overlap(body) -> None:
+    truth = [_standing(body, -1.6, 5.0, 1.6), _standing(body, 1.6, 6.5, 1.6), _standing(body, 0.0, 9.0, 1.6)]
+    masks = _masks(body, truth)
+    assert all(m.any() for m in masks)
+    # persons 0 and 1 (side by side, never overlapping) with their depths wrong the other way round
+    estimate = [_person(body, truth[0].transl * 1.25, 0.0), _person(body, truth[1].transl * 0.85, 0.0), truth[2]]
+    assert estimate[0].transl[2] > estimate[1].transl[2]
+    refined = refine_people(estimate, body, CAMERA, masks, CoherenceOptions(ground_weight=100.0))
+    assert refined[0].transl[2] < refined[1].transl[2] < refined[2].transl[2]
+    assert abs(refined[0].transl[2] - 5.0) < 0.35 and abs(refined[1].transl[2] - 6.5) < 0.45
+    # the paper's terms alone have no evidence here
+    plain = refine_people(estimate, body, CAMERA, masks)
+    assert plain[0].transl[2] > plain[1].transl[2]
+
+
+def test_coherent_scene_on_a_floor_does_not_move(body) -> None:
+    people = [_standing(body, -1.6, 5.0, 1.6), _standing(body, 1.6, 6.5, 1.6), _standing(body, 0.0, 9.0, 1.6)]
+    refined = refine_people(people, body, CAMERA, _masks(body, people), CoherenceOptions(ground_weight=100.0))
+    for before, after in zip(people, refined):
+        np.testing.assert_array_equal(after.transl, before.transl)

@@ -58,7 +58,9 @@ class CoherenceOptions:
     depth_prior_weight: float = 0.5
     smoothness_weight: float = 50.0
     lateral: bool = True  # also allow a small image-plane offset (helps side-by-side collisions)
-    ground_weight: float = 0.0  # > 0: everyone stands on one fitted floor (see coherence.ground); off by default
+    ground_weight: float = 0.0  # > 0: everyone stands on one fitted, gated floor (see coherence.ground)
+    ground_scale: float = 0.15  # log depth: Cauchy scale of the floor term (a wrong contact cannot drag far)
+    ground_deadband: float = 0.02  # log depth: a person this close to the floor is on it (coherent scenes stay)
 
 
 @dataclass
@@ -119,7 +121,7 @@ def _refine_clip(
     small = scaled_camera(camera, options.render_width)
     observations = _observations(frames, track_ids, body, camera, options, device)
     observed = [torch.as_tensor(observed_index_map(m, small.height, small.width), device=device) for m in masks]
-    problem = _Problem(observations, observed, body.faces, small, camera, options)
+    problem = _Problem(observations, observed, body.faces, small, camera, options, masks)
     shifts = problem.solve()
     return _updated(frames, observations, shifts, camera)
 
@@ -148,7 +150,8 @@ class _Problem:
     """The joint objective over all observations of a chunk, and its Adam loop."""
 
     def __init__(self, observations: list[_Observation], observed: list[torch.Tensor], faces: torch.Tensor,
-                 small: Camera, camera: Camera, options: CoherenceOptions) -> None:
+                 small: Camera, camera: Camera, options: CoherenceOptions,
+                 masks: Sequence[Sequence[np.ndarray | None]] | None = None) -> None:
         self.obs, self.observed, self.faces = observations, observed, faces
         self.small, self.camera, self.options = small, camera, options
         self.frames = sorted({o.frame for o in observations})
@@ -157,21 +160,28 @@ class _Problem:
         self.fragments: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self.pelvis = torch.stack([o.joints[0] for o in observations]) if observations else torch.zeros(0, 3)
         self.links = _track_links(observations)
-        self.ground, self.grounded = self._ground_targets()
+        self.ground, self.ground_weights = self._ground_targets(masks)
+        self.grounded = self.ground_weights > 0
 
-    def _ground_targets(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _ground_targets(self, masks) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per observation: the floor's log depth target and its weight (0: no usable floor or contact)."""
         n = len(self.obs)
         target = torch.zeros(n, dtype=self.pelvis.dtype, device=self.pelvis.device)
-        usable = torch.zeros(n, dtype=torch.bool, device=self.pelvis.device)
+        weight = torch.zeros(n, dtype=self.pelvis.dtype, device=self.pelvis.device)
         if self.options.ground_weight <= 0:
-            return target, usable
+            return target, weight
         for f in self.frames:
             idx = self.members[f]
-            joints = torch.stack([self.obs[i].joints for i in idx])
-            pixels = torch.stack([self.obs[i].anchor for i in idx])
-            log_scale, ok = ground_targets(joints.cpu(), pixels.cpu(), self.camera.width, self.camera.height)
-            target[idx], usable[idx] = log_scale.to(target), ok.to(usable.device)
-        return target, usable
+            joints = torch.stack([self.obs[i].joints for i in idx]).cpu()
+            verts = torch.stack([self.obs[i].vertices for i in idx]).cpu()
+            pixels = torch.stack([self.obs[i].anchor for i in idx]).cpu()
+            frame_masks = None if masks is None else list(masks[f])
+            log_scale, w = ground_targets(joints, verts, pixels, self.camera, frame_masks)
+            target[idx], weight[idx] = log_scale.to(target), w.to(weight)
+        return target, weight
+
+    def _off_floor(self) -> bool:
+        return bool((self.grounded & (self.ground.abs() > self.options.ground_deadband)).any())
 
     def shifts(self, params: torch.Tensor) -> torch.Tensor:
         """Translation change (N, 3) of each observation: pelvis scaled along its ray, plus a lateral offset."""
@@ -182,7 +192,7 @@ class _Problem:
     def solve(self) -> torch.Tensor:
         n = len(self.obs)
         params = torch.zeros(n, 3, dtype=self.pelvis.dtype, device=self.pelvis.device, requires_grad=True)
-        if n == 0 or not (self._incoherent() or bool((self.grounded & (self.ground.abs() > 1e-4)).any())):
+        if n == 0 or not (self._incoherent() or self._off_floor()):
             return self.shifts(params).detach()
         if any(self.pairs.values()):
             self._descend(params, self.options.order_iterations, collisions=False)
@@ -228,7 +238,9 @@ class _Problem:
         total = total + o.reprojection_weight * drift.sum() + o.depth_prior_weight * params[:, 0].square().sum()
         if self.grounded.any():
             off = (params[:, 0] - self.ground)[self.grounded]
-            total = total + o.ground_weight * off.square().sum()
+            off = off.sign() * (off.abs() - o.ground_deadband).clamp(min=0)
+            cauchy = o.ground_scale ** 2 * torch.log1p((off / o.ground_scale).square())
+            total = total + o.ground_weight * (self.ground_weights[self.grounded] * cauchy).sum()
         if self.links.numel():
             step = shifts[self.links[:, 0]] - shifts[self.links[:, 1]]
             total = total + o.smoothness_weight * step.square().sum()
