@@ -16,7 +16,6 @@ import pytest
 from tests.test_addon_fixtures import (
     EXTENSION_MODULE,
     LEGACY_MODULE,
-    blender_env,
     enable_addon,
     expected_path,
     fixture_result,
@@ -34,13 +33,6 @@ SMPL_BONES = [
     "R_Foot", "Neck", "L_Collar", "R_Collar", "Head", "L_Shoulder", "R_Shoulder", "L_Elbow", "R_Elbow", "L_Wrist",
     "R_Wrist", "L_Hand", "R_Hand",
 ]  # fmt: skip  (DESIGN.md's list, written out independently of the add-on)
-
-
-@pytest.fixture(autouse=True)
-def same_blender_folders(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep the folders Blender started with (the shared conftest points them elsewhere per test)."""
-    for key, value in blender_env().items():
-        monkeypatch.setenv(key, value)
 
 
 @pytest.fixture()

@@ -55,9 +55,9 @@ def blender_env() -> dict[str, str]:
 def isolate_blender() -> None:
     """Point Blender's user and cache folders at the session folder (call before ``import bpy``).
 
-    Tests must keep the same folders for the whole process (re-apply :func:`blender_env` over any per-test
-    setting): Blender maps the extension repositories' module paths at import and would not find an extension
-    installed into a folder that changed afterwards.
+    The folders must stay the same for the whole process: Blender maps the extension repositories' module paths
+    at import and would not find an extension installed into a folder that changed afterwards (tests/conftest.py
+    sets the environment once per session, never per test).
     """
     os.environ.update(blender_env())
 

@@ -14,7 +14,6 @@ import pytest
 
 from tests.test_addon_fixtures import (
     REPO_ROOT,
-    blender_env,
     enable_addon,
     fixture_result,
     isolate_blender,
@@ -25,12 +24,6 @@ from tests.test_addon_fixtures import (
 
 isolate_blender()
 bpy = pytest.importorskip("bpy")
-
-
-@pytest.fixture(autouse=True)
-def same_blender_folders(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in blender_env().items():
-        monkeypatch.setenv(key, value)
 
 
 @pytest.fixture()

@@ -11,16 +11,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.test_addon_fixtures import blender_env, enable_addon, isolate_blender, make_fake_backend, poll_until
+from tests.test_addon_fixtures import enable_addon, isolate_blender, make_fake_backend, poll_until
 
 isolate_blender()
 bpy = pytest.importorskip("bpy")
-
-
-@pytest.fixture(autouse=True)
-def same_blender_folders(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in blender_env().items():
-        monkeypatch.setenv(key, value)
 
 
 @pytest.fixture()
