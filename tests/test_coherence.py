@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 
 import numpy as np
 import pytest
@@ -152,7 +153,7 @@ def test_floor_orders_people_that_never_overlap(body) -> None:
     assert refined[0].transl[2] < refined[1].transl[2] < refined[2].transl[2]
     assert abs(refined[0].transl[2] - 5.0) < 0.35 and abs(refined[1].transl[2] - 6.5) < 0.45
     # the paper's terms alone have no evidence here
-    plain = refine_people(estimate, body, CAMERA, masks)
+    plain = refine_people(estimate, body, CAMERA, masks, CoherenceOptions(contact_order_weight=0.0))
     assert plain[0].transl[2] > plain[1].transl[2]
 
 
@@ -161,3 +162,113 @@ def test_coherent_scene_on_a_floor_does_not_move(body) -> None:
     refined = refine_people(people, body, CAMERA, _masks(body, people), CoherenceOptions(ground_weight=100.0))
     for before, after in zip(people, refined):
         np.testing.assert_array_equal(after.transl, before.transl)
+
+
+# --- contact order (backend.coherence.contact): feet lower in the image are nearer -------------------------
+
+
+def _seen_by_detector(person: PersonEstimate, keypoints: np.ndarray, hidden: tuple[int, ...] = ()) -> PersonEstimate:
+    """``person`` carrying detected keypoints (SMPL-24 layout), NaN and invisible at ``hidden`` joints."""
+    keypoints = np.array(keypoints, dtype=np.float64, copy=True)
+    visibility = np.ones(24)
+    keypoints[list(hidden)], visibility[list(hidden)] = np.nan, 0.0
+    extras = {"keypoints2d": keypoints, "keypoint_visibility": visibility, "keypoint_layout": "smpl24"}
+    return dataclasses.replace(person, extras=extras)
+
+
+def _rescaled(body, person: PersonEstimate, factor: float) -> PersonEstimate:
+    """The same body moved along its pelvis ray by ``factor`` (a monocular depth error), drawn where it lands."""
+    with torch.no_grad():
+        pelvis = body(torch.tensor(person.poses[None], dtype=torch.float32),
+                      transl=torch.tensor(person.transl[None], dtype=torch.float32)).joints[0, 0].numpy()
+    return _person(body, person.transl + pelvis * (factor - 1.0))
+
+
+def test_contact_rows_order_people_that_never_overlap(body) -> None:
+    truth = [_standing(body, -1.6, 5.0, 1.6), _standing(body, 1.6, 6.5, 1.6), _standing(body, 0.0, 9.0, 1.6)]
+    masks = _masks(body, truth)
+    estimate = [_seen_by_detector(_rescaled(body, p, f), p.joints2d) for p, f in zip(truth, (1.25, 0.85, 1.0))]
+    assert estimate[0].transl[2] > estimate[1].transl[2]  # side by side, the depth order wrong
+    refined = refine_people(estimate, body, CAMERA, masks)
+    assert refined[0].transl[2] < refined[1].transl[2] < refined[2].transl[2]
+    assert refined[2].transl[2] == estimate[2].transl[2]  # already in order with both: untouched
+    off = refine_people(estimate, body, CAMERA, masks, CoherenceOptions(contact_order_weight=0.0))
+    assert off[0].transl[2] > off[1].transl[2]
+
+
+def test_coherent_scene_with_detected_feet_does_not_move(body) -> None:
+    people = [_standing(body, -1.6, 5.0, 1.6), _standing(body, 1.6, 6.5, 1.6), _standing(body, 0.0, 9.0, 1.6)]
+    people = [_seen_by_detector(p, p.joints2d) for p in people]
+    for before, after in zip(people, refine_people(people, body, CAMERA, _masks(body, people))):
+        np.testing.assert_array_equal(after.transl, before.transl)
+
+
+def _contact_inputs(body, people):
+    from backend.coherence.contact import detected_contact_row, foot_vertices, lowest_seen_row
+
+    with torch.no_grad():
+        out = body(*(torch.tensor(np.stack([getattr(p, k) for p in people]), dtype=torch.float32)
+                     for k in ("poses", "betas", "transl")))
+    feet = foot_vertices(body.skin_weights)
+    drawn = [project(v, CAMERA).numpy() for v in out.vertices]
+    detected = [detected_contact_row(p.extras, p.joints2d, d, feet) for p, d in zip(people, drawn)]
+    bounds = [lowest_seen_row(p.extras, p.joints2d, d, feet) for p, d in zip(people, drawn)]
+    return out, detected, bounds
+
+
+def test_detected_contact_is_where_the_planted_foot_is_drawn(body) -> None:
+    poses = _standing(body, 0.0, 5.0, 1.6).poses.copy()
+    poses[1, 0] = -0.9  # left hip flexed: the left foot is lifted
+    transl = _standing(body, 0.0, 5.0, 1.6).transl
+    with torch.no_grad():
+        out = body(torch.tensor(poses[None], dtype=torch.float32),
+                   transl=torch.tensor(transl[None], dtype=torch.float32))
+    joints2d = project(out.joints[0], CAMERA).numpy()
+    sole_row = float(project(out.vertices[0], CAMERA)[:, 1].max())
+    person = PersonEstimate(poses, np.zeros(body.num_betas), transl, joints2d, 1.0)
+    both = _seen_by_detector(person, joints2d + [0.0, 3.0])  # the detector sees the feet 3 px lower than drawn
+    shins = _seen_by_detector(person, joints2d, hidden=(8, 11))  # right ankle and foot hidden: knee and hip left
+    left_only = _seen_by_detector(person, joints2d, hidden=(2, 5, 8, 11))  # the planted right leg hidden
+    no_legs = _seen_by_detector(person, joints2d, hidden=(4, 5, 7, 8, 10, 11))
+    _, detected, bounds = _contact_inputs(body, [both, shins, left_only, no_legs])
+    assert abs(detected[0][0] - (sole_row + 3.0)) < 0.5
+    assert abs(detected[1][0] - sole_row) < 0.5 and detected[1][1] > detected[0][1]  # extrapolated: less sure
+    assert np.isnan(detected[2][0]) and np.isnan(detected[3][0])  # a lifted foot says nothing about the ground
+    assert bounds[3] <= sole_row  # hidden legs: only a bound, and a true one
+    assert _contact_inputs(body, [_person(body, [0.0, 0.0, 5.0])])[1] == [None]  # no keypoints: the mask decides
+
+
+def test_feet_cut_by_the_picture_are_nearer_than_everyone_standing_in_view(body) -> None:
+    from backend.coherence.contact import contact_order
+
+    people = [_standing(body, 0.0, 2.6, 1.6), _standing(body, 1.0, 7.0, 1.6)]  # feet of 0 below the picture
+    people = [_seen_by_detector(p, p.joints2d, hidden=tuple(j for j in range(24)
+                                                            if not 0 <= p.joints2d[j, 1] < CAMERA.height))
+              for p in people]
+    out, detected, bounds = _contact_inputs(body, people)
+    assert np.isnan(detected[0][0]) and np.isfinite(detected[1][0])
+    assert contact_order(out.joints, out.vertices, CAMERA, _masks(body, people), detected, bounds) == [(0, 1)]
+
+
+def test_no_contact_order_when_the_camera_is_below_the_feet(body) -> None:
+    from backend.coherence.contact import contact_order
+
+    stage = [_standing(body, -1.0, 6.0, -1.0), _standing(body, 1.0, 8.0, -1.0)]  # on a stage, seen from below
+    stage = [_seen_by_detector(p, p.joints2d) for p in stage]
+    out, detected, bounds = _contact_inputs(body, stage)
+    assert contact_order(out.joints, out.vertices, CAMERA, _masks(body, stage), detected, bounds) == []
+    floor = [_standing(body, -1.0, 6.0, 1.6), _standing(body, 1.0, 8.0, 1.6)]
+    floor = [_seen_by_detector(p, p.joints2d) for p in floor]
+    out, detected, bounds = _contact_inputs(body, floor)
+    assert contact_order(out.joints, out.vertices, CAMERA, _masks(body, floor), detected, bounds) == [(0, 1)]
+
+
+def test_masks_outrank_contact_rows(body) -> None:
+    truth = [_standing(body, 0.0, 6.0, 1.6), _standing(body, 0.35, 5.0, 1.6)]  # 1 in front, overlapping 0
+    masks = _masks(body, truth)
+    estimate = [_standing(body, 0.0, 5.0, 1.6), _standing(body, 0.35 * 6.0 / 5.0, 6.0, 1.6)]  # order wrong
+    # a detector that (wrongly) sees person 0's feet lower than person 1's agrees with the wrong estimate
+    estimate = [_seen_by_detector(estimate[0], estimate[0].joints2d), _seen_by_detector(estimate[1], truth[1].joints2d
+                                                                                       - [0.0, 40.0])]
+    refined = refine_people(estimate, body, CAMERA, masks)
+    assert refined[1].transl[2] < refined[0].transl[2]

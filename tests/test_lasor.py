@@ -200,7 +200,7 @@ def test_estimator_runs_on_a_real_image(shared_data: Path):
         assert np.isfinite(p.poses).all() and np.isfinite(p.betas).all() and np.isfinite(p.transl).all()
         assert p.transl[2] > 0.5 and np.isfinite(p.joints2d).all()
         # the body lands on the person: projected shoulders/hips near the detector's (within half the box)
-        kp = p.extras["keypoints"][[11, 12, 23, 24]]
+        kp = p.extras["keypoints2d"][[11, 12, 23, 24]]
         ours = p.joints2d[[16, 17, 1, 2]]
         size = max(p.bbox[2] - p.bbox[0], p.bbox[3] - p.bbox[1])
         assert np.median(np.linalg.norm(kp - ours, axis=1)) < 0.5 * size

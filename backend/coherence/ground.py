@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from backend.camera import Camera
+from backend.coherence.contact import SPINE, bottom_vertex, instance_owner, mask_contact
 
 FEET = (7, 8, 10, 11)  # ankles and feet of SMPL's 24 joints
-SPINE = (0, 12)  # pelvis -> neck: a person's up direction
 # Ridge rows pulling the floor's slopes (dy/dx, dy/dz) towards a level camera: depth errors move feet along
 # their rays, which a freely tilted plane through a few people partly absorbs.
 _TILT_PRIOR = 20.0
@@ -157,21 +157,22 @@ def ground_targets(joints: torch.Tensor, vertices: torch.Tensor, joints2d: torch
     ratio = 1.0 + (c - foot @ normal) / safe
     target = ratio.clamp(min=1e-6).log()
     weight = (floor.inliers & (ratio > 0) & (along.abs() > 0.1)).double() * (along.abs() / 0.8).clamp(max=1.0) ** 2
-    union = _union(masks, camera) if masks is not None else None
+    owner = instance_owner(masks, camera) if masks is not None else None
     contact_seen = torch.zeros(n, dtype=torch.bool)
     for k in range(n):
         mask = None if masks is None else masks[k]
         if mask is None or not bool(floor.inliers[k]):
             continue
-        contact = _mask_contact(np.asarray(mask), vertices[k].double(), pelvis[k], camera, union, k, gate)
+        contact = mask_contact(np.asarray(mask), vertices[k].double(), pelvis[k], camera, owner, k,
+                                gate.mask_agreement)
         if contact is None:
             continue
-        u, v, _ = contact
+        u, v = contact
         denom = _ray_height(u, v, camera, a, b)
         if denom <= 1e-3:
             continue  # the contact pixel is at or above the horizon
         depth = c / denom  # the floor point the mask's contact pixel sees
-        bottom = vertices[k].double()[_bottom_vertex(vertices[k].double(), camera)]
+        bottom = vertices[k].double()[bottom_vertex(vertices[k].double(), camera)]
         scale = 1.0 + (depth - float(bottom[2])) / float(pelvis[k, 2])
         if scale <= 0:
             continue
@@ -190,46 +191,3 @@ def _ray_height(u: float, v: float, camera: Camera, a: float, b: float) -> float
     """How fast the pixel's ray drops below the camera, relative to the floor (y = a x + b z + c): the floor
     point seen at (u, v) is at depth c / this."""
     return (v - camera.cy) / camera.fy - a * (u - camera.cx) / camera.fx - b
-
-
-def _bottom_vertex(vertices: torch.Tensor, camera: Camera) -> int:
-    """The vertex drawn lowest in the image (the bottom of the silhouette)."""
-    rows = camera.fy * vertices[:, 1] / vertices[:, 2].clamp(min=1e-3)
-    return int(rows.argmax())
-
-
-def _union(masks: list[np.ndarray | None], camera: Camera) -> np.ndarray:
-    """Which person's mask covers each pixel (-1: none)."""
-    owner = np.full((camera.height, camera.width), -1, dtype=np.int32)
-    for k, m in enumerate(masks):
-        if m is not None and np.shape(m) == owner.shape:
-            owner[np.asarray(m) > 0.5] = k
-    return owner
-
-
-def _mask_contact(mask: np.ndarray, vertices: torch.Tensor, pelvis: torch.Tensor, camera: Camera,
-                  union: np.ndarray | None, k: int, gate: GroundGate) -> tuple[float, float, float] | None:
-    """The image point (u, v) where the person's mask shows the feet meeting the floor, or None when the mask
-    does not show the feet (cut by the picture's edge, by another person, or far from where the body's feet
-    are); third, the row where the body's own sole is drawn."""
-    if mask.shape != (camera.height, camera.width):
-        return None
-    rows, cols = np.nonzero(mask > 0.5)
-    if rows.size == 0:
-        return None
-    bottom = int(rows.max())
-    if bottom >= camera.height - 2:
-        return None  # feet at or beyond the bottom edge
-    near = rows >= bottom - 1
-    u = float(cols[near].mean())
-    sole = vertices[_bottom_vertex(vertices, camera)]
-    v_sole = float(camera.fy * sole[1] / sole[2] + camera.cy)
-    v_pelvis = float(camera.fy * pelvis[1] / pelvis[2] + camera.cy)
-    if v_sole - v_pelvis <= 1.0 or abs(bottom + 0.5 - v_sole) > gate.mask_agreement * (v_sole - v_pelvis):
-        return None
-    if union is not None:  # another person directly below the feet may hide them
-        lo, hi = max(int(cols[near].min()) - 2, 0), min(int(cols[near].max()) + 3, camera.width)
-        below = union[bottom + 1:min(bottom + 4, camera.height), lo:hi]
-        if ((below >= 0) & (below != k)).any():
-            return None
-    return u, bottom + 0.5, v_sole

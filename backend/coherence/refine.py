@@ -8,6 +8,8 @@ once and shifted. Terms:
 
 - interpenetration: robust sum of other people's vertices inside each person's field (paper Eq. 3);
 - ordinal depth: ranking loss on pixels where the render and the masks disagree (paper Eq. 4);
+- contact order: of people standing below the camera, the one whose mask meets the ground lower in the image
+  is nearer (``coherence.contact``); orders the people whose silhouettes do not overlap;
 - reprojection drift: the projected pelvis and the 2D joint pattern (up to scale) stay near the input
   ``joints2d``, normalised by the person's size;
 - depth prior: the log depth scale stays near 0;
@@ -27,10 +29,21 @@ import numpy as np
 import torch
 
 from backend.camera import Camera
+from backend.coherence.contact import (
+    ContactGate,
+    contact_order,
+    detected_contact_row,
+    foot_vertices,
+    lowest_seen_row,
+)
 from backend.coherence.fields import PenetrationField, penetration_field
 from backend.coherence.ground import ground_targets
 from backend.coherence.losses import (
-    disagreement_pairs, interpenetration_loss, observed_index_map, ordinal_depth_loss, pair_penetration,
+    disagreement_pairs,
+    interpenetration_loss,
+    observed_index_map,
+    ordinal_depth_loss,
+    pair_penetration,
 )
 from backend.estimators.base import PersonEstimate
 from backend.render import interpolate_depth, project, rasterize, scaled_camera
@@ -58,6 +71,9 @@ class CoherenceOptions:
     depth_prior_weight: float = 0.5
     smoothness_weight: float = 50.0
     lateral: bool = True  # also allow a small image-plane offset (helps side-by-side collisions)
+    contact_order_weight: float = 1000  # 0: off (see coherence.contact)
+    contact_margin: float = 0.03  # log depth: how far beyond a restored contact order people are put
+    contact_gate: ContactGate = ContactGate()
     ground_weight: float = 0.0  # > 0: everyone stands on one fitted, gated floor (see coherence.ground)
     ground_scale: float = 0.15  # log depth: Cauchy scale of the floor term (a wrong contact cannot drag far)
     ground_deadband: float = 0.02  # log depth: a person this close to the floor is on it (coherent scenes stay)
@@ -72,6 +88,8 @@ class _Observation:
     anchor: torch.Tensor  # (24, 2) input joints2d
     size: float  # pixels: the person's 2D extent, to normalise reprojection drift
     field: PenetrationField
+    contact: tuple[float, float] | None  # detected contact row and its uncertainty (see coherence.contact)
+    seen_row: float  # the feet are at least this low in the image (NaN: unknown)
 
 
 def refine_people(
@@ -128,6 +146,7 @@ def _refine_clip(
 
 def _observations(frames, track_ids, body, camera, options, device) -> list[_Observation]:
     out: list[_Observation] = []
+    feet = foot_vertices(body.skin_weights)
     for f, people in enumerate(frames):
         if not people:
             continue
@@ -142,7 +161,12 @@ def _observations(frames, track_ids, body, camera, options, device) -> list[_Obs
             extent = (anchor.amax(0) - anchor.amin(0)).max().item()
             track = track_ids[f][k] if track_ids is not None else -1 - len(out)
             field = penetration_field(posed.vertices[k], body.faces, options.grid_resolution)
-            out.append(_Observation(f, track, posed.vertices[k], posed.joints[k], anchor, max(extent, 1.0), field))
+            drawn = project(posed.vertices[k], camera).cpu().numpy()
+            contact = detected_contact_row(person.extras, np.asarray(person.joints2d), drawn, feet,
+                                           options.contact_gate)
+            seen = lowest_seen_row(person.extras, np.asarray(person.joints2d), drawn, feet, options.contact_gate)
+            out.append(_Observation(f, track, posed.vertices[k], posed.joints[k], anchor, max(extent, 1.0), field,
+                                    contact, seen))
     return out
 
 
@@ -162,6 +186,45 @@ class _Problem:
         self.links = _track_links(observations)
         self.ground, self.ground_weights = self._ground_targets(masks)
         self.grounded = self.ground_weights > 0
+        self.sole_z = torch.stack([o.vertices[o.vertices[:, 1].argmax(), 2] for o in observations]) \
+            if observations else torch.zeros(0)
+        self.contact_pairs, self.contact_margins = self._contact_pairs(masks)
+        self.contact_active = torch.ones(len(self.contact_pairs), dtype=torch.bool, device=self.pelvis.device)
+        self.contact_row = {tuple(p): r for r, p in enumerate(self.contact_pairs.tolist())}
+
+    def _contact_pairs(self, masks) -> tuple[torch.Tensor, torch.Tensor]:
+        """(C, 2) observation indices (near, far) that the contact rows order, and each pair's hinge margin:
+        ``contact_margin`` where the estimates violate the order, else their current gap if smaller (so the term
+        is zero at the start for pairs in order, and keeps them from crossing)."""
+        pairs: list[tuple[int, int]] = []
+        if self.options.contact_order_weight > 0:
+            for f in self.frames:
+                idx = self.members[f]
+                joints = torch.stack([self.obs[i].joints for i in idx]).cpu()
+                verts = torch.stack([self.obs[i].vertices for i in idx]).cpu()
+                found = contact_order(joints, verts, self.camera, None if masks is None else list(masks[f]),
+                                      [self.obs[i].contact for i in idx], [self.obs[i].seen_row for i in idx],
+                                      self.options.contact_gate)
+                pairs.extend((idx[a], idx[b]) for a, b in found)
+        index = torch.tensor(pairs, dtype=torch.long, device=self.pelvis.device).reshape(-1, 2)
+        log_depth = self._sole_depth(torch.zeros_like(self.pelvis[:, 0])).log()
+        gap = log_depth[index[:, 1]] - log_depth[index[:, 0]]  # > 0: in order
+        margin = torch.where(gap > 0, gap.clamp(max=self.options.contact_margin), self.options.contact_margin)
+        return index, margin
+
+    def _sole_depth(self, log_scale: torch.Tensor) -> torch.Tensor:
+        """(N,) depth of each person's lowest point after scaling the pelvis depth by exp(log_scale): the contact
+        rows order where people touch the ground, which can be a stride in front of or behind the pelvis."""
+        return (self.sole_z + self.pelvis[:, 2] * torch.expm1(log_scale)).clamp(min=1e-3)
+
+    def _contact_violation(self, params: torch.Tensor) -> torch.Tensor:
+        """(C,) how far each contact-ordered pair is from its margin (> 0: violated)."""
+        if not self.contact_pairs.numel():
+            return params.new_zeros(0)
+        log_depth = self._sole_depth(params[:, 0]).log()
+        near, far = self.contact_pairs[:, 0], self.contact_pairs[:, 1]
+        violation = log_depth[near] - log_depth[far] + self.contact_margins
+        return torch.where(self.contact_active, violation, -1.0)
 
     def _ground_targets(self, masks) -> tuple[torch.Tensor, torch.Tensor]:
         """Per observation: the floor's log depth target and its weight (0: no usable floor or contact)."""
@@ -211,7 +274,7 @@ class _Problem:
         zero = torch.zeros(len(self.obs), 3, dtype=self.pelvis.dtype, device=self.pelvis.device)
         with torch.no_grad():
             self.loss(zero, rerender=True)  # finds the disagreeing pairs of every frame
-            if any(self.pairs.values()):
+            if any(self.pairs.values()) or bool((self._contact_violation(zero) > 0).any()):
                 return True
             for f in self.frames:
                 idx = self.members[f]
@@ -236,6 +299,8 @@ class _Problem:
         size = torch.tensor([ob.size for ob in self.obs], dtype=joints.dtype, device=joints.device)
         drift = _drift(project(joints, self.camera), anchors) / size.square()
         total = total + o.reprojection_weight * drift.sum() + o.depth_prior_weight * params[:, 0].square().sum()
+        if self.contact_pairs.numel():
+            total = total + o.contact_order_weight * self._contact_violation(params).clamp(min=0).square().sum()
         if self.grounded.any():
             off = (params[:, 0] - self.ground)[self.grounded]
             off = off.sign() * (off.abs() - o.ground_deadband).clamp(min=0)
@@ -259,11 +324,21 @@ class _Problem:
             z = torch.stack([v[:, 2].mean() for v in verts]).detach()
             self.pairs[frame].update(p for p in found if (p[1], p[0]) not in self.pairs[frame]
                                      and z[p[0]] < o.max_depth_ratio * z[p[1]])
+            self._drop_contradicted_contacts(frame)
         if not self.pairs[frame]:
             return verts[0].new_zeros(())
         face, bary = self.fragments[frame]
         depth = interpolate_depth(face, bary, verts, self.faces)
         return ordinal_depth_loss(depth, self.observed[frame], sorted(self.pairs[frame]), o.depth_temperature)
+
+
+    def _drop_contradicted_contacts(self, frame: int) -> None:
+        """Occlusion seen in the masks outranks the contact rows (a stray foot keypoint, a person on a step)."""
+        idx = self.members[frame]
+        for front, back in self.pairs[frame]:
+            row = self.contact_row.get((idx[back], idx[front]))
+            if row is not None:
+                self.contact_active[row] = False
 
 
 def _drift(pixels: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:

@@ -58,7 +58,8 @@ class LasorEstimator:
                     poses=people.poses[i], betas=people.betas[i], transl=people.transl[i],
                     joints2d=camera.project(people.joints[i]), confidence=float(det.scores[i]),
                     bbox=det.boxes[i].copy(), mask=None if det.masks is None else det.masks[i],
-                    extras={"keypoints": det.keypoints[i], "visibility": det.visibility[i],
+                    extras={"keypoints2d": det.keypoints[i], "keypoint_visibility": det.visibility[i],
+                            "keypoint_layout": "mediapipe33",
                             "weak_perspective": people.cam[i], "crop": people.crops[i]},
                 )
                 for i in range(len(det))

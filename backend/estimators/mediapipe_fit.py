@@ -360,6 +360,7 @@ def _estimates(detections: list[PoseDetections], frame_of: np.ndarray, result: F
                 "warm_start": bool(warm[row]),
                 "keypoints2d": det.keypoints[i].astype(np.float32),
                 "keypoint_visibility": det.visibility[i].astype(np.float32),
+                "keypoint_layout": "mediapipe33",
                 "world_landmarks": det.world[i].astype(np.float32),
             },
         ))

@@ -4,7 +4,8 @@ Image-based estimators cannot run meaningfully on rendered grey meshes, and cohe
 placement errors, not pixels: so coherence is evaluated on ground truth whose depth along the camera ray is
 off by a log-normal factor (the scale ambiguity of a single view), with joint-angle and shape noise. Its
 ``joints2d`` are the projection of its own (wrong) 3D, as every estimator's are; its masks are the true visible
-masks; people with too little visible are missed, as a detector would.
+masks and its detected keypoints (``extras``) the scene's noisy ones; people with too little visible are missed,
+as a detector would.
 """
 
 from __future__ import annotations
@@ -61,5 +62,6 @@ def _perturb(scene, body, i, mask, rng, perturbation) -> PersonEstimate:
     return PersonEstimate(
         poses=poses, betas=betas, transl=transl, joints2d=project(joints, scene.camera).numpy(), confidence=0.9,
         bbox=np.array([cols.min(), rows.min(), cols.max(), rows.max()], dtype=np.float64), mask=mask,
-        extras={"gt_index": i},
+        extras={"gt_index": i, "keypoints2d": scene.keypoints[i].astype(np.float32), "keypoint_layout": "smpl24",
+                "keypoint_visibility": np.isfinite(scene.keypoints[i]).all(-1).astype(np.float32)},
     )
