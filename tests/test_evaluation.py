@@ -60,6 +60,10 @@ def test_perturbed_estimates_are_consistent(body) -> None:
             out = body(*(torch.tensor(x[None], dtype=torch.float32) for x in (p.poses, p.betas, p.transl)))
         np.testing.assert_allclose(scene.camera.project(out.joints[0].numpy()), p.joints2d, atol=1e-2)
         assert p.mask is not None and p.mask.any()
+        detected = p.extras["keypoints2d"]  # what the detector saw: the scene's keypoints, not the estimate's
+        np.testing.assert_array_equal(detected, scene.keypoints[p.extras["gt_index"]].astype(np.float32))
+        assert p.extras["keypoint_layout"] == "smpl24"
+        np.testing.assert_array_equal(p.extras["keypoint_visibility"] > 0, np.isfinite(detected).all(-1))
 
 
 def test_eval_command_prints_a_table(body, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,6 +7,7 @@ Wiring: in ``backend/cli.py``, ``from backend.evaluation.cli import add_parser``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 
@@ -23,7 +24,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     cmd.add_argument("--seed", type=int, default=0)
     cmd.add_argument("--body-model", default="open-body")
     cmd.add_argument("--ground-weight", type=float, default=0.0,
-                     help="coherence's optional floor prior (0 = Jiang et al.'s terms only; 20-100 on these scenes)")
+                     help="coherence's optional floor prior (0 = off; 20-100 on these scenes)")
+    cmd.add_argument("--contact-order-weight", type=float, default=None,
+                     help="coherence's contact-order term (feet lower in the image are nearer; 0 = off, default "
+                          "as in the pipeline)")
     cmd.add_argument("--fit-init", action="store_true",
                      help="instead: LASOR alone vs mediapipe-fit from its neutral start vs from LASOR's start "
                           "(MPJPE, PA-MPJPE, seconds per person)")
@@ -53,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 0
     options = CoherenceOptions(ground_weight=args.ground_weight)
+    if args.contact_order_weight is not None:
+        options = dataclasses.replace(options, contact_order_weight=args.contact_order_weight)
     results = evaluate(tuple(args.estimator or ["perturbed-gt"]), args.scenes, (args.min_people, args.max_people),
                        args.seed, options=options, body_model=args.body_model)
     print(format_table(results))
