@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Developer entry point, standard library only, so it runs on a fresh machine before anything is installed.
 
-    python3 dev.py demo    set up .venv, reconstruct real footage, write a .blend and a PNG render into out/
-    python3 dev.py test    set up .venv and .venv-bpy5, run the whole test suite (Blender 4.5 and 5.0)
+    python3 dev.py demo    set up .venv only, reconstruct real footage, write a .blend and a PNG render into out/
+    python3 dev.py test    set up the environments, run the whole test suite (Blender 4.5), then the add-on
+                           tests again on Blender 5.0 and on 4.2 LTS
     python3 dev.py setup   only create / update the environments (idempotent; skipped when up to date)
 """
 
@@ -20,7 +21,9 @@ DEMO_INPUT = ROOT.parent / "shared" / "data" / "football_dribble.mp4"
 ENVIRONMENTS = {  # folder -> requirement file
     ".venv": "requirements-dev.txt",
     ".venv-bpy5": "requirements-bpy5.txt",
+    ".venv-bpy42": "requirements-bpy42.txt",
 }
+ADDON_BLENDERS = {".venv-bpy5": "Blender 5.0", ".venv-bpy42": "Blender 4.2 LTS"}  # add-on tests run again here
 
 
 def python_in(env: str) -> Path:
@@ -58,14 +61,15 @@ def ensure_environment(env: str, requirements: str) -> Path:
     return python
 
 
-def setup() -> Path:
+def setup(environments: tuple[str, ...] = tuple(ENVIRONMENTS)) -> Path:
+    """Create or update ``environments`` (all by default); returns the main environment's Python."""
     if sys.version_info[:2] != (3, 11):
         raise SystemExit(
             f"dev.py needs Python 3.11 (found {sys.version.split()[0]}): the bpy wheels used by the tests exist "
             "only for 3.11. Run it as python3.11 dev.py ..."
         )
-    for env, requirements in ENVIRONMENTS.items():
-        ensure_environment(env, requirements)
+    for env in environments:
+        ensure_environment(env, ENVIRONMENTS[env])
     return python_in(".venv")
 
 
@@ -75,13 +79,15 @@ def test(pytest_args: list[str]) -> int:
     addon_tests = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_addon_*.py"))
     if not addon_tests or pytest_args:
         return first
-    print("\n=== add-on tests again on Blender 5.0 (.venv-bpy5) ===", flush=True)
-    second = subprocess.run([str(python_in(".venv-bpy5")), "-m", "pytest", *addon_tests], cwd=ROOT).returncode
-    return first or second
+    codes = [first]
+    for env, blender in ADDON_BLENDERS.items():
+        print(f"\n=== add-on tests again on {blender} ({env}) ===", flush=True)
+        codes.append(subprocess.run([str(python_in(env)), "-m", "pytest", *addon_tests], cwd=ROOT).returncode)
+    return next((code for code in codes if code), 0)
 
 
 def demo() -> int:
-    python = setup()
+    python = setup((".venv",))  # the Blender test environments are not needed here
     out = ROOT / "out"
     result = out / "football_dribble.npz"
     if not DEMO_INPUT.is_file():
