@@ -8,8 +8,8 @@ once and shifted. Terms:
 
 - interpenetration: robust sum of other people's vertices inside each person's field (paper Eq. 3);
 - ordinal depth: ranking loss on pixels where the render and the masks disagree (paper Eq. 4);
-- contact order: of people standing below the camera, the one whose mask meets the ground lower in the image
-  is nearer (``coherence.contact``); orders the people whose silhouettes do not overlap;
+- contact order: of people standing below the camera, the one whose feet meet the ground lower in the image
+  is nearer (``coherence.contact``); orders people whose silhouettes do not overlap;
 - reprojection drift: the projected pelvis and the 2D joint pattern (up to scale) stay near the input
   ``joints2d``, normalised by the person's size;
 - depth prior: the log depth scale stays near 0;
@@ -31,6 +31,7 @@ import torch
 from backend.camera import Camera
 from backend.coherence.contact import (
     ContactGate,
+    bottom_vertex,
     contact_order,
     detected_contact_row,
     foot_vertices,
@@ -71,7 +72,7 @@ class CoherenceOptions:
     depth_prior_weight: float = 0.5
     smoothness_weight: float = 50.0
     lateral: bool = True  # also allow a small image-plane offset (helps side-by-side collisions)
-    contact_order_weight: float = 1000  # 0: off (see coherence.contact)
+    contact_order_weight: float = 1000.0  # 0: off (see coherence.contact)
     contact_margin: float = 0.03  # log depth: how far beyond a restored contact order people are put
     contact_gate: ContactGate = ContactGate()
     ground_weight: float = 0.0  # > 0: everyone stands on one fitted, gated floor (see coherence.ground)
@@ -186,7 +187,7 @@ class _Problem:
         self.links = _track_links(observations)
         self.ground, self.ground_weights = self._ground_targets(masks)
         self.grounded = self.ground_weights > 0
-        self.sole_z = torch.stack([o.vertices[o.vertices[:, 1].argmax(), 2] for o in observations]) \
+        self.sole_z = torch.stack([o.vertices[bottom_vertex(o.vertices, camera), 2] for o in observations]) \
             if observations else torch.zeros(0)
         self.contact_pairs, self.contact_margins = self._contact_pairs(masks)
         self.contact_active = torch.ones(len(self.contact_pairs), dtype=torch.bool, device=self.pelvis.device)
@@ -330,7 +331,6 @@ class _Problem:
         face, bary = self.fragments[frame]
         depth = interpolate_depth(face, bary, verts, self.faces)
         return ordinal_depth_loss(depth, self.observed[frame], sorted(self.pairs[frame]), o.depth_temperature)
-
 
     def _drop_contradicted_contacts(self, frame: int) -> None:
         """Occlusion seen in the masks outranks the contact rows (a stray foot keypoint, a person on a step)."""
