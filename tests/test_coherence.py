@@ -272,3 +272,14 @@ def test_masks_outrank_contact_rows(body) -> None:
                                                                                        - [0.0, 40.0])]
     refined = refine_people(estimate, body, CAMERA, masks)
     assert refined[1].transl[2] < refined[0].transl[2]
+
+
+def test_someone_lying_down_does_not_switch_off_the_contact_order(body) -> None:
+    from backend.coherence.contact import contact_order
+
+    people = [_standing(body, -1.0, 6.0, 1.6), _standing(body, 1.0, 8.0, 1.6)]
+    lying = _person(body, [0.0, 1.2, 7.0])
+    lying.poses[0] = [0.0, 0.0, -np.pi / 2]  # spine along the picture's x (joints2d are not used here)
+    people = [_seen_by_detector(p, p.joints2d) for p in people] + [lying]
+    out, detected, bounds = _contact_inputs(body, people)
+    assert contact_order(out.joints, out.vertices, CAMERA, _masks(body, people), detected, bounds) == [(0, 1)]

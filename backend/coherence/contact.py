@@ -183,11 +183,14 @@ def _spine(joints: torch.Tensor) -> torch.Tensor:
 
 
 def _mean_down(joints: torch.Tensor, gate: ContactGate) -> torch.Tensor | None:
-    """The people's mean down direction; None when the camera looks rolled or steeply up or down at them."""
-    up = _spine(joints).mean(0)
-    up = up / up.norm().clamp(min=1e-9)
-    if float(-up[1]) < np.cos(np.radians(60.0)):  # camera axes: up is -y
+    """The people's mean down direction; None when the camera looks rolled or steeply up or down at them.
+    People more than 60 degrees off the picture's vertical (lying, or a failed fit) do not count."""
+    spines = _spine(joints)
+    spines = spines[-spines[:, 1] >= np.cos(np.radians(60.0))]  # camera axes: up is -y
+    if len(spines) == 0:
         return None
+    up = spines.mean(0)
+    up = up / up.norm().clamp(min=1e-9)
     if abs(float(np.degrees(np.arctan2(float(up[0]), float(-up[1]))))) > gate.max_roll_degrees:
         return None  # rows are not heights above the ground in a rolled picture
     return -up
