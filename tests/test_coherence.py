@@ -34,7 +34,8 @@ def _person(body, transl, yaw: float = 0.0) -> PersonEstimate:
     poses[0] = upright_orientation(yaw)
     poses[16, 2], poses[17, 2] = -1.2, 1.2  # arms down
     with torch.no_grad():
-        out = body(torch.tensor(poses[None], dtype=torch.float32), transl=torch.as_tensor(np.asarray(transl, np.float32)[None]))
+        out = body(torch.tensor(poses[None], dtype=torch.float32),
+                   transl=torch.as_tensor(np.asarray(transl, np.float32)[None]))
     joints2d = project(out.joints[0], CAMERA).numpy()
     return PersonEstimate(poses, np.zeros(body.num_betas), np.asarray(transl, float), joints2d, 1.0)
 
