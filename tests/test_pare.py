@@ -240,6 +240,7 @@ def test_pare_end_to_end_on_a_real_image(pare, body, image: np.ndarray) -> None:
         assert person.betas.shape == (body.num_betas,) and np.all(person.betas == 0)  # open body
         assert person.transl[2] > 0 and 0 <= person.confidence <= 1
         assert person.mask is not None and person.mask.shape == image.shape[:2]
+        assert person.extras["keypoints2d"].shape == (33, 2) and person.extras["keypoint_layout"] == "mediapipe33"
         posed = body(torch.as_tensor(person.poses)[None], transl=torch.as_tensor(person.transl)[None]).joints[0]
         assert camera.project(posed.numpy()) == pytest.approx(person.joints2d, abs=1e-2)
         # the pipeline camera shows the body where the network's crop camera put it

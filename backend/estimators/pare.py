@@ -247,15 +247,18 @@ class PareEstimator:
             self._detector = PoseDetector() if self.tile_scales is None else PoseDetector(self.tile_scales)
         return self._detector
 
-    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Boxes (P, 4) around each person's visible landmarks, scores (P,), masks (P, H, W) or None."""
+    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[dict]]:
+        """Boxes (P, 4) around each person's visible landmarks, scores (P,), masks (P, H, W) or None, and per
+        person the detected landmarks as estimate extras (coherence reads where the feet are from them)."""
         from backend.estimators.mediapipe_detector import landmark_boxes
 
         det = self.detector.detect(np.ascontiguousarray(frame[..., :3]))
         if len(det) == 0:
-            return np.zeros((0, 4)), np.zeros((0,)), None
+            return np.zeros((0, 4)), np.zeros((0,)), None, []
         boxes = landmark_boxes(det.keypoints, np.minimum(det.visibility, det.presence), 0.5)
-        return boxes, det.scores, det.masks
+        landmarks = [{"keypoints2d": det.keypoints[i].astype(np.float32), "keypoint_layout": "mediapipe33",
+                      "keypoint_visibility": det.visibility[i].astype(np.float32)} for i in range(len(det))]
+        return boxes, det.scores, det.masks, landmarks
 
     # ------------------------------------------------------------ estimation
 
@@ -263,14 +266,16 @@ class PareEstimator:
         out: list[FrameEstimates] = []
         for chunk in batches(frames, self.batch_size):
             found = [self.detect(f) for f in chunk]
-            out += self.estimate_boxes(chunk, [f[0] for f in found], camera,
-                                       scores=[f[1] for f in found], masks=[f[2] for f in found])
+            out += self.estimate_boxes(chunk, [f[0] for f in found], camera, scores=[f[1] for f in found],
+                                       masks=[f[2] for f in found], extras=[f[3] for f in found])
         return out
 
     def estimate_boxes(self, frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray], camera: Camera,
                        scores: Sequence[np.ndarray] | None = None,
-                       masks: Sequence[np.ndarray | None] | None = None) -> list[FrameEstimates]:
-        """People in given boxes (per frame (P, 4) x0, y0, x1, y1): one forward pass for all crops of all frames."""
+                       masks: Sequence[np.ndarray | None] | None = None,
+                       extras: Sequence[list[dict]] | None = None) -> list[FrameEstimates]:
+        """People in given boxes (per frame (P, 4) x0, y0, x1, y1): one forward pass for all crops of all frames.
+        ``extras``: per frame, per box, entries added to each estimate's extras (the detector's landmarks)."""
         squares = [square_boxes(b, self.bbox_scale) for b in boxes]
         frame_of = np.concatenate([np.full(len(s), i) for i, s in enumerate(squares)]).astype(np.int64)
         out: list[FrameEstimates] = [[] for _ in frames]
@@ -287,15 +292,17 @@ class PareEstimator:
         for i, f in enumerate(frame_of):
             if not host["valid"][i]:
                 continue
-            mask = None
+            mask, extra = None, {}
             if masks is not None and masks[f] is not None and len(masks[f]) > index_in_frame[i]:
                 mask = masks[f][index_in_frame[i]]
+            if extras is not None and len(extras[f]) > index_in_frame[i]:
+                extra = extras[f][index_in_frame[i]]
             out[f].append(PersonEstimate(
                 poses=host["poses"][i], betas=host["betas"][i], transl=host["transl"][i],
                 joints2d=host["joints2d"][i], confidence=float(np.clip(score_rows[i], 0.0, 1.0)),
                 bbox=box_rows[i].astype(np.float32), mask=mask,
                 extras={"pred_cam": host["pred_cam"][i], "crop_box": all_squares[i].astype(np.float32),
-                        "smpl_betas": host["smpl_betas"][i]},
+                        "smpl_betas": host["smpl_betas"][i], **extra},
             ))
         return out
 
