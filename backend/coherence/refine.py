@@ -30,21 +30,12 @@ import torch
 
 from backend.camera import Camera
 from backend.coherence.contact import (
-    ContactGate,
-    bottom_vertex,
-    contact_order,
-    detected_contact_row,
-    foot_vertices,
-    lowest_seen_row,
+    ContactGate, bottom_vertex, contact_order, detected_contact_row, foot_vertices, lowest_seen_row,
 )
 from backend.coherence.fields import PenetrationField, penetration_field
 from backend.coherence.ground import ground_targets
 from backend.coherence.losses import (
-    disagreement_pairs,
-    interpenetration_loss,
-    observed_index_map,
-    ordinal_depth_loss,
-    pair_penetration,
+    disagreement_pairs, interpenetration_loss, observed_index_map, ordinal_depth_loss, pair_penetration,
 )
 from backend.estimators.base import PersonEstimate
 from backend.render import interpolate_depth, project, rasterize, scaled_camera
