@@ -284,3 +284,14 @@ def test_someone_lying_down_does_not_switch_off_the_contact_order(body) -> None:
     people = [_seen_by_detector(p, p.joints2d) for p in people] + [lying]
     out, detected, bounds = _contact_inputs(body, people)
     assert contact_order(out.joints, out.vertices, CAMERA, _masks(body, people), detected, bounds) == [(0, 1)]
+
+
+def test_masks_give_the_contact_when_there_are_no_keypoints(body) -> None:
+    from backend.coherence.contact import contact_order
+
+    people = [_standing(body, -1.0, 6.0, 1.6), _standing(body, 1.0, 8.0, 1.6)]  # no detector keypoints
+    out, detected, bounds = _contact_inputs(body, people)
+    masks = _masks(body, people)
+    assert contact_order(out.joints, out.vertices, CAMERA, masks, detected, bounds) == [(0, 1)]
+    halved = [m[::2, ::2] for m in masks]  # masks of another resolution are not read
+    assert contact_order(out.joints, out.vertices, CAMERA, halved, detected, bounds) == []

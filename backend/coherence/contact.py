@@ -165,6 +165,7 @@ def contact_order(joints: torch.Tensor, vertices: torch.Tensor, camera: Camera,
         if float(sole @ down) < gate.min_camera_height or not _upright(joints[k], down, gate):
             continue
         mask = None if masks[k] is None else np.asarray(masks[k]) > 0.5
+        mask = mask if mask is not None and mask.shape == (camera.height, camera.width) else None
         row, spread = (float("nan"), 0.0) if detected[k] is None else detected[k]
         row = row if row < camera.height - 2 else float("nan")
         uncertainty[k] = spread if np.isfinite(row) else 0.0
