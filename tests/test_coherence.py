@@ -237,6 +237,8 @@ def test_detected_contact_is_where_the_planted_foot_is_drawn(body) -> None:
     assert np.isnan(detected[2][0]) and np.isnan(detected[3][0])  # a lifted foot says nothing about the ground
     assert bounds[3] <= sole_row  # hidden legs: only a bound, and a true one
     assert _contact_inputs(body, [_person(body, [0.0, 0.0, 5.0])])[1] == [None]  # no keypoints: the mask decides
+    short = dataclasses.replace(both, extras={**both.extras, "keypoint_layout": "mediapipe33"})  # 24 < 33 points
+    assert _contact_inputs(body, [short])[1] == [None]
 
 
 def test_feet_cut_by_the_picture_are_nearer_than_everyone_standing_in_view(body) -> None:

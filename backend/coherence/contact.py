@@ -77,7 +77,7 @@ def detected_contact_row(extras: dict, joints2d: np.ndarray, vertices2d: np.ndar
     leg is the one on the ground; a leg the body lifts says nothing about it.
     """
     gate = gate or ContactGate()
-    layout = LEG_KEYPOINTS.get(extras.get("keypoint_layout", ""))
+    layout = _leg_layout(extras)
     keypoints, visibility = extras.get("keypoints2d"), extras.get("keypoint_visibility")
     if layout is None or keypoints is None or visibility is None:
         return None
@@ -115,7 +115,7 @@ def lowest_seen_row(extras: dict, joints2d: np.ndarray | None = None, vertices2d
     if keypoints is None or visibility is None:
         return float("nan")
     bounds = {k: float(keypoints[k][1]) for k in range(len(keypoints)) if _seen(keypoints, visibility, k, gate)}
-    layout = LEG_KEYPOINTS.get(extras.get("keypoint_layout", ""))
+    layout = _leg_layout(extras)
     if layout is not None and joints2d is not None and vertices2d is not None and feet is not None:
         shrink = max(1.0 - 2.0 * gate.scale_error, 0.0)
         for leg, ids in zip(layout, feet):
@@ -125,6 +125,17 @@ def lowest_seen_row(extras: dict, joints2d: np.ndarray | None = None, vertices2d
                     bounds[k] += shrink * max(sole - float(joints2d[j][1]), 0.0)
     rows = sorted(bounds.values())
     return rows[-2] if len(rows) >= 2 else float("nan")
+
+
+def _leg_layout(extras: dict) -> tuple | None:
+    """The leg keypoints of the estimate's layout, or None when unknown or when its arrays are too short for it
+    (keypoints from some other detector must not index past their end)."""
+    layout = LEG_KEYPOINTS.get(extras.get("keypoint_layout", ""))
+    needed = 1 + max(k for leg in layout for k, _ in leg) if layout is not None else 0
+    arrays = (extras.get("keypoints2d"), extras.get("keypoint_visibility"))
+    if layout is None or any(a is None or len(a) < needed for a in arrays):
+        return None
+    return layout
 
 
 def _seen(keypoints, visibility, k: int, gate: ContactGate) -> bool:
