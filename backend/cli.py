@@ -92,8 +92,10 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
         help="temporal smoothing 0..1 (0 = off; default 0.5): zero-phase per track, stronger on depth",
     )  # fmt: skip
     cmd.add_argument(
-        "--fit-init", choices=("neutral", "lasor"), default=None,
-        help="mediapipe-fit only: start each new person's fit from the neutral pose (default) or from LASOR",
+        "--fit-init", choices=("neutral", "lasor", "lasor-root", "neutral+lasor-root"), default=None,
+        help="mediapipe-fit only: start each new person's fit from MediaPipe's 3D landmarks (neutral), from "
+             "LASOR's prediction (lasor), from the landmarks turned and moved to LASOR's orientation and depth "
+             "(lasor-root), or from both neutral and lasor-root, keeping the fit of lower energy (the default)",
     )  # fmt: skip
     cmd.add_argument(
         "--no-coherence", dest="coherence", action="store_false",

@@ -45,8 +45,9 @@ def _estimator(body_model, initialiser, det, monkeypatch, seen):
     real = mediapipe_fit.fit_people
 
     def spy(points, data, intrinsics, options, *rest):
-        seen.append((data, initial_params(points, data, np.asarray(intrinsics))))
-        return real(points, data, intrinsics, options, *rest)
+        result = real(points, data, intrinsics, options, *rest)
+        seen.append((data, initial_params(points, data, np.asarray(intrinsics)), result))
+        return result
 
     monkeypatch.setattr(mediapipe_fit, "fit_people", spy)
     return est
@@ -60,8 +61,8 @@ def test_lasor_initialiser_changes_the_start_and_gives_valid_people(body_model, 
     est = _estimator(body_model, "lasor", det, monkeypatch, lasor_seen)
     first = est.estimate([frame], scene.camera)
 
-    data_n, start_n = neutral_seen[0]
-    data_l, start_l = lasor_seen[0]
+    data_n, start_n, _ = neutral_seen[0]
+    data_l, start_l, _ = lasor_seen[0]
     assert not data_n.init_valid.any()
     assert data_l.init_valid.all() and data_l.init_full.all() and not temporal_warm(data_l).any()
     pose_n, pose_l = start_n.body_pose.detach().numpy(), start_l.body_pose.detach().numpy()
@@ -78,9 +79,70 @@ def test_lasor_initialiser_changes_the_start_and_gives_valid_people(body_model, 
 
     # The next frame is a temporal warm start (short schedule), not a new LASOR start.
     second = est.estimate([frame], scene.camera)
-    data_w, _ = lasor_seen[-1]
+    data_w, _, _ = lasor_seen[-1]
     assert temporal_warm(data_w).all()
     assert all(p.extras["warm_start"] for p in second[0])
+
+
+def test_lasor_root_start_takes_orientation_and_depth_only(body_model, scene_and_detections, monkeypatch):
+    from backend.body.rotations import rot6d_to_matrix
+
+    scene, det, _ = scene_and_detections
+    frame = np.zeros((CONFIG.height, CONFIG.width, 3), np.uint8)
+    neutral_seen, root_seen = [], []
+    _estimator(body_model, "neutral", det, monkeypatch, neutral_seen).estimate([frame], scene.camera)
+    _estimator(body_model, "lasor-root", det, monkeypatch, root_seen).estimate([frame], scene.camera)
+    _, start_n, _ = neutral_seen[0]
+    data_r, start_r, _ = root_seen[0]
+    assert data_r.init_valid.all() and data_r.init_full.all() and data_r.init_root_only.all()
+
+    # limbs, shape and the pelvis's image position: the cold start's
+    assert np.allclose(start_r.body_pose.detach().numpy(), start_n.body_pose.detach().numpy(), atol=1e-6)
+    assert np.allclose(start_r.betas.detach().numpy(), 0.0)
+    assert np.allclose(start_r.image_xy.detach().numpy(), start_n.image_xy.detach().numpy(), atol=1e-6)
+    # global orientation and pelvis depth: LASOR's
+    glob = rot6d_to_matrix(start_r.rot6d.detach()).numpy()
+    lasor_glob = optimize.axis_angle_to_matrix(torch.as_tensor(data_r.init_poses[:, 0], dtype=torch.float32))
+    assert np.allclose(glob, lasor_glob.numpy(), atol=1e-4)
+    assert not np.allclose(glob, rot6d_to_matrix(start_n.rot6d.detach()).numpy(), atol=1e-2)
+    with torch.no_grad():
+        from backend.fitting import BodyPoints
+
+        rest = BodyPoints(body_model).rest_joints(torch.as_tensor(data_r.init_betas, dtype=torch.float32))[:, 0]
+    lasor_depth = data_r.init_transl[:, 2] + rest[:, 2].numpy()
+    assert np.allclose(start_r.pelvis().detach().numpy()[:, 2], lasor_depth, rtol=1e-4)
+    assert not np.allclose(start_n.pelvis().detach().numpy()[:, 2], lasor_depth, rtol=1e-2)
+
+
+def test_two_starts_keep_each_persons_lower_energy_fit(body_model, scene_and_detections, monkeypatch):
+    scene, det, _ = scene_and_detections
+    frame = np.zeros((CONFIG.height, CONFIG.width, 3), np.uint8)
+    seen = []
+    est = _estimator(body_model, "neutral+lasor-root", det, monkeypatch, seen)
+    people = est.estimate([frame], scene.camera)[0]
+    data, start, result = seen[0]
+    n = len(det)
+    assert len(data) == 2 * n  # every cold person once from each start
+    assert not data.init_valid[:n].any() and data.init_root_only[n:].all() and data.init_full[n:].all()
+    assert np.allclose(start.body_pose.detach().numpy()[:n], start.body_pose.detach().numpy()[n:], atol=1e-6)
+    assert len(people) == n
+    lower = np.minimum(result.energy[:n], result.energy[n:])
+    assert np.allclose(sorted(p.extras["fit_energy"] for p in people), sorted(lower), rtol=1e-6)
+    second = est.estimate([frame], scene.camera)[0]  # warm people are not duplicated
+    assert len(seen[-1][0]) == n and len(second) == n
+
+
+def test_cli_offers_every_initialiser():
+    import argparse
+
+    from backend.cli import _add_reconstruct
+    from backend.estimators.mediapipe_fit import INITIALISERS
+
+    parser = argparse.ArgumentParser()
+    _add_reconstruct(parser.add_subparsers())
+    action = next(a for a in parser._subparsers._group_actions[0].choices["reconstruct"]._actions
+                  if a.dest == "fit_init")
+    assert tuple(action.choices) == INITIALISERS
 
 
 def test_init_full_rows_get_the_full_schedule(body_model, scene_and_detections, monkeypatch):

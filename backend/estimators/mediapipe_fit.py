@@ -23,10 +23,13 @@ every ``pyramid_every`` frames; other frames run the whole image, plus a crop ar
 frame that the whole image did not find again.
 
 Initialiser (``initialiser`` option): people without a temporal warm start begin from the fit's own cold start
-(``"neutral"``: mean shape, orientation and limbs from MediaPipe's 3D landmarks, depth from limb lengths) or from
-the LASOR regressor's prediction (``"lasor"``, ``backend.lasor.inference.LasorInitialiser``; weights from
-``lasor_weights``, default the shipped ones). LASOR starts are flagged ``FitInput.init_full``: they get the full
-schedule, not the short warm one. ``python -m backend eval --fit-init`` compares the two.
+(``"neutral"``: mean shape, orientation and limbs from MediaPipe's 3D landmarks, depth from limb lengths), from
+the LASOR regressor's whole prediction (``"lasor"``, ``backend.lasor.inference.LasorInitialiser``; weights from
+``lasor_weights``, default the shipped ones), from the cold start turned and moved to LASOR's global orientation
+and pelvis depth (``"lasor-root"``: limbs and shape stay MediaPipe's), or from both the cold start and the
+LASOR root start, each person keeping the fit of lower energy (``"neutral+lasor-root"``, the default: the
+copies join the person's landmark hypotheses, see ``_choose``). LASOR starts are flagged ``FitInput.init_full``:
+they get the full schedule, not the short warm one. ``python -m backend eval --fit-init`` compares them.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ WarmStart = Sequence[FrameEstimates | None]
 # Cost, in fit-energy units, of a hypothesis whose mask covers none of its person's largest mask: fragments
 # (a skeleton squeezed onto a torso or a leg) can fit as well as the whole person, but explain less of it.
 FRAGMENT_PENALTY = 2.0
-INITIALISERS = ("neutral", "lasor")
+INITIALISERS = ("neutral", "lasor", "lasor-root", "neutral+lasor-root")
 
 
 class MediapipeFitEstimator:
@@ -59,8 +62,8 @@ class MediapipeFitEstimator:
     pyramids in a clip), ``alternatives`` (landmark hypotheses fitted per person), ``chunk_frames`` (frames
     fitted in one optimisation), ``match_distance`` (warm-start matching: box centre distance over box size),
     ``depth_order`` (ordinal correction from occlusions), ``min_score`` / ``max_people_per_tile`` (detector),
-    ``initialiser`` (``"neutral"`` or ``"lasor"``: where people without a temporal warm start begin),
-    ``lasor_weights`` (checkpoint for ``initialiser="lasor"``; default the shipped one), and any
+    ``initialiser`` (one of ``INITIALISERS``: where people without a temporal warm start begin),
+    ``lasor_weights`` (checkpoint for the LASOR initialisers; default the shipped one), and any
     :class:`FitOptions` field (e.g. ``full_steps=60``).
     """
 
@@ -79,7 +82,7 @@ class MediapipeFitEstimator:
         depth_order: bool = True,
         min_score: float = 0.3,
         max_people_per_tile: int = 8,
-        initialiser: str = "neutral",
+        initialiser: str = "neutral+lasor-root",
         lasor_weights: Any = None,
         **fit_options: Any,
     ) -> None:
@@ -96,6 +99,7 @@ class MediapipeFitEstimator:
             raise EstimatorError(f"mediapipe-fit cannot use this body model: {exc}") from exc
         self.fit_options = FitOptions(**fit_options)
         self.initialiser = make_initialiser(initialiser, body_model, lasor_weights)
+        self.start_mode = initialiser
         self.pyramid_every = max(1, int(pyramid_every))
         self.alternatives = max(1, int(alternatives))
         self.chunk_frames = max(1, int(chunk_frames))
@@ -141,13 +145,9 @@ class MediapipeFitEstimator:
         detections = self._detect_all(frames, last)
         inits = self._warm_starts(detections, last, hints, size)
         data, frame_of = _fit_input(detections, inits, self.points.num_betas)
-        if self.initialiser is not None:
-            data = learned_starts(self.initialiser, detections, data, camera)
+        detections, data, result, frame_of = fit_hypotheses(self.points, detections, data, frame_of, camera,
+                                                            self.fit_options, self.initialiser, self.start_mode)
         intrinsics = (camera.fx, camera.fy, camera.cx, camera.cy)
-        result = fit_people(self.points, data, intrinsics, self.fit_options)
-        rows = _choose(detections, result.energy)
-        detections = [d.select(r - offset) for d, r, offset in _per_frame(detections, rows)]
-        data, result, frame_of = _subset(data, rows), _rows(result, rows), frame_of[rows]
         if self.depth_order:
             result = self._order_depths(detections, data, result, intrinsics)
         estimates = _estimates(detections, frame_of, result, camera, temporal_warm(data))
@@ -230,13 +230,50 @@ def make_initialiser(name: str, body_model: Any, weights: Any = None) -> Any:
         raise EstimatorError(f"mediapipe-fit cannot load the LASOR initialiser: {exc}") from exc
 
 
-def learned_starts(initialiser: Any, detections: Sequence[PoseDetections], data: FitInput, camera: Camera
-                   ) -> FitInput:
-    """``data`` with the rows that have no temporal warm start starting from ``initialiser``'s prediction,
-    flagged ``init_full`` (full schedule). Rows whose prediction is not finite keep the neutral start."""
+def fit_hypotheses(points: BodyPoints, detections: list[PoseDetections], data: FitInput, frame_of: np.ndarray,
+                   camera: Camera, options: FitOptions, initialiser: Any = None, start_mode: str = "neutral",
+                   ) -> tuple[list[PoseDetections], FitInput, FitResult, np.ndarray]:
+    """Fit every row of ``data`` (all hypotheses of a chunk; learned starts added as ``start_mode`` says) and
+    keep one per person (``_choose``). Returns the kept rows' detections (per frame), data, result, frames."""
+    if initialiser is not None and start_mode == "neutral+lasor-root":
+        detections, data, frame_of, copies = _with_cold_copies(detections, data, frame_of)
+        data = learned_starts(initialiser, detections, data, camera, root_only=True, rows=copies)
+    elif initialiser is not None:
+        data = learned_starts(initialiser, detections, data, camera, root_only=start_mode == "lasor-root")
+    result = fit_people(points, data, (camera.fx, camera.fy, camera.cx, camera.cy), options)
+    rows = _choose(detections, result.energy)
+    detections = [d.select(r - offset) for d, r, offset in _per_frame(detections, rows)]
+    return detections, _subset(data, rows), _rows(result, rows), frame_of[rows]
+
+
+def _with_cold_copies(detections: list[PoseDetections], data: FitInput, frame_of: np.ndarray
+                      ) -> tuple[list[PoseDetections], FitInput, np.ndarray, np.ndarray]:
+    """Every row without a temporal warm start once more, as another hypothesis of its person (same group),
+    appended to its frame's rows. Returns detections, data, frame_of and the (B',) mask of the copies."""
+    cold = ~np.asarray(data.init_valid, bool) if data.init_valid is not None else np.ones(len(data), bool)
+    order, copy_mask, out, offset = [], [], [], 0
+    for det in detections:
+        n = len(det)
+        again = np.flatnonzero(cold[offset : offset + n])
+        local = np.concatenate([np.arange(n), again]).astype(np.int64)
+        out.append(det.select(local))
+        order.append(offset + local)
+        copy_mask.append(np.arange(len(local)) >= n)
+        offset += n
+    rows = np.concatenate(order) if order else np.zeros(0, np.int64)
+    copies = np.concatenate(copy_mask) if copy_mask else np.zeros(0, bool)
+    return out, _subset(data, rows), frame_of[rows], copies
+
+
+def learned_starts(initialiser: Any, detections: Sequence[PoseDetections], data: FitInput, camera: Camera,
+                   root_only: bool = False, rows: np.ndarray | None = None) -> FitInput:
+    """``data`` with the rows that have no temporal warm start (or those of the (B,) mask ``rows``) starting from
+    ``initialiser``'s prediction, flagged ``init_full`` (full schedule); with ``root_only``, from its global
+    orientation and pelvis depth only (``FitInput.init_root_only``). Rows whose prediction is not finite keep
+    the neutral start."""
     b = len(data)
     valid = np.zeros(b, bool) if data.init_valid is None else np.asarray(data.init_valid, bool)
-    cold = ~valid
+    cold = ~valid if rows is None else np.asarray(rows, bool)
     if not cold.any():
         return data
     poses, betas, transl = (np.array(getattr(data, n), dtype=np.float64) for n in ("init_poses", "init_betas",
@@ -249,16 +286,18 @@ def learned_starts(initialiser: Any, detections: Sequence[PoseDetections], data:
             p, k, t = initialiser(det.select(idx), camera)
             ok = np.isfinite(p).all(axis=(1, 2)) & np.isfinite(k).all(axis=1) & np.isfinite(t).all(axis=1)
             ok &= t[:, 2] > 0.1
-            rows = row + idx[ok]
+            started = row + idx[ok]
             n = min(betas.shape[1], k.shape[1])
-            poses[rows], transl[rows] = p[ok], t[ok]
-            betas[rows] = 0.0
-            betas[rows, :n] = k[ok, :n]
-            learned[rows] = True
+            poses[started], transl[started] = p[ok], t[ok]
+            betas[started] = 0.0
+            betas[started, :n] = k[ok, :n]
+            learned[started] = True
         row += len(det)
     full = learned if data.init_full is None else np.asarray(data.init_full, bool) | learned
+    partial = np.zeros(b, bool) if data.init_root_only is None else np.asarray(data.init_root_only, bool)
+    partial = partial | learned if root_only else partial & ~learned
     return replace(data, init_poses=poses, init_betas=betas, init_transl=transl, init_valid=valid | learned,
-                   init_full=full)
+                   init_full=full, init_root_only=partial)
 
 
 def _check_frame(frame: np.ndarray) -> None:

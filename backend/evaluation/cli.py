@@ -31,6 +31,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     cmd.add_argument("--fit-init", action="store_true",
                      help="instead: LASOR alone vs mediapipe-fit from its neutral start vs from LASOR's start "
                           "(MPJPE, PA-MPJPE, seconds per person)")
+    cmd.add_argument("--world-rotation-deg", type=float, default=None,
+                     help="--fit-init: rotation error (std per axis, degrees) of the synthetic 3D world landmarks")
+    cmd.add_argument("--world-noise-m", type=float, default=None,
+                     help="--fit-init: noise (std, metres) of the synthetic 3D world landmarks")
     cmd.add_argument("--threads", type=int, default=1, help="torch CPU threads (small tensors: 1 is fastest)")
     cmd.set_defaults(handler=run)
     return cmd
@@ -49,12 +53,13 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "fit_init", False):
         from backend.evaluation.fit_init import NOTE_FIT_INIT, evaluate_fit_init, format_fit_init
 
+        world = _world_noise(args)
         results = evaluate_fit_init(args.scenes, (args.min_people, args.max_people), args.seed,
-                                    body_model=args.body_model)
+                                    body_model=args.body_model, world_noise=world)
         print(format_fit_init(results))
         print(NOTE_FIT_INIT)
-        print(f"{args.scenes} scenes, {args.min_people}-{args.max_people} people each, seed {args.seed}",
-              file=sys.stderr)
+        print(f"{args.scenes} scenes, {args.min_people}-{args.max_people} people each, seed {args.seed}, "
+              f"world landmarks: {world[0]:g} deg, {world[1]:g} m", file=sys.stderr)
         return 0
     options = CoherenceOptions(ground_weight=args.ground_weight)
     if args.contact_order_weight is not None:
@@ -65,3 +70,13 @@ def run(args: argparse.Namespace) -> int:
     print(NOTE)
     print(f"{args.scenes} scenes, {args.min_people}-{args.max_people} people each, seed {args.seed}", file=sys.stderr)
     return 0
+
+
+def _world_noise(args: argparse.Namespace) -> tuple[float, float]:
+    from backend.evaluation.fit_init import WORLD_NOISE_M, WORLD_ROTATION_DEG
+
+    rotation = WORLD_ROTATION_DEG if args.world_rotation_deg is None else args.world_rotation_deg
+    noise = WORLD_NOISE_M if args.world_noise_m is None else args.world_noise_m
+    if rotation < 0 or noise < 0:
+        raise ValueError("--world-rotation-deg and --world-noise-m must be >= 0")
+    return rotation, noise

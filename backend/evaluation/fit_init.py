@@ -13,8 +13,9 @@ No images: each scene's people are turned into what MediaPipe would report, in i
   with visibility 0.1; landmarks outside the image get presence 0.
 * **World landmarks.** MediaPipe's 3D landmarks are derived from the truth (the fit's cold start needs them):
   the true points, hip-centred, in the person's crop-camera axes, turned by a random rotation of
-  ``WORLD_ROTATION_DEG`` (per axis, std) and with ``WORLD_NOISE_M`` noise per landmark. They are much better than
-  MediaPipe's on hard poses, which flatters the neutral start; LASOR does not use them.
+  ``WORLD_ROTATION_DEG`` (per axis, std) and with ``WORLD_NOISE_M`` noise per landmark (``--world-rotation-deg``,
+  ``--world-noise-m``). The defaults are likely better than MediaPipe's on hard poses, which flatters every start
+  that reads them (all fits do, through their energy); LASOR alone does not use them.
 * **People** are those a detector could find: at least ``MIN_VISIBLE`` visible points and a visible mask. The
   instance masks are the scenes' (LASOR's silhouette input).
 """
@@ -41,12 +42,18 @@ WORLD_ROTATION_DEG = 8.0
 MIN_VISIBLE = 6
 # Landmarks no fitted point reads (eye corners, thumbs): filled from the point they sit next to.
 _EXTRA = {1: "left_eye", 3: "left_eye", 4: "right_eye", 6: "right_eye", 21: "left_hand", 22: "right_hand"}
-ROWS = ("lasor", "fit (neutral start)", "fit (lasor start)", "fit (lasor start, warm schedule)")
+# row name -> mediapipe-fit initialiser (None: LASOR alone; "warm": LASOR's start with the short warm schedule)
+STARTS = {"lasor": None, "fit (neutral start)": "neutral", "fit (lasor start)": "lasor",
+          "fit (lasor root start)": "lasor-root", "fit (neutral + lasor root, lower energy)": "neutral+lasor-root",
+          "fit (lasor start, warm schedule)": "warm"}
+ROWS = tuple(STARTS)
 
 
-def observations(scene: SyntheticScene, points_model, rng: np.random.Generator,
-                 config: SceneConfig | None = None) -> tuple[PoseDetections, np.ndarray]:
-    """MediaPipe-like detections of the scene's findable people and, per detection, its true person index."""
+def observations(scene: SyntheticScene, points_model, rng: np.random.Generator, config: SceneConfig | None = None,
+                 world_noise: tuple[float, float] = (WORLD_ROTATION_DEG, WORLD_NOISE_M),
+                 ) -> tuple[PoseDetections, np.ndarray]:
+    """MediaPipe-like detections of the scene's findable people and, per detection, its true person index.
+    ``world_noise``: (rotation std in degrees per axis, noise std in metres) of the 3D world landmarks."""
     config = config or SceneConfig()
     camera = scene.camera
     with torch.no_grad():
@@ -66,8 +73,9 @@ def observations(scene: SyntheticScene, points_model, rng: np.random.Generator,
     rays = ray_rotations(torso_centre(true2d, np.ones(true2d.shape[:2])), intrinsics)
     hips = pts[:, [10, 11]].mean(axis=1, keepdims=True)  # MediaPipe's world origin: between the hips
     world25 = np.einsum("bji,bpj->bpi", rays, pts - hips)
-    turn = axis_angle_to_matrix(torch.as_tensor(rng.normal(0.0, np.radians(WORLD_ROTATION_DEG), (len(pts), 3))))
-    world25 = np.einsum("bij,bpj->bpi", turn.numpy(), world25) + rng.normal(0.0, WORLD_NOISE_M, world25.shape)
+    rotation_deg, noise_m = world_noise
+    turn = axis_angle_to_matrix(torch.as_tensor(rng.normal(0.0, np.radians(rotation_deg), (len(pts), 3))))
+    world25 = np.einsum("bij,bpj->bpi", turn.numpy(), world25) + rng.normal(0.0, noise_m, world25.shape)
 
     keep = [i for i in range(scene.num_people) if seen[i].sum() >= MIN_VISIBLE and scene.mask(i).any()]
     keep = np.array(keep, dtype=np.int64)
@@ -110,10 +118,11 @@ class _Totals:
 
 def evaluate_fit_init(num_scenes: int = 20, people: tuple[int, int] = (2, 20), seed: int = 0,
                       body_model: str = "open-body", config: SceneConfig | None = None, fit_options=None,
-                      lasor_weights=None) -> dict[str, dict[str, float]]:
-    """Metrics per row of ``ROWS`` over ``num_scenes`` synthetic scenes."""
+                      lasor_weights=None, world_noise: tuple[float, float] = (WORLD_ROTATION_DEG, WORLD_NOISE_M),
+                      ) -> dict[str, dict[str, float]]:
+    """Metrics per row of ``ROWS`` over ``num_scenes`` synthetic scenes (``world_noise``: see ``observations``)."""
     from backend.body import load_body_model
-    from backend.estimators.mediapipe_fit import _fit_input, learned_starts
+    from backend.estimators.mediapipe_fit import _fit_input, fit_hypotheses, learned_starts
     from backend.fitting import BodyPoints, FitOptions, fit_people
     from backend.lasor.inference import LasorInitialiser
 
@@ -126,7 +135,7 @@ def evaluate_fit_init(num_scenes: int = 20, people: tuple[int, int] = (2, 20), s
     warmed_up = False
     for _ in range(num_scenes):
         scene = make_scene(rng, body, int(rng.integers(people[0], people[1] + 1)), config)
-        det, gt = observations(scene, points, rng, config)
+        det, gt = observations(scene, points, rng, config, world_noise)
         if len(det) == 0:
             continue
         camera = scene.camera
@@ -136,29 +145,20 @@ def evaluate_fit_init(num_scenes: int = 20, people: tuple[int, int] = (2, 20), s
             lasor(det.select([0]), camera)
             fit_people(points, neutral, intrinsics, replace(options, orient_steps=2, full_steps=2))
             warmed_up = True
-        neutral, _ = _fit_input([det], [None], points.num_betas)
-
-        start = time.perf_counter()
-        predicted = lasor(det, camera)
-        lasor_s = time.perf_counter() - start
-        _score(body, scene, gt, predicted, lasor_s, totals[ROWS[0]])
-
-        start = time.perf_counter()
-        result = fit_people(points, neutral, intrinsics, options)
-        _score(body, scene, gt, (result.poses, result.betas, result.transl), time.perf_counter() - start,
-               totals[ROWS[1]])
-
-        start = time.perf_counter()
-        data = learned_starts(lasor, [det], neutral, camera)
-        result = fit_people(points, data, intrinsics, options)
-        _score(body, scene, gt, (result.poses, result.betas, result.transl), time.perf_counter() - start,
-               totals[ROWS[2]])
-
-        start = time.perf_counter()
-        data = replace(learned_starts(lasor, [det], neutral, camera), init_full=None)  # short (warm) schedule
-        result = fit_people(points, data, intrinsics, options)
-        _score(body, scene, gt, (result.poses, result.betas, result.transl), time.perf_counter() - start,
-               totals[ROWS[3]])
+        neutral, frame_of = _fit_input([det], [None], points.num_betas)
+        for name, mode in STARTS.items():
+            start = time.perf_counter()
+            if mode is None:
+                params, rows = lasor(det, camera), gt
+            elif mode == "warm":  # LASOR's start, but the short schedule of a temporal warm start
+                result = fit_people(points, replace(learned_starts(lasor, [det], neutral, camera), init_full=None),
+                                    intrinsics, options)
+                params, rows = (result.poses, result.betas, result.transl), gt
+            else:
+                kept, _, result, _ = fit_hypotheses(points, [det], neutral, frame_of, camera, options,
+                                                    None if mode == "neutral" else lasor, mode)
+                params, rows = (result.poses, result.betas, result.transl), gt[kept[0].group]
+            _score(body, scene, rows, params, time.perf_counter() - start, totals[name])
     return {name: t.row() for name, t in totals.items()}
 
 
@@ -196,7 +196,9 @@ def _cell(column: str, value: float) -> str:
     return f"{value:.3f}" if column == "s/person" else f"{value:.1f}"
 
 
-NOTE_FIT_INIT = ("LASOR alone, the mediapipe-fit optimisation from its neutral start and from LASOR's start, on\n"
-                 "MediaPipe-like landmarks synthesised from the scenes (2D: the scenes' noise/occlusion model;\n"
-                 "3D world landmarks: truth + rotation and noise). MPJPE is pelvis-aligned; the fit rows'\n"
-                 "s/person include LASOR's inference where it starts them.")
+NOTE_FIT_INIT = ("LASOR alone and the mediapipe-fit optimisation from its neutral start, from LASOR's start, from\n"
+                 "the neutral start turned and moved to LASOR's orientation and depth (root start), and from both\n"
+                 "neutral and root starts keeping each person's lower-energy fit, on MediaPipe-like landmarks\n"
+                 "synthesised from the scenes (2D: the scenes' noise/occlusion model; 3D world landmarks: truth +\n"
+                 "rotation and noise). MPJPE is pelvis-aligned; the fit rows' s/person include LASOR's inference\n"
+                 "where it starts them.")

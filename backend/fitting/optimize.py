@@ -41,6 +41,9 @@ class FitInput:
     # (B,) bool: valid rows whose start is a fresh guess (e.g. LASOR's regression), not the previous frame's
     # solution: they start from it but still get the full schedule.
     init_full: np.ndarray | None = None
+    # (B,) bool: valid rows whose start gives only the global orientation and the pelvis depth; limbs, shape
+    # and the pelvis's image position stay the cold start's (MediaPipe's 3D landmarks, the torso's 2D ray).
+    init_root_only: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.keypoints.shape[0])
@@ -192,17 +195,22 @@ def _cold_start(body: BodyPoints, data: FitInput, intrinsics: np.ndarray) -> tup
 def _apply_warm_start(body: BodyPoints, data: FitInput, glob: np.ndarray, body_pose: np.ndarray, betas: np.ndarray,
                       pelvis: np.ndarray) -> tuple[np.ndarray, ...]:
     valid = np.asarray(data.init_valid, bool)
-    poses = torch.as_tensor(data.init_poses[valid], dtype=torch.float32)
+    root_only = valid & (False if data.init_root_only is None else np.asarray(data.init_root_only, bool))
+    whole = valid & ~root_only
+    poses = torch.as_tensor(data.init_poses, dtype=torch.float32)
     glob, body_pose, betas, pelvis = glob.copy(), body_pose.copy(), betas.copy(), pelvis.copy()
-    glob[valid] = axis_angle_to_matrix(poses[:, 0]).numpy()
-    body_pose[valid] = poses[:, 1:].numpy()
-    warm_betas = np.zeros((int(valid.sum()), betas.shape[1]))
+    glob[valid] = axis_angle_to_matrix(poses[valid, 0]).numpy()
+    body_pose[whole] = poses[whole, 1:].numpy()
     n = min(betas.shape[1], data.init_betas.shape[1])
-    warm_betas[:, :n] = data.init_betas[valid][:, :n]
-    betas[valid] = warm_betas
+    start_betas = np.zeros((len(data), betas.shape[1]))
+    start_betas[:, :n] = data.init_betas[:, :n]
+    betas[whole] = start_betas[whole]
     with torch.no_grad():
-        root_rest = body.rest_joints(torch.as_tensor(warm_betas, dtype=torch.float32))[:, 0].numpy()
-    pelvis[valid] = data.init_transl[valid] + root_rest
+        root_rest = body.rest_joints(torch.as_tensor(start_betas, dtype=torch.float32))[:, 0].numpy()
+    start_pelvis = data.init_transl + root_rest
+    pelvis[whole] = start_pelvis[whole]
+    # root-only rows move along the cold start's pelvis ray to the given depth
+    pelvis[root_only] *= (start_pelvis[root_only, 2] / pelvis[root_only, 2])[:, None]
     return glob, body_pose, betas, pelvis
 
 

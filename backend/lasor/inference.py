@@ -27,6 +27,7 @@ from backend.lasor.body import LightBody
 from backend.lasor.data import DataConfig, crop_box, heatmaps, silhouette_input
 from backend.lasor.keypoints import coco_points, coco_values
 from backend.lasor.model import LasorRegressor
+from backend.torch_threads import single_thread
 
 MIN_VISIBILITY = 0.4
 CROP_SCALE = 1.3
@@ -142,6 +143,7 @@ class LasorInitialiser:
         self.body = LightBody(body_model).to(device)
 
     def __call__(self, detections, camera: Camera) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        people = predict_people(self.regressor, self.body, detections.keypoints, detections.visibility,
-                                detections.presence, detections.masks, camera)
+        with single_thread():  # a few crops per call: threads only contend (as in the fit itself)
+            people = predict_people(self.regressor, self.body, detections.keypoints, detections.visibility,
+                                    detections.presence, detections.masks, camera)
         return people.poses, people.betas, people.transl
