@@ -51,13 +51,13 @@ import numpy as np
 import torch
 
 from backend.camera import Camera
-from backend.estimators.base import EstimatorError, FrameEstimates
+from backend.estimators.base import EstimatorError
 from backend.estimators.centermaps import BEV_CENTER_THRESH, BEV_FT_AGORA_CENTER_THRESH, parse_centers_3d
 from backend.estimators.romp import (
-    INPUT_SIZE, NET_FOCAL, BodyAdapter, People, autocast, batches, camera_tensor, decode_poses, input_to_image,
-    prepare_net, preprocess, project, resolve_precision,
+    INPUT_SIZE, NET_FOCAL, OneStageEstimator, People, autocast, camera_tensor, decode_poses, input_to_image,
+    preprocess, project,
 )
-from backend.weights import find_checkpoint, load_weights
+from backend.weights import find_checkpoint
 
 MODELS = {"bev": BEV_CENTER_THRESH, "bev-ft-agora": BEV_FT_AGORA_CENTER_THRESH}
 RELATIVE_SCALE_THRESH = {"bev": 1.6, "bev-ft-agora": 2.0}  # conf_dict[model_id][2]
@@ -148,7 +148,7 @@ def to_pipeline_camera(root: torch.Tensor, pads: torch.Tensor, intrinsics: torch
     return torch.stack([(uv[:, 0] - cx) * depth / fx, (uv[:, 1] - cy) * depth / fy, depth], dim=1)
 
 
-class BevEstimator:
+class BevEstimator(OneStageEstimator):
     """BEV v1. Options: ``model`` (bev | bev-ft-agora: which official file), ``checkpoint`` (a path),
     ``center_thresh`` (default: the official crowd-mode value, 0.08 / 0.12), ``nms_thresh`` (20),
     ``relative_scale_thresh`` (1.6 / 2), ``scale_thresh`` (0.25), ``batch_size`` (8), ``precision``
@@ -175,21 +175,12 @@ class BevEstimator:
 
         if model not in MODELS:
             raise EstimatorError(f"bev: unknown model {model!r}; choose one of {', '.join(MODELS)}")
-        self.device = torch.device(device)
-        self.amp = resolve_precision(precision, self.device)
-        self.net = prepare_net(load_weights(BEVv1(), find_checkpoint(model, checkpoint)), self.device)
-        self.adapter = BodyAdapter(body_model, self.name)
+        self._load_net(BEVv1(), find_checkpoint(model, checkpoint), body_model, device, precision)
         self.center_thresh = MODELS[model] if center_thresh is None else center_thresh
         self.nms_thresh, self.scale_thresh = nms_thresh, scale_thresh
         self.relative_scale_thresh = (RELATIVE_SCALE_THRESH[model] if relative_scale_thresh is None
                                       else relative_scale_thresh)
         self.batch_size, self.max_people, self.tan_half_fov = max(1, batch_size), max_people, TAN_HALF_FOV
-
-    def estimate(self, frames: Sequence[np.ndarray], camera: Camera) -> list[FrameEstimates]:
-        out: list[FrameEstimates] = []
-        for chunk in batches(frames, self.batch_size):
-            out += self.estimate_batch(chunk, camera).split(len(chunk))
-        return out
 
     @torch.inference_mode()
     def estimate_batch(self, frames: Sequence[np.ndarray], camera: Camera) -> People:

@@ -257,7 +257,30 @@ class People:
 # ---------------------------------------------------------------- the estimator
 
 
-class RompEstimator:
+class OneStageEstimator:
+    """What ROMP and BEV share: their network on a device at a precision, the body adapter, and :meth:`estimate`
+    as batches of ``batch_size`` frames through the subclass's ``estimate_batch``."""
+
+    name: str
+    batch_size: int
+
+    def _load_net(self, net: torch.nn.Module, path: Any, body_model: Any, device: Any, precision: str) -> None:
+        self.device = torch.device(device)
+        self.amp = resolve_precision(precision, self.device)
+        self.net = prepare_net(load_weights(net, path), self.device)
+        self.adapter = BodyAdapter(body_model, self.name)
+
+    def estimate(self, frames: Sequence[np.ndarray], camera: Camera) -> list[FrameEstimates]:
+        out: list[FrameEstimates] = []
+        for chunk in batches(frames, self.batch_size):
+            out += self.estimate_batch(chunk, camera).split(len(chunk))
+        return out
+
+    def estimate_batch(self, frames: Sequence[np.ndarray], camera: Camera) -> People:
+        raise NotImplementedError
+
+
+class RompEstimator(OneStageEstimator):
     """ROMP v1. Options: ``backbone`` (hrnet32 | resnet50), ``checkpoint`` (a path; default: the official file
     name in the weights folder), ``center_thresh`` (0.25), ``batch_size`` (16), ``precision`` (auto | fp32 |
     bf16 | fp16), ``max_people`` per frame (64)."""
@@ -280,18 +303,9 @@ class RompEstimator:
 
         if backbone not in BACKBONES:
             raise EstimatorError(f"romp: unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
-        self.device = torch.device(device)
-        self.amp = resolve_precision(precision, self.device)
         path = find_checkpoint("romp-hrnet32" if backbone == "hrnet32" else "romp-resnet50", checkpoint)
-        self.net = prepare_net(load_weights(ROMPv1(backbone), path), self.device)
-        self.adapter = BodyAdapter(body_model, self.name)
+        self._load_net(ROMPv1(backbone), path, body_model, device, precision)
         self.center_thresh, self.batch_size, self.max_people = center_thresh, max(1, batch_size), max_people
-
-    def estimate(self, frames: Sequence[np.ndarray], camera: Camera) -> list[FrameEstimates]:
-        out: list[FrameEstimates] = []
-        for chunk in batches(frames, self.batch_size):
-            out += self.estimate_batch(chunk, camera).split(len(chunk))
-        return out
 
     @torch.inference_mode()
     def estimate_batch(self, frames: Sequence[np.ndarray], camera: Camera) -> People:
