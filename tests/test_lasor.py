@@ -166,6 +166,47 @@ def test_checkpoint_resume_round_trip(tmp_path: Path, monkeypatch):
     assert model.config == tiny
 
 
+def test_training_command_takes_the_model_config_and_the_file_keeps_it(tmp_path: Path, monkeypatch, body):
+    """A bigger (GPU) recipe is one command: the architecture and the input/silhouette sizes go into the shipped
+    file, and inference samples its inputs at those sizes."""
+    import backend.lasor.train as train_mod
+    from backend.camera import Camera
+    from backend.lasor.inference import predict_people
+    from backend.lasor.model import ModelConfig
+
+    monkeypatch.setattr(train_mod, "mean_rotmats", lambda: torch.eye(3).expand(24, 3, 3))
+    train_mod.main(["--out", str(tmp_path / "run"), "--steps", "1", "--batch", "2", "--export", str(tmp_path / "w.pt"),
+                    "--widths", "8,16", "--blocks", "2", "--hidden", "24", "--input-size", "48",
+                    "--render-size", "24"])
+    model = train_mod.load_regressor(tmp_path / "w.pt")
+    assert model.config == ModelConfig(widths=(8, 16), blocks=2, hidden=24, input_size=48, render_size=24)
+
+    import backend.lasor.inference as inference
+
+    seen = {}
+    real_forward, real_silhouette = model.forward, inference.silhouette_input
+
+    def forward(x):
+        seen["input"] = tuple(x.shape)
+        return real_forward(x)
+
+    def silhouette_input(mask, config):
+        seen["silhouette"] = tuple(mask.shape)
+        return real_silhouette(mask, config)
+
+    monkeypatch.setattr(model, "forward", forward)
+    monkeypatch.setattr(inference, "silhouette_input", silhouette_input)
+    camera = Camera.from_fov(320, 240)
+    keypoints = np.tile(np.linspace([140.0, 60.0], [180.0, 200.0], 33)[None], (1, 1, 1))
+    mask = np.zeros((1, 240, 320), bool)
+    mask[0, 60:200, 140:180] = True
+    people = predict_people(model, body, keypoints, np.ones((1, 33)), np.ones((1, 33)), mask, camera)
+    assert seen == {"silhouette": (1, 24, 24), "input": (1, 18, 48, 48)} and np.isfinite(people.transl).all()
+
+    with pytest.raises(SystemExit):
+        train_mod.main(["--out", str(tmp_path / "bad"), "--widths", "8,x"])
+
+
 def test_shipped_weights_beat_the_mean_pose(body):
     from backend.lasor.data import Generator
     from backend.lasor.metrics import evaluate, held_out_batches

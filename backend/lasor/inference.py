@@ -102,7 +102,7 @@ def predict_people(regressor: LasorRegressor, body: LightBody, keypoints: np.nda
                    presence: np.ndarray, masks: np.ndarray | None, camera: Camera,
                    config: DataConfig | None = None, min_visibility: float = MIN_VISIBILITY) -> LasorPeople:
     """People from MediaPipe arrays (as in ``PoseDetections``) in ``camera``."""
-    config = config or DataConfig(size=regressor.config.input_size)
+    config = config or DataConfig(size=regressor.config.input_size, render_size=regressor.config.render_size)
     inputs, crops = make_inputs(keypoints, visibility, presence, masks, camera, config, min_visibility)
     p = len(crops)
     if p == 0:

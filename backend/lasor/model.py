@@ -25,7 +25,8 @@ class ModelConfig:
     hidden: int = 512
     iterations: int = 3
     num_betas: int = 6
-    input_size: int = 64
+    input_size: int = 64  # network input, pixels
+    render_size: int = 32  # silhouettes are sampled at this size, then resized to input_size (training and use)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -2,16 +2,19 @@
 
     python -m backend.lasor.train --out runs/lasor [--steps N] [--resume CKPT] [--batch 32] [--lr 1e-3]
         [--device cpu|cuda] [--seed 0] [--export backend/lasor/weights/lasor_open_body_cpu.pt]
+        [--widths 32,64,128,256] [--blocks 1] [--hidden 512] [--input-size 64] [--render-size 32]
 
 Writes ``OUT/last.pt`` (model, loss weights, optimiser, step, config) every ``--save-every`` steps and at the
 end; ``--resume`` continues from such a checkpoint (batches are seeded by (seed, step), so a resumed run sees
 the same data as an uninterrupted one). ``--export`` writes the model's plain state_dict (float32) plus its
-config as a small file that ``load_regressor`` reads with ``weights_only=True``.
+config as a small file that ``load_regressor`` reads with ``weights_only=True``. The model options (``--widths``
+... ``--render-size``) apply to a new run; a resumed run keeps its checkpoint's.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import time
@@ -50,31 +53,41 @@ def build(body_name: str = "open-body", device: str = "cpu", model_config: Model
     return body, model
 
 
+# Config entries no tensor shape reveals, stored as int64 scalars under this prefix in the shipped file.
+STORED_CONFIG = ("iterations", "input_size", "render_size")
+CONFIG_PREFIX = "_config."
+
+
 def save_weights(model: LasorRegressor, path: Path) -> None:
     """The shipped file: the model's plain state_dict, floating tensors in float16 (half the size; the loader
     restores float32), loadable with ``torch.load(..., weights_only=True)``. The architecture is read back from
-    the tensor shapes (``config_from_state_dict``)."""
+    the tensor shapes and the ``STORED_CONFIG`` scalars (``config_from_state_dict``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu()).clone()
              for k, v in model.state_dict().items()}
+    for name in STORED_CONFIG:
+        state[CONFIG_PREFIX + name] = torch.tensor(int(getattr(model.config, name)))
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     tmp.replace(path)
 
 
 def config_from_state_dict(state: dict) -> ModelConfig:
-    """The architecture of a saved regressor, from its tensor shapes (input size and IEF iterations: defaults)."""
+    """The architecture of a saved regressor: widths, blocks, hidden size and betas from its tensor shapes, the
+    ``STORED_CONFIG`` entries from their scalars (defaults for files written before they were stored)."""
     stages = sorted({int(k.split(".")[1]) for k in state if k.startswith("layers.")})
     widths = tuple(int(state[f"layers.{i}.0.conv1.weight"].shape[0]) for i in stages)
     blocks = len({k.split(".")[2] for k in state if k.startswith("layers.0.") and k.endswith("conv1.weight")})
+    stored = {name: int(state[CONFIG_PREFIX + name]) for name in STORED_CONFIG if CONFIG_PREFIX + name in state}
     return ModelConfig(widths=widths, blocks=blocks, hidden=int(state["fc1.weight"].shape[0]),
-                       num_betas=int(state["dec_shape.weight"].shape[0]))
+                       num_betas=int(state["dec_shape.weight"].shape[0]), **stored)
 
 
 def load_regressor(path: Path | str = DEFAULT_WEIGHTS, device: str = "cpu") -> LasorRegressor:
     state = torch.load(path, map_location="cpu", weights_only=True)
     model = LasorRegressor(config_from_state_dict(state))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()
+                           if not k.startswith(CONFIG_PREFIX)})
     return model.to(device).eval()
 
 
@@ -94,13 +107,15 @@ def lr_at(step: int, total: int, base: float, warmup: int = 100) -> float:
 
 def train(out: Path, steps: int, resume: Path | None = None, batch_size: int = 32, lr: float = 1e-3,
           device: str = "cpu", seed: int = 0, save_every: int = 200, export: Path | None = None,
-          progress: bool = True, data_config: DataConfig | None = None) -> dict:
+          progress: bool = True, data_config: DataConfig | None = None,
+          model_config: ModelConfig | None = None) -> dict:
+    """Train (or resume) a run; ``model_config`` applies to a new run only (a resumed one keeps its own). The
+    data's input and silhouette sizes follow the model config."""
     from tqdm import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
     args = {"steps": steps, "batch": batch_size, "lr": lr, "seed": seed, "device": device}
     start = 0
-    model_config = None
     ckpt = None
     if resume is not None:
         ckpt = torch.load(resume, map_location="cpu", weights_only=True)
@@ -116,6 +131,8 @@ def train(out: Path, steps: int, resume: Path | None = None, batch_size: int = 3
         start = int(ckpt["step"])
         if "torch_rng" in ckpt:  # dropout and silhouette sampling continue as if never stopped
             torch.set_rng_state(ckpt["torch_rng"])
+    data_config = dataclasses.replace(data_config or DataConfig(), size=model.config.input_size,
+                                      render_size=model.config.render_size)
     gen = Generator(body, data_config)
     log = (out / "log.jsonl").open("a")
     bar = tqdm(range(start, steps), initial=start, total=steps, disable=not progress, desc="lasor")
@@ -158,11 +175,33 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--save-every", type=int, default=200)
     p.add_argument("--export", type=Path, default=None, help="also write the shipped weights file here")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    model = p.add_argument_group("model (a new run; a resumed run keeps its checkpoint's)")
+    default = ModelConfig()
+    model.add_argument("--widths", type=_widths, default=default.widths,
+                       help="ResNet stage widths, e.g. 64,128,256,512")
+    model.add_argument("--blocks", type=int, default=default.blocks, help="basic blocks per stage")
+    model.add_argument("--hidden", type=int, default=default.hidden, help="IEF hidden size")
+    model.add_argument("--input-size", type=int, default=default.input_size, help="network input, pixels")
+    model.add_argument("--render-size", type=int, default=default.render_size,
+                       help="silhouette rasterization size, pixels (resized to the input)")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    result = train(a.out, a.steps, a.resume, a.batch, a.lr, a.device, a.seed, a.save_every, a.export)
+    config = ModelConfig(widths=a.widths, blocks=a.blocks, hidden=a.hidden, input_size=a.input_size,
+                         render_size=a.render_size)
+    result = train(a.out, a.steps, a.resume, a.batch, a.lr, a.device, a.seed, a.save_every, a.export,
+                   model_config=config)
     print(json.dumps(result))
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"widths must be comma-separated integers, got {text!r}") from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"widths must be positive, got {text!r}")
+    return widths
 
 
 if __name__ == "__main__":
