@@ -34,3 +34,28 @@ def test_eval_command_fit_init(capsys: pytest.CaptureFixture[str]) -> None:
     assert args.handler(args) == 0
     out = capsys.readouterr().out
     assert "fit (neutral start)" in out and "fit (lasor start)" in out and "lasor" in out and "PA-MPJPE" in out
+
+
+def test_world_landmark_noise_is_what_the_options_say() -> None:
+    from backend.body import load_body_model
+    from backend.evaluation.fit_init import observations
+    from backend.evaluation.scenes import make_scene
+    from backend.fitting import BodyPoints
+
+    body = load_body_model("open-body")
+    config = SceneConfig(width=320, height=240, max_boxes=0)
+    scene = make_scene(np.random.default_rng(5), body, 2, config)
+    points = BodyPoints(body)
+    exact = [observations(scene, points, np.random.default_rng(s), config, (0.0, 0.0))[0].world for s in (1, 2)]
+    noisy = [observations(scene, points, np.random.default_rng(s), config, (8.0, 0.03))[0].world for s in (1, 2)]
+    assert np.allclose(exact[0], exact[1])  # only the noise depends on the generator
+    spread = np.abs(noisy[0] - noisy[1]).mean()
+    assert 0.01 < spread < 0.2, spread
+
+
+def test_eval_command_refuses_negative_world_noise() -> None:
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    args = parser.parse_args(["eval", "--fit-init", "--scenes", "1", "--world-noise-m", "-0.1"])
+    with pytest.raises(ValueError, match="world-noise"):
+        args.handler(args)
