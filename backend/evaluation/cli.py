@@ -1,5 +1,5 @@
 """``python -m backend eval``: synthetic multi-person scenes, metrics per estimator with and without coherence;
-``--fit-init``: LASOR alone vs the default fit from a neutral start vs from LASOR's start (``fit_init``).
+``--fit-init``: LASOR alone vs the default fit from each of its starts (``fit_init``).
 
 Wiring: in ``backend/cli.py``, ``from backend.evaluation.cli import add_parser`` and ``add_parser(commands)``.
 """
@@ -29,8 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                      help="coherence's contact-order term (feet lower in the image are nearer; 0 = off, default "
                           "as in the pipeline)")
     cmd.add_argument("--fit-init", action="store_true",
-                     help="instead: LASOR alone vs mediapipe-fit from its neutral start vs from LASOR's start "
-                          "(MPJPE, PA-MPJPE, seconds per person)")
+                     help="instead: LASOR alone vs mediapipe-fit from each of its starts (neutral, LASOR, LASOR "
+                          "root, both; MPJPE, PA-MPJPE, root depth, seconds per person)")
     cmd.add_argument("--world-rotation-deg", type=float, default=None,
                      help="--fit-init: rotation error (std per axis, degrees) of the synthetic 3D world landmarks")
     cmd.add_argument("--world-noise-m", type=float, default=None,
