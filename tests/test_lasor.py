@@ -120,7 +120,8 @@ def test_weak_perspective_matches_the_crop_camera(generator):
     assert np.median(errors) < 0.1 and max(errors) < 0.25, errors
 
 
-def test_training_steps_reduce_loss_on_a_fixed_batch(generator, body):
+@pytest.mark.parametrize("silhouette", ["chamfer", "render"])
+def test_training_steps_reduce_loss_on_a_fixed_batch(generator, body, silhouette):
     from backend.lasor.losses import LasorLoss
     from backend.lasor.model import LasorRegressor, ModelConfig
 
@@ -128,7 +129,7 @@ def test_training_steps_reduce_loss_on_a_fixed_batch(generator, body):
     batch = generator.batch(np.random.default_rng(4), 8)
     model = LasorRegressor(ModelConfig(widths=(16, 32, 32, 64), hidden=128))
     model.drop.p = 0.0
-    loss_fn = LasorLoss(body, sil_points=64)
+    loss_fn = LasorLoss(body, sil_points=64, silhouette=silhouette)
     opt = torch.optim.Adam(list(model.parameters()) + list(loss_fn.parameters()), lr=1e-3)
     torch.manual_seed(1)
     first, _ = loss_fn(model(batch.inputs), batch)
@@ -142,6 +143,32 @@ def test_training_steps_reduce_loss_on_a_fixed_batch(generator, body):
     last, terms = loss_fn(model(batch.inputs), batch)
     assert all(np.isfinite(list(terms.values())))
     assert float(last.detach()) < float(first.detach())
+
+
+def test_splat_silhouette_covers_the_points_and_its_gradient_aligns_them():
+    from backend.lasor.losses import LasorLoss, splat_silhouette
+
+    # a dense grid of points (0.5 px apart, like the clustered mesh) over pixels 8..15 x 4..23 of a 32 px crop
+    xs, ys = torch.meshgrid(torch.arange(8.0, 15.01, 0.5), torch.arange(4.0, 23.01, 0.5), indexing="ij")
+    block = torch.stack([xs, ys], -1).reshape(1, -1, 2) / 32 * 2 - 1  # pixel i -> i / size * 2 - 1
+    sil = splat_silhouette(block, 32)[0]
+    assert sil[4:24, 8:16].min() > 0.9 and sil[:, :6].max() < 0.01 and sil[:, 18:].max() < 0.01
+    assert torch.equal(sil > 0.5, torch.zeros(32, 32, dtype=torch.bool).index_fill_(0, torch.arange(4, 24), True)
+                       & torch.zeros(32, 32, dtype=torch.bool).index_fill_(1, torch.arange(8, 16), True))
+
+    # the rendered-silhouette loss pulls a shifted copy back onto its target
+    target = sil.detach()[None] > 0.5
+    shift = torch.tensor([[0.25, -0.2]], requires_grad=True)  # 4 and 3.2 px off
+    opt = torch.optim.Adam([shift], lr=0.02)
+    for _ in range(150):
+        loss = (splat_silhouette(block + shift, 32) - target.float()).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert shift.detach().abs().max() < 0.03, shift  # under half a pixel
+
+    with pytest.raises(ValueError, match="chamfer"):
+        LasorLoss(None, silhouette="nmr")
 
 
 def test_checkpoint_resume_round_trip(tmp_path: Path, monkeypatch):

@@ -108,13 +108,14 @@ def lr_at(step: int, total: int, base: float, warmup: int = 100) -> float:
 def train(out: Path, steps: int, resume: Path | None = None, batch_size: int = 32, lr: float = 1e-3,
           device: str = "cpu", seed: int = 0, save_every: int = 200, export: Path | None = None,
           progress: bool = True, data_config: DataConfig | None = None,
-          model_config: ModelConfig | None = None) -> dict:
+          model_config: ModelConfig | None = None, silhouette_loss: str = "chamfer") -> dict:
     """Train (or resume) a run; ``model_config`` applies to a new run only (a resumed one keeps its own). The
     data's input and silhouette sizes follow the model config."""
     from tqdm import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
-    args = {"steps": steps, "batch": batch_size, "lr": lr, "seed": seed, "device": device}
+    args = {"steps": steps, "batch": batch_size, "lr": lr, "seed": seed, "device": device,
+            "silhouette_loss": silhouette_loss}
     start = 0
     ckpt = None
     if resume is not None:
@@ -122,7 +123,7 @@ def train(out: Path, steps: int, resume: Path | None = None, batch_size: int = 3
         model_config = ModelConfig.from_dict(ckpt["model_config"])
     torch.manual_seed(seed)  # initial weights; a resumed run restores the RNG state below
     body, model = build(device=device, model_config=model_config)
-    loss_fn = LasorLoss(body).to(device)
+    loss_fn = LasorLoss(body, silhouette=silhouette_loss).to(device)
     optimizer = torch.optim.Adam(list(model.parameters()) + list(loss_fn.parameters()), lr=lr)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
@@ -175,6 +176,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--save-every", type=int, default=200)
     p.add_argument("--export", type=Path, default=None, help="also write the shipped weights file here")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--silhouette-loss", choices=("chamfer", "render"), default="chamfer",
+                   help="chamfer to the true silhouette's pixels, or the paper's squared difference of rendered "
+                        "(splatted) silhouettes")
     model = p.add_argument_group("model (a new run; a resumed run keeps its checkpoint's)")
     default = ModelConfig()
     model.add_argument("--widths", type=_widths, default=default.widths,
@@ -190,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     config = ModelConfig(widths=a.widths, blocks=a.blocks, hidden=a.hidden, input_size=a.input_size,
                          render_size=a.render_size)
     result = train(a.out, a.steps, a.resume, a.batch, a.lr, a.device, a.seed, a.save_every, a.export,
-                   model_config=config)
+                   model_config=config, silhouette_loss=a.silhouette_loss)
     print(json.dumps(result))
 
 
