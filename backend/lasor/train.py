@@ -3,6 +3,7 @@
     python -m backend.lasor.train --out runs/lasor [--steps N] [--resume CKPT] [--batch 32] [--lr 1e-3]
         [--device cpu|cuda] [--seed 0] [--export backend/lasor/weights/lasor_open_body_cpu.pt]
         [--widths 32,64,128,256] [--blocks 1] [--hidden 512] [--input-size 64] [--render-size 32]
+        [--silhouette-loss chamfer|render]
 
 Writes ``OUT/last.pt`` (model, loss weights, optimiser, step, config) every ``--save-every`` steps and at the
 end; ``--resume`` continues from such a checkpoint (batches are seeded by (seed, step), so a resumed run sees
