@@ -7,7 +7,7 @@
 
 Writes ``OUT/last.pt`` (model, loss weights, optimiser, step, config) every ``--save-every`` steps and at the
 end; ``--resume`` continues from such a checkpoint (batches are seeded by (seed, step), so a resumed run sees
-the same data as an uninterrupted one). ``--export`` writes the model's plain state_dict (float32) plus its
+the same data as an uninterrupted one). ``--export`` writes the model's plain state_dict (float16) plus its
 config as a small file that ``load_regressor`` reads with ``weights_only=True``. The model options (``--widths``
 ... ``--render-size``) apply to a new run; a resumed run keeps its checkpoint's.
 """
