@@ -143,12 +143,12 @@ def _estimator_weights(name: str) -> tuple[bool, str]:
     """Whether the estimator's weights are where it looks for them, and which file or what is missing."""
     from backend.weights import ESTIMATOR_CHECKPOINTS, checkpoint_status
 
-    if name == "lasor":
+    if name in ("lasor", "mediapipe-fit"):  # mediapipe-fit's default start reads LASOR too
         from backend.lasor.train import DEFAULT_WEIGHTS
 
         if DEFAULT_WEIGHTS.is_file():
-            return True, f"shipped weights {DEFAULT_WEIGHTS.name}"
-        return False, f"shipped weights missing: {DEFAULT_WEIGHTS}"
+            return True, f"shipped LASOR weights {DEFAULT_WEIGHTS.name}"
+        return False, f"shipped LASOR weights missing: {DEFAULT_WEIGHTS}"
     checkpoints = ESTIMATOR_CHECKPOINTS.get(name)
     if not checkpoints:
         return True, "ready (no weights needed)"

@@ -33,3 +33,13 @@ def test_default_pipeline_is_ready_and_missing_weights_are_explained(tmp_path):
 def test_installed_checkpoint_makes_the_estimator_ready(tmp_path):
     (tmp_path / "BEV.pth").write_bytes(b"checked when installed; doctor only looks for it")
     assert line_of(doctor(tmp_path).stdout, "estimator: bev").startswith("ok")
+
+
+def test_default_estimator_needs_the_shipped_lasor_weights(monkeypatch, tmp_path):
+    import backend.lasor.train as lasor_train
+    from backend.doctor import _estimator_weights
+
+    assert _estimator_weights("mediapipe-fit") == (True, f"shipped LASOR weights {lasor_train.DEFAULT_WEIGHTS.name}")
+    monkeypatch.setattr(lasor_train, "DEFAULT_WEIGHTS", tmp_path / "gone.pt")
+    ok, detail = _estimator_weights("mediapipe-fit")
+    assert not ok and "shipped LASOR weights missing" in detail

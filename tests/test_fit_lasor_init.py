@@ -170,3 +170,26 @@ def test_unknown_initialiser_is_an_estimator_error(body_model):
 
     with pytest.raises(EstimatorError, match="initialiser"):
         MediapipeFitEstimator(body_model, initialiser="oracle")
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_bad_lasor_weights_are_a_clear_estimator_error(body_model, tmp_path):
+    import pickle
+
+    from backend.estimators.mediapipe_fit import MediapipeFitEstimator
+    from backend.lasor.train import DEFAULT_WEIGHTS
+
+    raw = DEFAULT_WEIGHTS.read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(raw[: len(raw) // 2])
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+    (tmp_path / "code.pt").write_bytes(pickle.dumps(print))  # a pickle that would call code
+    torch.save({"fc1.weight": torch.zeros(2, 2)}, tmp_path / "other.pt")
+    state = torch.load(DEFAULT_WEIGHTS, weights_only=True)
+    state["fc1.weight"] = state["fc1.weight"][:, :10]
+    torch.save(state, tmp_path / "mismatch.pt")
+    cases = {"missing.pt": "No such file", "truncated.pt": "cannot read LASOR weights",
+             "garbage.pt": "cannot read LASOR weights", "code.pt": "cannot read LASOR weights",
+             "other.pt": "not a LASOR regressor", "mismatch.pt": "not a LASOR regressor"}
+    for name, message in cases.items():
+        with pytest.raises(EstimatorError, match=message):
+            MediapipeFitEstimator(body_model, lasor_weights=tmp_path / name)

@@ -226,8 +226,10 @@ def make_initialiser(name: str, body_model: Any, weights: Any = None) -> Any:
 
     try:
         return LasorInitialiser(body_model, weights)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise EstimatorError(f"mediapipe-fit cannot load the LASOR initialiser: {exc}") from exc
+    except (OSError, ValueError) as exc:
+        fix = (" (the shipped file is damaged: restore backend/lasor/weights/, or use the neutral start: "
+               "--fit-init neutral)") if weights is None else ""
+        raise EstimatorError(f"mediapipe-fit cannot load the LASOR initialiser: {exc}{fix}") from exc
 
 
 def fit_hypotheses(points: BodyPoints, detections: list[PoseDetections], data: FitInput, frame_of: np.ndarray,

@@ -85,10 +85,23 @@ def config_from_state_dict(state: dict) -> ModelConfig:
 
 
 def load_regressor(path: Path | str = DEFAULT_WEIGHTS, device: str = "cpu") -> LasorRegressor:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model = LasorRegressor(config_from_state_dict(state))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()
-                           if not k.startswith(CONFIG_PREFIX)})
+    """The regressor in a shipped-format file (``save_weights``). Raises ``OSError`` for a missing file and
+    ``ValueError``, saying why, for one that is unreadable, pickles code, or is not a LASOR state_dict."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise
+    except Exception as exc:  # truncated zip, plain garbage, or a pickle weights_only refuses
+        raise ValueError(f"cannot read LASOR weights {path}: {type(exc).__name__}: {str(exc)[:200]}") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} is not a LASOR weights file (expected a dict of tensors)")
+    try:
+        model = LasorRegressor(config_from_state_dict(state))
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()
+                               if not k.startswith(CONFIG_PREFIX)})
+    except (KeyError, IndexError, RuntimeError) as exc:
+        raise ValueError(f"{path} is not a LASOR regressor state_dict: {type(exc).__name__}: "
+                         f"{str(exc)[:200]}") from exc
     return model.to(device).eval()
 
 
