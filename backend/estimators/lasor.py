@@ -22,11 +22,11 @@ class LasorEstimator:
     name = "lasor"
 
     def __init__(self, body_model: Any, device: Any = "cpu", *, weights: str | Path | None = None,
-                 tile_scales: Sequence[float] = (0.0, 1.0, 0.6, 0.4), min_score: float = 0.3,
-                 min_visibility: float = 0.4, max_people_per_tile: int = 8) -> None:
+                 tile_scales: Sequence[float] | None = None, people: dict | None = None,
+                 min_visibility: float = 0.4) -> None:
         import torch
 
-        from backend.estimators.mediapipe_detector import PoseDetector
+        from backend.detection import clip_finder
         from backend.lasor.body import LightBody
         from backend.lasor.train import DEFAULT_WEIGHTS, load_regressor
 
@@ -41,16 +41,14 @@ class LasorEstimator:
         self.regressor.to(self.device)
         self.body = LightBody(body_model).to(self.device)
         self.min_visibility = min_visibility
-        self.tile_scales = tuple(tile_scales)
-        self.detector = PoseDetector(tile_scales=self.tile_scales, min_score=min_score,
-                                     max_people_per_tile=max_people_per_tile)
+        self.finder = clip_finder(self.device, tile_scales, **(people or {}))
 
     def estimate(self, frames: Sequence[np.ndarray], camera: Camera) -> list[FrameEstimates]:
         from backend.lasor.inference import predict_people
 
         out: list[FrameEstimates] = []
         for frame in frames:
-            det = self.detector.detect(frame)
+            det = self.finder.find(frame)
             people = predict_people(self.regressor, self.body, det.keypoints, det.visibility, det.presence,
                                     det.masks, camera, min_visibility=self.min_visibility)
             out.append([
@@ -66,7 +64,9 @@ class LasorEstimator:
             ])
         return out
 
+    def reset(self) -> None:
+        """A shot cut or an unrelated image next: the people finder forgets whom it was following."""
+        self.finder.reset()
+
     def close(self) -> None:
-        if self.detector is not None:
-            self.detector.close()
-            self.detector = None
+        self.finder.reset()

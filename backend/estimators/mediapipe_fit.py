@@ -3,8 +3,8 @@ estimator; it needs no downloaded or licensed file).
 
 Per chunk of frames:
 
-1. detect people (``mediapipe_detector``), keeping up to ``alternatives`` landmark hypotheses per person: on hard
-   poses MediaPipe's tiles disagree and its scores do not say which hypothesis is right;
+1. find people (``backend.detection``), keeping up to ``alternatives`` landmark hypotheses per person: on hard
+   poses the candidates disagree and the landmark model's scores do not say which hypothesis is right;
 2. fit every hypothesis of every person of the chunk in one optimisation (``fitting.optimize``) and keep, per
    person, the one the body model explains best (lowest fit energy: a skeleton squeezed into half a person
    is hard to reproject with human proportions) with a penalty for fragments (see ``_choose``);
@@ -18,9 +18,8 @@ previous frame's nearest person; a matched person starts from that person's fitt
 and a batch where everybody starts warm gets a short schedule. Within a chunk the links are chained, so a whole
 chunk starts from the previous chunk's last solution. ``warm_start`` lets the pipeline pass, per frame, the
 previous estimates it wants used instead (matched the same way); :meth:`reset` forgets the state (the pipeline
-calls it at shot cuts). A clip also saves detection time: the full tile pyramid runs on the first frame and
-every ``pyramid_every`` frames; other frames run the whole image, plus a crop around each person of the previous
-frame that the whole image did not find again.
+calls it at shot cuts). In a clip the people finder follows the people it found and keeps searching for new
+ones (``backend.detection.clip``).
 
 Initialiser (``initialiser`` option): people without a temporal warm start begin from the fit's own cold start
 (``"neutral"``: mean shape, orientation and limbs from MediaPipe's 3D landmarks, depth from limb lengths), from
@@ -41,12 +40,12 @@ import numpy as np
 
 from backend.camera import Camera
 from backend.estimators.base import EstimatorError, FrameEstimates, PersonEstimate
-from backend.estimators.mediapipe_detector import PoseDetections, PoseDetector, region_around
+from backend.detection import PoseDetections, clip_finder
 from backend.fitting import BodyPoints, FitInput, FitOptions, FitResult, fit_people
 from backend.fitting.depth_order import occlusion_pairs, violated
 from backend.fitting.mapping import mediapipe_confidence, mediapipe_to_points
 from backend.fitting.optimize import temporal_warm
-from backend.fitting.warm_start import Previous, assign, box_distance, chain, from_estimates, match
+from backend.fitting.warm_start import Previous, chain, from_estimates, match
 
 WarmStart = Sequence[FrameEstimates | None]
 # Cost, in fit-energy units, of a hypothesis whose mask covers none of its person's largest mask: fragments
@@ -58,10 +57,10 @@ INITIALISERS = ("neutral", "lasor", "lasor-root", "neutral+lasor-root")
 class MediapipeFitEstimator:
     """Batch of RGB frames in, fitted SMPL people per frame out (see the module docstring).
 
-    Options: ``tile_scales`` (detector pyramid, 0 = whole image), ``pyramid_every`` (frames between full
-    pyramids in a clip), ``alternatives`` (landmark hypotheses fitted per person), ``chunk_frames`` (frames
-    fitted in one optimisation), ``match_distance`` (warm-start matching: box centre distance over box size),
-    ``depth_order`` (ordinal correction from occlusions), ``min_score`` / ``max_people_per_tile`` (detector),
+    Options: ``tile_scales`` (the person and face detectors' pyramids, 0 = whole image), ``people`` (any other
+    :class:`backend.detection.people.FinderSettings` field, as a dict), ``alternatives`` (landmark hypotheses
+    fitted per person), ``chunk_frames`` (frames fitted in one optimisation), ``match_distance`` (warm-start
+    matching: box centre distance over box size), ``depth_order`` (ordinal correction from occlusions),
     ``initialiser`` (one of ``INITIALISERS``: where people without a temporal warm start begin),
     ``lasor_weights`` (checkpoint for the LASOR initialisers; default the shipped one), and any
     :class:`FitOptions` field (e.g. ``full_steps=60``).
@@ -74,14 +73,12 @@ class MediapipeFitEstimator:
         body_model: Any,
         device: Any = "cpu",
         *,
-        tile_scales: Sequence[float] = (0.0, 1.0, 0.6, 0.4),
-        pyramid_every: int = 60,
+        tile_scales: Sequence[float] | None = None,
+        people: dict | None = None,
         alternatives: int = 3,
         chunk_frames: int = 8,
         match_distance: float = 0.5,
         depth_order: bool = True,
-        min_score: float = 0.3,
-        max_people_per_tile: int = 8,
         initialiser: str = "neutral+lasor-root",
         lasor_weights: Any = None,
         **fit_options: Any,
@@ -100,15 +97,15 @@ class MediapipeFitEstimator:
         self.fit_options = FitOptions(**fit_options)
         self.initialiser = make_initialiser(initialiser, body_model, lasor_weights)
         self.start_mode = initialiser
-        self.pyramid_every = max(1, int(pyramid_every))
         self.alternatives = max(1, int(alternatives))
         self.chunk_frames = max(1, int(chunk_frames))
         self.match_distance = match_distance
         self.depth_order = depth_order
-        self.detector = PoseDetector(tile_scales=tile_scales, min_score=min_score,
-                                     max_people_per_tile=max_people_per_tile)
+        try:
+            self.finder = clip_finder("cpu" if device in (None, "auto") else device, tile_scales, **(people or {}))
+        except TypeError as exc:
+            raise EstimatorError(f"mediapipe-fit: bad people-finding options: {exc}") from exc
         self._last: Previous | None = None
-        self._since_pyramid = 0
 
     # ------------------------------------------------------------------------------------------- interface
 
@@ -130,10 +127,9 @@ class MediapipeFitEstimator:
     def reset(self) -> None:
         """Forget the previous frame (call between unrelated images or at a scene cut)."""
         self._last = None
-        self._since_pyramid = 0
+        self.finder.reset()
 
     def close(self) -> None:
-        self.detector.close()
         self._last = None
 
     # ------------------------------------------------------------------------------------------- steps
@@ -155,28 +151,9 @@ class MediapipeFitEstimator:
         return estimates
 
     def _detect_all(self, frames: list[np.ndarray], last: Previous | None) -> list[PoseDetections]:
-        detections, boxes = [], None if last is None else last.boxes
-        for frame in frames:
-            detections.append(self._detect(frame, boxes))
-            boxes = _leaders(detections[-1]).boxes
-        return detections
-
-    def _detect(self, frame: np.ndarray, previous_boxes: np.ndarray | None) -> PoseDetections:
-        """The full pyramid on a first frame and every ``pyramid_every`` frames; in between, the whole image plus
-        a crop around each previous person the whole image did not find again (small or hard people)."""
-        height, width = frame.shape[:2]
-        self._since_pyramid += 1
-        if previous_boxes is None or len(previous_boxes) == 0 or self._since_pyramid >= self.pyramid_every:
-            self._since_pyramid = 0
-            return self.detector.detect(frame, alternatives=self.alternatives)
-        raw = self.detector.run_tiles(frame, [(0, 0, 0)], thorough=False)
-        whole = self.detector.merge(raw, height, width)
-        found = assign(box_distance(previous_boxes, whole.boxes), self.match_distance)
-        missing = previous_boxes[found < 0]
-        if len(missing) == 0:
-            return whole
-        regions = [region_around(box, width, height) for box in missing]
-        return self.detector.detect(frame, tile_scales=(), regions=regions, thorough=False, previous=raw)
+        if last is None:
+            self.finder.reset()  # a new source, or frames of another size
+        return [self.finder.find(frame, alternatives=self.alternatives) for frame in frames]
 
     def _warm_starts(self, detections: list[PoseDetections], last: Previous | None,
                      hints: list[FrameEstimates | None] | None, size: tuple[int, int]) -> list[Previous | None]:
@@ -306,12 +283,6 @@ def _check_frame(frame: np.ndarray) -> None:
     if not (isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8):
         shape = getattr(frame, "shape", None)
         raise EstimatorError(f"mediapipe-fit expects RGB uint8 frames of shape (H, W, 3), got {shape}")
-
-
-def _leaders(det: PoseDetections) -> PoseDetections:
-    """The first (highest-score) hypothesis of every person."""
-    _, first = np.unique(det.group, return_index=True)
-    return det.select(np.sort(first))
 
 
 def _per_frame(detections: list[PoseDetections], rows: np.ndarray) -> Iterator[tuple[PoseDetections, np.ndarray, int]]:

@@ -182,8 +182,8 @@ class PareEstimator:
     """PARE HRNet-W32. Options: ``model`` (pare-hrnet32-3dpw | pare-hrnet32), ``checkpoint`` (a path; default:
     the official file name in the weights folder), ``use_mean_pose`` / ``use_mean_camshape`` (None: from the
     checkpoint, else False), ``bbox_scale`` (1.2), ``batch_size`` frames per batch (16), ``max_crops`` per
-    forward pass (64), ``precision`` (auto | fp32 | bf16 | fp16), ``tile_scales`` of the detector, ``detector``
-    (an object with ``detect(image) -> PoseDetections``; default: MediaPipe's :class:`PoseDetector`)."""
+    forward pass (64), ``precision`` (auto | fp32 | bf16 | fp16), ``tile_scales`` of the people finder, ``detector``
+    (an object with ``find(image) -> PoseDetections``; default: ``backend.detection.clip_finder``)."""
 
     name = "pare"
 
@@ -235,24 +235,29 @@ class PareEstimator:
             tile_scales = tuple(float(v) for v in tile_scales.split(",") if v.strip())
         self.tile_scales = None if tile_scales is None else tuple(tile_scales)
         self._detector = detector
-        self._own_detector = detector is None
 
     # ------------------------------------------------------------ detection
 
     @property
     def detector(self) -> Any:
         if self._detector is None:
-            from backend.estimators.mediapipe_detector import PoseDetector
+            from backend.detection import clip_finder
 
-            self._detector = PoseDetector() if self.tile_scales is None else PoseDetector(self.tile_scales)
+            self._detector = clip_finder(self.device, self.tile_scales)
         return self._detector
+
+    def reset(self) -> None:
+        """A shot cut or an unrelated image next: the people finder forgets whom it was following."""
+        reset = getattr(self._detector, "reset", None)
+        if callable(reset):
+            reset()
 
     def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[dict]]:
         """Boxes (P, 4) around each person's visible landmarks, scores (P,), masks (P, H, W) or None, and per
         person the detected landmarks as estimate extras (coherence reads where the feet are from them)."""
-        from backend.estimators.mediapipe_detector import landmark_boxes
+        from backend.detection import landmark_boxes
 
-        det = self.detector.detect(np.ascontiguousarray(frame[..., :3]))
+        det = self.detector.find(np.ascontiguousarray(frame[..., :3]))
         if len(det) == 0:
             return np.zeros((0, 4)), np.zeros((0,)), None, []
         boxes = landmark_boxes(det.keypoints, np.minimum(det.visibility, det.presence), 0.5)
@@ -343,7 +348,5 @@ class PareEstimator:
                 "pred_cam": cam, "smpl_betas": smpl_betas, "valid": valid}
 
     def close(self) -> None:
-        if self._own_detector and self._detector is not None:
-            self._detector.close()
         self._detector = None
         self.net = None  # type: ignore[assignment]

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from backend.body.rotations import axis_angle_to_matrix
-from backend.estimators.mediapipe_detector import PoseDetections
+from backend.detection import PoseDetections
 from backend.evaluation import metrics
 from backend.evaluation.scenes import SceneConfig, SyntheticScene, _keypoints, make_scene
 from backend.fitting.init import ray_rotations, torso_centre

@@ -1,6 +1,6 @@
 """The keypoint set LASOR sees: COCO-17, read off MediaPipe's 33 BlazePose landmarks at inference.
 
-The paper feeds 17 COCO keypoint heatmaps. The project's detector (``mediapipe_detector``) gives MediaPipe's
+The paper feeds 17 COCO keypoint heatmaps. The project's people finder (``backend.detection``) gives MediaPipe's
 33 landmarks, which contain the 17 COCO points, so the COCO order is kept and each point is taken from its
 MediaPipe landmark. On the body side every point is what that landmark observes, as the default fit defines it
 (``backend.fitting.mapping``): limb landmarks are SMPL joints, face landmarks are the body model's landmark

@@ -1,0 +1,293 @@
+"""Finding every person in an image: proposals from several sources, one landmark crop per candidate, merged.
+
+The landmark model (BlazePose full, run in torch on regions we choose) looks at each candidate's region and once
+more at the region its own alignment points give (MediaPipe's tracking step), which centres the crop on the
+person it found. A result is kept when it shows the candidate (:func:`rejection`):
+
+* the model sees a person there (its score), and clearly: the peaks of its head or shoulder heatmaps. Its score
+  and visibilities stay high when it invents a body (a crowd's spectators, a pattern in a railing); its
+  heatmaps do not. A face found at the head is evidence enough for a person hidden behind someone;
+* the body is not upside down (in real footage that is nearly always a second reading of someone's legs);
+* the head lies on the candidate's face: otherwise the crop showed a neighbour, and tighter regions under the
+  face are tried (upper body, then head and shoulders), where the neighbours sit at the edges.
+
+Results are then merged per person (same head, same joints, or a fragment lying on another's silhouette),
+keeping up to ``alternatives`` per person for the fit to judge. ``last_report`` says what was dropped and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from backend.detection import blaze, proposals as P, rois
+from backend.detection.detectors import TiledDetector
+from backend.detection.models import is_available, model_path
+from backend.detection.movenet import MultiPoseDetector
+from backend.detection.pose_landmarks import ROI_ENLARGE, LandmarkResult, PoseLandmarker, regions_from_landmarks
+from backend.detection.poses import CORE_LANDMARKS, HEAD_LANDMARKS, PoseDetections, landmark_boxes
+
+SECOND_PASS_MIN_SCORE = 0.2  # a first pass that saw nobody gives no region worth a second look
+
+
+@dataclass
+class FinderSettings:
+    pose_tiles: tuple[float, ...] = (0.0, 1.0, 0.6, 0.4)  # 0 = whole image; s = tiles of s x the shorter side
+    face_tiles: tuple[float, ...] = (0.0, 1.0, 0.5, 0.3)
+    body_tiles: tuple[float, ...] = (0.0, 1.0)  # () = no body detector
+    body_input: int = 256
+    pose_min_score: float = 0.5
+    face_min_score: float = 0.5
+    presence: float = 0.5  # the landmark model's own 'a person is here' probability
+    min_support: float = 0.5  # heatmap peak of the head or shoulders (see body_support)
+    min_support_with_face: float = 0.35  # ... when a face of at least face_confirms_px is at the head
+    face_confirms_px: float = 16.0
+    max_turn_deg: float = 135.0  # turned further from upright: dropped as upside down
+    head_tolerance: float = 1.0  # the head within this many face widths of the candidate's face
+    same_head: float = 0.6  # two results with heads closer than this x head width are one person
+    min_region_px: float = 24.0
+
+
+@dataclass
+class FinderReport:
+    """What the finder did with one image (debug output and the evaluation)."""
+
+    proposals: dict[str, int] = field(default_factory=dict)  # per source
+    landmark_runs: int = 0
+    dropped: list[str] = field(default_factory=list)
+    rejected: P.Proposals = field(default_factory=lambda: P.Proposals.concatenate([]))  # where nobody was found
+
+
+class PeopleFinder:
+    """``find(image)`` -> :class:`PoseDetections` of every person (see the module docstring)."""
+
+    def __init__(self, device: str | torch.device = "cpu", settings: FinderSettings | None = None) -> None:
+        self.settings = s = settings or FinderSettings()
+        self.pose_detector = TiledDetector(model_path("pose_detector"), blaze.POSE_DETECTOR, device,
+                                           min_score=s.pose_min_score)
+        self.face_detector = TiledDetector(model_path("face_detector_full_range"), blaze.FACE_DETECTOR_FULL_RANGE,
+                                           device, min_score=s.face_min_score)
+        self.landmarker = PoseLandmarker(model_path("pose_landmarks_full"), device)
+        use_body = bool(s.body_tiles) and is_available("movenet_multipose")
+        self.body_detector = MultiPoseDetector(model_path("movenet_multipose"), device, s.body_input) if use_body else None
+        self.last_report = FinderReport()
+
+    def find(self, image: np.ndarray, tracked: PoseDetections | None = None, search: bool = True,
+             frame_slice: tuple[int, int] | None = None, alternatives: int = 1,
+             known_empty: P.Proposals | None = None) -> PoseDetections:
+        """People in one RGB uint8 image. ``tracked``: the people of a clip's previous frame, looked for first;
+        ``search``: also look for people anywhere, over the tile pyramids (``frame_slice``: only a clip frame's
+        share of them, see :meth:`search`). ``known_empty``: places
+        where a recent frame found nobody (``last_report.rejected``); detections there are not looked at again."""
+        self.last_report = report = FinderReport()
+        height, width = image.shape[:2]
+        known = P.from_tracked(tracked) if tracked is not None else P.Proposals.concatenate([])
+        fresh = P.Proposals.concatenate(self.search(image, frame_slice) if search else [])
+        if known_empty is not None and len(known_empty):
+            fresh = fresh.select([i for i in range(len(fresh)) if not P.coincides(fresh, i, known_empty)])
+        for code, name in enumerate(P.SOURCE_NAMES):
+            report.proposals[name] = int(((known.source == code).sum() + (fresh.source == code).sum()))
+        results = self._landmarks(image, known, report)  # tracked people first: they explain most detections
+        fresh = fresh.select([i for i in range(len(fresh)) if not explained(fresh, i, results)])
+        results = LandmarkResult.concatenate([results, self._landmarks(image, fresh, report)])
+        return _to_detections(results, self._people(results), alternatives, height, width)
+
+    def search(self, image: np.ndarray, frame_slice: tuple[int, int] | None = None) -> list[P.Proposals]:
+        """Proposals of the three detectors over their tile pyramids: every tile, or, for frame ``i`` of a clip
+        (``frame_slice`` = (i, k)), the whole image plus the i-th group of k smaller tiles (all detectors' tiles
+        in one rotation)."""
+        height, width = image.shape[:2]
+        s = self.settings
+        detectors = {"pose": (self.pose_detector, s.pose_tiles), "face": (self.face_detector, s.face_tiles)}
+        if self.body_detector is not None:
+            detectors["body"] = (self.body_detector, s.body_tiles)
+        plan = {name: rois.square_tiles(width, height, scales) for name, (_, scales) in detectors.items()}
+        if frame_slice is not None:
+            plan = rotation_slice(plan, *frame_slice)
+        found = {name: detectors[name][0](image, tiles) for name, tiles in plan.items()}
+        pose = found["pose"]
+        out = [P.from_pose_detector(pose, rois.from_alignment(pose.keypoints[:, 0], pose.keypoints[:, 1],
+                                                               ROI_ENLARGE)),
+               P.from_face_detector(found["face"])]
+        if "body" in found:
+            out.append(P.from_body_detector(found["body"]))
+        return out
+
+    # ------------------------------------------------------------------------------------------ landmarks
+
+    def _landmarks(self, image: np.ndarray, proposals: P.Proposals, report: FinderReport) -> LandmarkResult:
+        """At most one result per candidate. Each candidate's attempts (:func:`proposals.attempts`) are tried in
+        rounds, all candidates of a round in one batch, until one is accepted. Tighter face regions are tried
+        only after the landmarks found a neighbour or nobody, not after a body the model only guessed at."""
+        s = self.settings
+        groups = P.candidates(proposals, s.min_region_px)
+        queues = [P.attempts(proposals, members, s.face_confirms_px) for members in groups]
+        found: list[LandmarkResult] = []
+        failure = [""] * len(queues)
+        may_tighten = [False] * len(queues)
+        done = [False] * len(queues)
+        for step in range(max((len(q) for q in queues), default=0)):
+            live = [q for q in range(len(queues)) if not done[q] and step < len(queues[q])
+                    and (may_tighten[q] or not queues[q][step].tight)]
+            if not live:
+                break
+            outcomes = self._look(image, [queues[q][step] for q in live], report)
+            for q, (result, reason) in zip(live, outcomes):
+                if result is not None:
+                    found.append(result)
+                    done[q] = True
+                else:
+                    failure[q] = reason
+                    may_tighten[q] = may_tighten[q] or not reason.startswith("too little")
+        report.dropped.extend(f for f, d in zip(failure, done) if f and not d)
+        report.rejected = P.Proposals.concatenate([report.rejected, proposals.select(
+            [g[0] for g, d in zip(groups, done) if not d and proposals.source[g[0]] != P.TRACKED])])
+        return LandmarkResult.concatenate(found) if found else self.landmarker(image, np.zeros((0, 4)))
+
+    def _look(self, image: np.ndarray, tries: list[P.Attempt], report: FinderReport
+              ) -> list[tuple[LandmarkResult | None, str]]:
+        """Per attempt: the better accepted pass, or None and why neither was accepted."""
+        regions = np.stack([t.region for t in tries])
+        first = self.landmarker(image, regions)
+        again = np.flatnonzero((first.score >= SECOND_PASS_MIN_SCORE) & np.array([t.passes > 1 for t in tries]))
+        second = self.landmarker(image, regions_from_landmarks(first.select(again)))
+        report.landmark_runs += len(regions) + len(again)
+        slot = {int(i): k for k, i in enumerate(again)}
+        out = []
+        for i, attempt in enumerate(tries):
+            passes = ([second.select([slot[i]])] if i in slot else []) + [first.select([i])]
+            reasons = [rejection(r, attempt.face, self.settings) for r in passes]
+            accepted = [r for r, reason in zip(passes, reasons) if reason is None]
+            if accepted:
+                out.append((max(accepted, key=lambda r: float(r.score[0])), ""))
+            else:
+                out.append((None, f"{reasons[0]} (region at {regions[i, 0]:.0f}, {regions[i, 1]:.0f})"))
+        return out
+
+    def _people(self, results: LandmarkResult) -> list[list[int]]:
+        """Results grouped per person, best first: the most clearly seen (:func:`body_support`), so that a body
+        comes before the fragments that lie on it."""
+        support = np.array([body_support(results, i) for i in range(len(results))])
+        groups: list[list[int]] = []
+        for i in np.argsort(-support, kind="stable"):
+            owner = next((g for g in groups if same_person(results, int(i), g[0], self.settings.same_head)), None)
+            if owner is None:
+                groups.append([int(i)])
+            else:
+                owner.append(int(i))
+        return groups
+
+
+def rotation_slice(plan: dict[str, list[tuple[int, int, int]]], frame: int, per_frame: int
+                   ) -> dict[str, list[tuple[int, int, int]]]:
+    """Frame ``frame``'s share of a tile plan (detector -> tiles): every detector's whole image (side 0), plus
+    ``per_frame`` of the smaller tiles, taken in turn from all detectors' tiles, so that successive frames
+    search every tile once per rotation."""
+    small = [(name, tile) for name, tiles in plan.items() for tile in tiles if tile[2] != 0]
+    start = (frame * per_frame) % max(len(small), 1)
+    chosen = {(small[(start + j) % len(small)]) for j in range(min(per_frame, len(small)))}
+    return {name: [t for t in tiles if t[2] == 0 or (name, t) in chosen] for name, tiles in plan.items()}
+
+
+# ---------------------------------------------------------------------------------------------- judging results
+
+
+def head_point(result: LandmarkResult, i: int) -> np.ndarray:
+    """Centre of the head landmarks (nose, eyes, ears, mouth) of result i."""
+    return result.keypoints[i, list(HEAD_LANDMARKS)].mean(axis=0)
+
+
+def head_width(result: LandmarkResult, i: int) -> float:
+    """Ear-to-ear distance, or a twelfth of the body's size when the ears coincide (profile view)."""
+    ears = float(np.linalg.norm(result.keypoints[i, 7] - result.keypoints[i, 8]))
+    return max(ears, result.regions[i, 2] / ROI_ENLARGE / 12.0)
+
+
+def body_support(result: LandmarkResult, i: int) -> float:
+    """How clearly result i's head or shoulders are seen: the larger of their mean heatmap peaks."""
+    head = float(result.evidence[i, list(HEAD_LANDMARKS)].mean())
+    shoulders = float(result.evidence[i, [11, 12]].mean())
+    return max(head, shoulders)
+
+
+def rejection(result: LandmarkResult, face: np.ndarray, s: FinderSettings) -> str | None:
+    """Why a one-row landmark result does not show the candidate whose head should be at ``face`` (centre x, y,
+    width; NaN: unknown), or None when it does."""
+    if result.score[0] < s.presence:
+        return f"no person in the region (landmark model score {result.score[0]:.2f})"
+    support = body_support(result, 0)
+    confirmed = bool(np.isfinite(face).all() and face[2] >= s.face_confirms_px)
+    if support < s.min_support and not (confirmed and support >= s.min_support_with_face):
+        return f"too little of a person in view (heatmap support {support:.2f})"
+    turn = abs(float(np.degrees(regions_from_landmarks(result)[0, 3])))
+    if turn > s.max_turn_deg:
+        return f"upside down (head {turn:.0f} degrees from up): a reading of someone's legs"
+    if np.isfinite(face).all():
+        miss = float(np.linalg.norm(head_point(result, 0) - face[:2])) / max(face[2], 1.0)
+        if miss > s.head_tolerance:
+            return f"the landmarks found a neighbour (head {miss:.1f} face widths from the face)"
+    return None
+
+
+def same_person(results: LandmarkResult, i: int, k: int, same_head: float) -> bool:
+    """Whether result i shows result k's person: heads at the same place, most body joints at the same places
+    (also with left and right swapped), or i is a fragment of k (:func:`is_fragment`)."""
+    width = max(head_width(results, i), head_width(results, k))
+    if np.linalg.norm(head_point(results, i) - head_point(results, k)) < same_head * width:
+        return True
+    if is_fragment(results, i, k):
+        return True
+    core = list(CORE_LANDMARKS)
+    swapped = [c + 1 if c % 2 else c - 1 for c in core]  # MediaPipe: odd = left, even = right
+    size = max(np.ptp(results.keypoints[i, core], axis=0).max(), np.ptp(results.keypoints[k, core], axis=0).max())
+    for other in (core, swapped):
+        near = np.linalg.norm(results.keypoints[i, core] - results.keypoints[k, other], axis=-1) < 0.15 * max(size, 1)
+        if near.mean() >= 0.5:
+            return True
+    return False
+
+
+def explained(proposals: P.Proposals, i: int, results: LandmarkResult) -> bool:
+    """Whether proposal i shows a person already found: its face at a found head, or (without a face) its region
+    centred on a found person's silhouette at a similar size."""
+    face = proposals.face[i]
+    for k in range(len(results)):
+        if np.isfinite(face).all():
+            if np.linalg.norm(face[:2] - head_point(results, k)) < head_width(results, k):
+                return True
+        else:
+            ratio = proposals.regions[i, 2] / results.regions[k, 2]
+            if 0.67 < ratio < 1.5 and results.mask_contains(k, proposals.regions[i : i + 1, :2])[0]:
+                return True
+    return False
+
+
+def is_fragment(results: LandmarkResult, i: int, k: int) -> bool:
+    """A skeleton squeezed onto part of k's body: i's whole head (its centre and four points half a head width
+    around it) and at least 70 % of its visible joints lie on k's mask. A person partly hidden by k shows their
+    own head."""
+    ring = 0.5 * head_width(results, i) * np.array([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1]])
+    if not results.mask_contains(k, head_point(results, i)[None] + ring).all():
+        return False
+    visible = results.visibility[i] > 0.5
+    visible[list(HEAD_LANDMARKS)] = False
+    if visible.sum() < 3:
+        return True
+    return bool(results.mask_contains(k, results.keypoints[i][visible]).mean() >= 0.7)
+
+
+def _to_detections(results: LandmarkResult, groups: list[list[int]], alternatives: int, height: int, width: int
+                   ) -> PoseDetections:
+    rows = [i for members in groups for i in members[: max(1, alternatives)]]
+    group = [g for g, members in enumerate(groups) for _ in members[: max(1, alternatives)]]
+    if not rows:
+        return PoseDetections.empty(height, width)
+    kept = results.select(rows)
+    masks = np.stack([kept.mask_in_image(i, height, width) for i in range(len(kept))])
+    return PoseDetections(
+        keypoints=kept.keypoints, visibility=kept.visibility, presence=kept.presence, world=kept.world,
+        scores=kept.score, boxes=landmark_boxes(kept.keypoints, kept.visibility), masks=masks,
+        group=np.array(group, np.int64), regions=regions_from_landmarks(kept),
+    )

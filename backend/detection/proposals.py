@@ -1,0 +1,162 @@
+"""Proposals: regions of an image where one person's body should be, from several sources, grouped per candidate.
+
+* pose detector (BlazePose's): anchors on the head, predicts the hip centre and the body's size and direction;
+* face detector (BlazeFace full range): a face gives a body region below it for an upright person of typical
+  proportions; it finds people the pose detector misses in groups (shoulder to shoulder, several rows);
+* body detector (MoveNet MultiPose, when installed): finds a body by its centre, so people seen from behind,
+  jumping, or cut by the top of the frame;
+* tracked: the people of a clip's previous frame, at the region their landmarks give.
+
+Proposals whose faces coincide (or, without faces, whose regions do) are one candidate, tried in order of trust.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from backend.detection import movenet
+from backend.detection.detectors import ImageDetections
+from backend.detection.poses import HEAD_LANDMARKS, PoseDetections
+
+# Body region of an upright adult from a face of width w (face box centre): hip centre 4.5 w below, region side
+# 15 w. Measured on standing people whose pose detection and face detection coincide; seated people come out
+# smaller, and the second landmark pass re-centres on them.
+FACE_TO_HIP = 4.5
+FACE_TO_SIDE = 15.0
+# Tighter regions (hip offset, side; in face widths) for a face whose first region showed a neighbour or nobody.
+FACE_RETRIES = ((3.0, 10.0), (2.5, 8.0))
+TRACK_SEARCH_SCALE = 1.5  # a tracked person not found in their region is looked for in one this much larger
+
+TRACKED, POSE, BODY, FACE = 0, 1, 2, 3  # sources, in order of trust
+SOURCE_NAMES = ("track", "pose detector", "body detector", "face detector")
+
+
+@dataclass
+class Proposals:
+    regions: np.ndarray  # (N, 4) cx, cy, side, rotation (pixels, radians)
+    source: np.ndarray  # (N,) TRACKED, POSE, BODY or FACE
+    score: np.ndarray  # (N,)
+    face: np.ndarray  # (N, 3) face centre x, y and width; NaN when the proposal has no face
+
+    def __len__(self) -> int:
+        return int(self.score.shape[0])
+
+    def select(self, index) -> "Proposals":
+        idx = np.asarray(index, dtype=np.int64)
+        return Proposals(self.regions[idx], self.source[idx], self.score[idx], self.face[idx])
+
+    @classmethod
+    def concatenate(cls, parts: Sequence["Proposals"]) -> "Proposals":
+        if not parts:
+            return cls(np.zeros((0, 4)), np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 3)))
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("regions", "source", "score", "face")))
+
+
+def from_pose_detector(det: ImageDetections, regions: np.ndarray) -> Proposals:
+    """``regions``: from the detections' alignment points. The detector's box is the head's."""
+    return Proposals(regions, np.full(len(det), POSE), det.scores, _box_face(det.boxes))
+
+
+def from_face_detector(det: ImageDetections) -> Proposals:
+    face = _box_face(det.boxes)
+    regions = np.stack([face[:, 0], face[:, 1] + FACE_TO_HIP * face[:, 2], FACE_TO_SIDE * face[:, 2],
+                        np.zeros(len(det))], -1) if len(det) else np.zeros((0, 4))
+    return Proposals(regions, np.full(len(det), FACE), det.scores, face)
+
+
+def from_body_detector(det: movenet.BodyDetections) -> Proposals:
+    """The face of a detected body where its nose and both eyes are confident (width: twice the eye distance)."""
+    face = np.full((len(det), 3), np.nan)
+    seen = det.keypoint_scores[:, :3].min(axis=1) > 0.3
+    eyes = np.linalg.norm(det.keypoints[:, 1] - det.keypoints[:, 2], axis=-1)
+    face[seen, :2] = det.keypoints[seen, :3].mean(axis=1)
+    face[seen, 2] = np.maximum(2.0 * eyes[seen], 4.0)
+    return Proposals(movenet.body_regions(det), np.full(len(det), BODY), det.scores, face)
+
+
+def from_tracked(people: PoseDetections) -> Proposals:
+    """The people of the previous frame, at the region their landmarks give, with their head as the face."""
+    n = len(people)
+    if n == 0 or people.regions is None:
+        return Proposals.concatenate([])
+    head = people.keypoints[:, list(HEAD_LANDMARKS)].mean(axis=1)
+    ears = np.linalg.norm(people.keypoints[:, 7] - people.keypoints[:, 8], axis=-1)
+    width = np.maximum(ears, people.regions[:, 2] / 15.0)
+    return Proposals(people.regions.copy(), np.full(n, TRACKED), people.scores.copy(),
+                     np.concatenate([head, width[:, None]], -1))
+
+
+def _box_face(boxes: np.ndarray) -> np.ndarray:
+    centre = 0.5 * (boxes[:, :2] + boxes[:, 2:])
+    return np.concatenate([centre, (boxes[:, 2] - boxes[:, 0])[:, None]], -1)
+
+
+# ---------------------------------------------------------------------------------------------- candidates
+
+
+@dataclass
+class Attempt:
+    """One way to look for a candidate: the landmark model on ``region``, ``passes`` times (the second on the
+    region the first pass's landmarks give)."""
+
+    region: np.ndarray  # (4,)
+    face: np.ndarray  # (3,) where the candidate's head should be; NaN when unknown
+    passes: int = 2
+    tight: bool = False  # a tighter region under a face: tried only after a neighbour (or nobody) was found
+
+
+def candidates(proposals: Proposals, min_region_px: float) -> list[list[int]]:
+    """Proposals grouped into candidate people, each group in order of trust (source, then score): proposals
+    whose faces (or, without faces, whose regions) coincide. Regions alone would merge neighbours: bodies
+    standing shoulder to shoulder share most of their regions."""
+    ok = np.flatnonzero(proposals.regions[:, 2] >= min_region_px)
+    order = sorted(ok, key=lambda i: (int(proposals.source[i]), -proposals.score[i]))
+    groups: list[list[int]] = []
+    for i in order:
+        owner = next((g for g in groups if _same_place(proposals, int(i), g[0])), None)
+        if owner is None:
+            groups.append([int(i)])
+        else:
+            owner.append(int(i))
+    return groups
+
+
+def attempts(proposals: Proposals, members: list[int], min_face_px: float) -> list[Attempt]:
+    """What to try for one candidate: its proposals' regions (a tracked person: one pass where they were, then
+    two in a larger region), then tighter regions under its faces (faces of at least ``min_face_px``: tighter
+    crops of smaller ones are upsampled blur)."""
+    out = []
+    for i in members:
+        region, face = proposals.regions[i], proposals.face[i]
+        if proposals.source[i] == TRACKED:
+            out.append(Attempt(region, face, passes=1))
+            out.append(Attempt(np.r_[region[:2], region[2] * TRACK_SEARCH_SCALE, region[3]], face))
+        else:
+            out.append(Attempt(region, face))
+    for hip, side in FACE_RETRIES:
+        for i in members:
+            face = proposals.face[i]
+            if proposals.source[i] == FACE and face[2] >= min_face_px:
+                out.append(Attempt(np.array([face[0], face[1] + hip * face[2], side * face[2], 0.0]), face,
+                                   tight=True))
+    return out
+
+
+def coincides(p: Proposals, i: int, others: Proposals) -> bool:
+    """Whether proposal i of ``p`` is at the same place as one of ``others``."""
+    both = Proposals.concatenate([p.select([i]), others])
+    return any(_same_place(both, 0, k) for k in range(1, len(both)))
+
+
+def _same_place(p: Proposals, i: int, k: int) -> bool:
+    """Faces of similar size at the same place; without faces, nearly the same region."""
+    fi, fk = p.face[i], p.face[k]
+    if np.isfinite(fi).all() and np.isfinite(fk).all():
+        small, large = sorted((fi[2], fk[2]))
+        return float(np.linalg.norm(fi[:2] - fk[:2])) < 0.5 * small and large < 1.6 * small
+    ri, rk = p.regions[i], p.regions[k]
+    close = float(np.linalg.norm(ri[:2] - rk[:2])) < 0.1 * max(ri[2], rk[2])
+    return close and max(ri[2], rk[2]) < 1.25 * min(ri[2], rk[2])
