@@ -1,12 +1,11 @@
-"""The reconstruction pipeline: frames -> shot cuts -> estimator -> coherence -> tracker -> smoother -> result file.
+"""The reconstruction pipeline: frames -> shot cuts -> estimator -> coherence -> tracker -> result file.
 
 Frames are processed in chunks, so memory is bounded by one chunk of frames plus the (small) per-person
 parameters: the tracker keeps people without their masks, and a small appearance descriptor instead of pixels.
 A chunk is split at shot cuts, so neither the estimator's warm start nor a track crosses a cut. Frames with
-several people are refined for coherence (backend.coherence) while their masks are still at hand. Smoothing runs
-per track in :func:`assemble_result`, before ``joints2d`` is computed, so the projections match the smoothed
-bodies. Progress and cancellation go through callbacks so the command line, the service and tests share one
-code path.
+several people are refined for coherence (backend.coherence) while their masks are still at hand. The tracks
+become the result's arrays in ``backend.assembly`` (short gaps bridged, motion smoothed). Progress and
+cancellation go through callbacks so the command line, the service and tests share one code path.
 """
 
 from __future__ import annotations
@@ -25,9 +24,10 @@ from backend.body import BodyModel, load_body_model
 from backend.camera import Camera
 from backend.device import resolve_device
 from backend.estimators import DEFAULT_ESTIMATOR, create_estimator
-from backend.result import empty_track_arrays, write_result
+from backend.assembly import assemble_result
+from backend.result import write_result
 from backend.shots import ShotCutDetector
-from backend.smoothing import DEFAULT_SMOOTHNESS, SmoothingSettings, smooth_motion
+from backend.smoothing import DEFAULT_SMOOTHNESS, SmoothingSettings
 from backend.sources import SourceError, SourceInfo, open_source
 from backend.tracking import Track, Tracker, TrackerSettings
 
@@ -206,96 +206,6 @@ def _track_part(part: list, estimator, camera: Camera, run: _Run, first_frame: i
     for (_, index, frame), people in zip(part, per_frame):
         run.tracker.update(index - first_frame, people, image=frame)
     return len(per_frame[-1]) if per_frame else 0
-
-
-def assemble_result(
-    tracks: list[Track], body: BodyModel, camera: Camera, info: SourceInfo, estimator: str, num_frames: int,
-    smoothing: SmoothingSettings | None = None,
-) -> dict[str, np.ndarray]:
-    """Turn tracks into the result-file arrays.
-
-    Each track gets one body shape (the median of its per-frame shapes). Translations are corrected so each
-    row's pelvis stays where the estimator put it; then each track's motion is smoothed (``smoothing``; None
-    or smoothness 0 = raw), and ``joints2d`` is recomputed from the final body, so ``FK(poses, betas) + transl``
-    projects exactly onto ``joints2d``.
-    """
-    arrays: dict[str, np.ndarray] = {
-        "fps": np.float64(info.fps),
-        "image_size": np.array([info.width, info.height], np.int64),
-        "focal_length": np.array([camera.fx, camera.fy], np.float64),
-        "principal_point": np.array([camera.cx, camera.cy], np.float64),
-        "num_frames": np.int64(num_frames),
-        "body_model": np.str_(body.name),
-        "estimator": np.str_(estimator),
-        "source_path": np.str_(str(Path(info.path).resolve())),
-        "frame_indices": np.arange(info.first_frame, info.first_frame + num_frames, dtype=np.int64),
-        "joint_names": np.array(body.joint_names),
-        "parents": body.parents.cpu().numpy().astype(np.int64),
-        "faces": body.faces.cpu().numpy().astype(np.int64),
-        "skin_weights": body.skin_weights.detach().cpu().numpy().astype(np.float32),
-    }
-    if not tracks:
-        arrays.update(empty_track_arrays(body.num_betas))
-        arrays["rest_vertices"] = np.zeros((0, body.num_vertices, 3), np.float32)
-        return arrays
-    arrays.update(_track_arrays(tracks, body, camera, info.fps, smoothing))
-    return arrays
-
-
-@torch.no_grad()
-def _track_arrays(
-    tracks: list[Track], body: BodyModel, camera: Camera, fps: float, smoothing: SmoothingSettings | None
-) -> dict[str, np.ndarray]:
-    device = body.faces.device
-
-    def stacked(rows: list[np.ndarray]) -> torch.Tensor:
-        return torch.as_tensor(np.stack(rows), dtype=torch.float32, device=device)
-
-    people = [person for track in tracks for person in track.people]
-    row_track = np.concatenate([np.full(len(t.people), i, np.int64) for i, t in enumerate(tracks)])
-    row_betas = stacked([_padded(p.betas, body.num_betas) for p in people])
-    track_betas = torch.stack(
-        [row_betas[torch.as_tensor(row_track == i)].median(dim=0).values for i in range(len(tracks))]
-    )
-    poses = stacked([p.poses for p in people])
-    transl = stacked([p.transl for p in people])
-    # Keep each row's pelvis in place when its shape becomes the track's shape.
-    pelvis_shift = body.rest_joints(row_betas)[:, 0] - body.rest_joints(track_betas)[row_track][:, 0]
-    transl = transl + pelvis_shift
-    if smoothing is not None and smoothing.smoothness > 0:
-        row_frame = np.concatenate([np.asarray(t.frames, np.int64) for t in tracks])
-        pelvis_rest = body.rest_joints(track_betas)[row_track][:, 0]
-        poses, transl = _smoothed(poses, transl, pelvis_rest, row_track, row_frame, fps, smoothing)
-    output = body(poses, track_betas[row_track], transl)
-    joints = output.joints.cpu().numpy()
-    return {
-        "track_id": np.array([t.track_id for t in tracks], np.int64),
-        "betas": track_betas.cpu().numpy().astype(np.float32),
-        "rest_joints": body.rest_joints(track_betas).cpu().numpy().astype(np.float32),
-        "rest_vertices": body.shaped_vertices(track_betas).cpu().numpy().astype(np.float32),
-        "row_track": row_track,
-        "row_frame": np.concatenate([np.asarray(t.frames, np.int64) for t in tracks]),
-        "poses": poses.cpu().numpy().astype(np.float32),
-        "transl": transl.cpu().numpy().astype(np.float32),
-        "joints2d": camera.project(joints.astype(np.float64)).astype(np.float32),
-        "confidence": np.array([p.confidence for p in people], np.float32),
-    }
-
-
-def _smoothed(poses, transl, pelvis_rest, row_track, row_frame, fps, smoothing):
-    """Smooth each track's rows; the root is smoothed as the pelvis position (transl + rest pelvis)."""
-    new_poses, pelvis = poses.cpu().numpy().astype(np.float64), (transl + pelvis_rest).cpu().numpy()
-    for track in np.unique(row_track):
-        rows = np.flatnonzero(row_track == track)
-        new_poses[rows], pelvis[rows] = smooth_motion(new_poses[rows], pelvis[rows], row_frame[rows], fps, smoothing)
-    as_tensor = lambda a: torch.as_tensor(a, dtype=poses.dtype, device=poses.device)  # noqa: E731
-    return as_tensor(new_poses), as_tensor(pelvis) - pelvis_rest
-
-
-def _padded(betas: np.ndarray, size: int) -> np.ndarray:
-    out = np.zeros(size, np.float32)
-    out[: min(size, len(betas))] = np.asarray(betas, np.float32)[:size]
-    return out
 
 
 __all__ = ["Cancelled", "Progress", "ReconstructOptions", "ReconstructSummary", "assemble_result", "reconstruct"]

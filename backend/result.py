@@ -61,6 +61,9 @@ OPTIONAL: dict[str, KeySpec] = {
     "rest_vertices": KeySpec(("T", "V", 3), "f"),
     "source_path": KeySpec((), "U"),
     "frame_indices": KeySpec(("M",), "iu"),
+    # per row: True where the person was seen, False for rows that bridge a short gap (backend.assembly);
+    # files without it (older versions) have only observed rows
+    "observed": KeySpec(("N",), "b"),
 }
 
 
@@ -159,4 +162,5 @@ def empty_track_arrays(num_betas: int) -> dict[str, np.ndarray]:
         "transl": np.zeros((0, 3), np.float32),
         "joints2d": np.zeros((0, NUM_JOINTS, 2), np.float32),
         "confidence": np.zeros((0,), np.float32),
+        "observed": np.zeros((0,), bool),
     }

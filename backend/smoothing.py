@@ -26,6 +26,7 @@ from backend.body.rotations import axis_angle_to_quaternion, quaternion_to_axis_
 from backend.errors import OptionError
 
 DEFAULT_SMOOTHNESS = 0.5
+FILLED_GAP_S = 0.15  # seconds: gaps up to this long are bridged by interpolated rows (4 frames at 25-30 fps)
 METHODS = ("zero-phase", "one-euro")
 _FALLBACK_FPS = 30.0  # image folders have no frame rate; treat them as 30 fps footage
 
@@ -90,6 +91,44 @@ def _smooth_segment(poses, root, frames, fps, settings):
 
 
 # ----------------------------------------------------------------------------------------------- representations
+
+
+def filled_gap_frames(fps: float) -> int:
+    """The longest gap (frames unseen) bridged by interpolated rows: ``FILLED_GAP_S`` of footage, at least one
+    frame. Longer gaps are left empty, and the scene hides the person there: a body guessed across a longer gap
+    drifts off its person while people and camera move."""
+    return max(1, round(FILLED_GAP_S * (fps if fps > 0 else _FALLBACK_FPS)))
+
+
+def fill_short_gaps(frames: np.ndarray, poses: np.ndarray, root: np.ndarray, max_gap: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One track's rows with gaps of at most ``max_gap`` frames filled: rotations interpolated on the quaternion
+    double cover, the root in (x/z, y/z, log z) like the smoother. Returns (frames, poses, root, observed, source)
+    where ``observed`` marks the original rows and ``source`` gives, per row, the original row it copies its
+    other attributes from (the last one before it)."""
+    frames = np.asarray(frames, np.int64)
+    gaps = np.diff(frames) - 1
+    if not ((gaps > 0) & (gaps <= max_gap)).any():
+        return frames, np.asarray(poses), np.asarray(root), np.ones(len(frames), bool), np.arange(len(frames))
+    out_frames = [frames[:1]]
+    for k, gap in enumerate(gaps):
+        if 0 < gap <= max_gap:
+            out_frames.append(np.arange(frames[k] + 1, frames[k + 1]))
+        out_frames.append(frames[k + 1 : k + 2])
+    full = np.concatenate(out_frames)
+    quats = align_quaternion_signs(_to_quaternions(np.asarray(poses, np.float64)))
+    signal = _root_to_signal(np.asarray(root, np.float64))
+    new_quats = _interp_rows(quats, frames, full)
+    new_root = _signal_to_root(_interp_rows(signal, frames, full))
+    observed = np.isin(full, frames)
+    source = np.searchsorted(frames, full, side="right") - 1
+    return full, _to_axis_angle(new_quats), new_root, observed, source
+
+
+def _interp_rows(values: np.ndarray, at: np.ndarray, to: np.ndarray) -> np.ndarray:
+    flat = values.reshape(len(values), -1)
+    out = np.stack([np.interp(to, at, flat[:, k]) for k in range(flat.shape[1])], axis=1)
+    return out.reshape((len(to), *values.shape[1:]))
 
 
 def _to_quaternions(poses: np.ndarray) -> np.ndarray:

@@ -11,7 +11,10 @@ cue is expressed in the same unit, negative log-likelihood ("nats"):
   only. The model is learned only from confident, unoccluded, unambiguous matches, so a wrong match made
   while two people overlap is neither locked in nor learned from;
 - body shape: distance of the shape coefficients from the track's running mean;
-- a small penalty per frame of gap, so recently seen tracks win ties.
+- a small penalty per frame of gap, so recently seen tracks win ties;
+- continuity: an estimator that followed a person from the previous frame says so (``extras["follows"]``, the
+  index ``extras["finder_person"]`` the person had there); the pair with that track's last person costs
+  ``follow_bonus`` less.
 
 Matching runs in stages, as in ByteTrack: confirmed tracks take the confident detections first, then the
 doubtful ones; only what is left goes to tentative tracks (fewer than ``confirm_hits`` sightings), and what is
@@ -57,6 +60,7 @@ class TrackerSettings:
     appearance_same: float = 0.15  # typical distance between two views of the same person
     shape_weight: float = 1.0
     gap_penalty: float = 0.05  # per frame of gap
+    follow_bonus: float = 5.0  # the estimator followed this person from the track's last frame
     max_cost: float = 10.0  # a pair costlier than this is two people (a new track and a missed one)
     # Track management.
     high_confidence: float = 0.5  # detections below are matched only after the confident ones
@@ -234,7 +238,8 @@ class Tracker:
         if detection.descriptor is not None and prediction.track.appearance is not None:
             looks = appearance_distance(prediction.track.appearance, detection.descriptor) - s.appearance_same
         shape = min(1.0, float(np.linalg.norm(_betas_delta(prediction.track.betas, detection.person.betas))) / 3.0)
-        return 0.5 * distance2 + s.appearance_weight * looks + s.shape_weight * shape + s.gap_penalty * prediction.gap
+        cost = 0.5 * distance2 + s.appearance_weight * looks + s.shape_weight * shape + s.gap_penalty * prediction.gap
+        return cost - s.follow_bonus * _followed(prediction, detection)
 
     @staticmethod
     def _mahalanobis2(prediction: _Prediction, detection: _Detection) -> float:
@@ -255,6 +260,13 @@ class Tracker:
                 if self._mahalanobis2(other, detection) <= s.gate_chi2:
                     return False
         return True
+
+
+def _followed(prediction: _Prediction, detection: _Detection) -> bool:
+    """The estimator says it followed this detection's person from the track's last frame (the frame before)."""
+    follows = detection.person.extras.get("follows", -1)
+    last = prediction.track.last.extras.get("finder_person")
+    return prediction.gap == 1 and follows >= 0 and follows == last
 
 
 def _assign(costs: np.ndarray, max_cost: float) -> tuple[list[int], list[int]]:

@@ -61,6 +61,13 @@ class Track:
     betas: np.ndarray  # (B,)
     rest_joints: np.ndarray  # (24, 3)
     rest_vertices: np.ndarray | None  # (V, 3)
+    observed: np.ndarray | None = None  # (n,) bool: seen (True) or bridging a short gap (False)
+
+    def visible_runs(self) -> list[tuple[int, int]]:
+        """(first, last) result frames of each stretch the person is shown: consecutive frames with rows. Where
+        the backend found nobody for longer than it bridges, there are no rows: the person is hidden there."""
+        breaks = np.flatnonzero(np.diff(self.frames) > 1) + 1
+        return [(int(run[0]), int(run[-1])) for run in np.split(self.frames, breaks) if len(run)]
 
 
 def tracks(data: dict[str, np.ndarray]) -> list[Track]:
@@ -83,6 +90,7 @@ def tracks(data: dict[str, np.ndarray]) -> list[Track]:
                 betas=np.asarray(data["betas"][t], dtype=np.float64),
                 rest_joints=np.asarray(data["rest_joints"][t], dtype=np.float64),
                 rest_vertices=None if verts is None else np.asarray(verts[t], dtype=np.float64),
+                observed=None if "observed" not in data else np.asarray(data["observed"][rows], dtype=bool),
             )
         )
     return out

@@ -386,14 +386,17 @@ def key_track(armature: bpy.types.Object, track: Track) -> None:
 
 
 def _key_visibility(obj: bpy.types.Object, track: Track, data: dict[str, np.ndarray], created: _Created) -> None:
-    """Hide the person before they enter and after they leave (constant keys on viewport and render)."""
-    first, last = int(track.frames[0]), int(track.frames[-1])
+    """Show the person only on frames the result has rows for (constant keys on viewport and render): hidden
+    before they enter, after they leave, and through every gap the backend did not bridge (longer than 0.15 s),
+    where keys would otherwise interpolate a body drifting off its person."""
     num_frames = int(result_data.scalar(data, "num_frames", 1))
     keys: dict[int, float] = {}
-    if first > 0:
-        keys.update({first - 1: 1.0, first: 0.0})
-    if last < num_frames - 1:
-        keys.update({last: 0.0, last + 1: 1.0})
+    for first, last in track.visible_runs():
+        if first > 0:
+            keys.setdefault(first - 1, 1.0)
+        keys[first] = 0.0
+        if last < num_frames - 1:
+            keys[last + 1] = 1.0
     if not keys:
         return
     frames = np.array(sorted(keys)) + FRAME_OFFSET

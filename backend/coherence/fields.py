@@ -42,6 +42,23 @@ class PenetrationField:
         return values.reshape(points.shape[:-1])
 
 
+class LazyField:
+    """A person's field built on first use: its box (``origin``, ``upper``) is known at once, so pairs of people
+    whose boxes never overlap (most pairs in a frame) never pay for the voxel grid."""
+
+    def __init__(self, vertices: torch.Tensor, faces: torch.Tensor, resolution: int = 32, padding: float = 0.02):
+        verts = vertices.detach()
+        self.origin = verts.amin(0) - padding
+        self.upper = verts.amax(0) + padding
+        self._build = lambda: penetration_field(vertices, faces, resolution, padding)  # noqa: E731
+        self._field: PenetrationField | None = None
+
+    def sample(self, points: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
+        if self._field is None:
+            self._field = self._build()
+        return self._field.sample(points, shift)
+
+
 def penetration_field(vertices: torch.Tensor, faces: torch.Tensor, resolution: int = 32,
                       padding: float = 0.02) -> PenetrationField:
     """The field of one closed mesh (V, 3) / (F, 3) on a ``resolution``^3 grid over its padded bounding box."""

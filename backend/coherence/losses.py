@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from backend.coherence.fields import PenetrationField
+from backend.coherence.fields import LazyField, PenetrationField
 
 
 def geman_mcclure(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -21,7 +21,7 @@ def boxes_overlap(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     return hit & ~torch.eye(len(lo), dtype=torch.bool, device=lo.device)
 
 
-def pair_penetration(vertices: Sequence[torch.Tensor], fields: Sequence[PenetrationField],
+def pair_penetration(vertices: Sequence[torch.Tensor], fields: Sequence[PenetrationField | LazyField],
                      shifts: torch.Tensor | None = None) -> dict[tuple[int, int], torch.Tensor]:
     """P_ij = sum over vertices v of person j of phi_i(v), for pairs whose boxes overlap.
 
@@ -41,7 +41,7 @@ def pair_penetration(vertices: Sequence[torch.Tensor], fields: Sequence[Penetrat
     return out
 
 
-def interpenetration_loss(vertices: Sequence[torch.Tensor], fields: Sequence[PenetrationField],
+def interpenetration_loss(vertices: Sequence[torch.Tensor], fields: Sequence[PenetrationField | LazyField],
                           shifts: torch.Tensor | None = None, sigma: float = 1.0) -> torch.Tensor:
     """L_P = sum_j rho(sum_{i != j} P_ij) (Jiang et al. Eq. 3)."""
     per_person: dict[int, torch.Tensor] = {}

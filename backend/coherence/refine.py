@@ -33,7 +33,7 @@ from backend.camera import Camera
 from backend.coherence.contact import (
     ContactGate, bottom_vertex, contact_order, detected_contact_row, foot_vertices, lowest_seen_row,
 )
-from backend.coherence.fields import PenetrationField, penetration_field
+from backend.coherence.fields import LazyField
 from backend.coherence.ground import ground_targets
 from backend.coherence.losses import (
     disagreement_pairs, interpenetration_loss, observed_index_map, ordinal_depth_loss, orders_violated,
@@ -84,7 +84,7 @@ class _Observation:
     joints: torch.Tensor  # (24, 3)
     anchor: torch.Tensor  # (24, 2) input joints2d
     size: float  # pixels: the person's 2D extent, to normalise reprojection drift
-    field: PenetrationField
+    field: LazyField
     contact: tuple[float, float] | None  # detected contact row and its uncertainty (see coherence.contact)
     seen_row: float  # the feet are at least this low in the image (NaN: unknown)
 
@@ -157,7 +157,7 @@ def _observations(frames, track_ids, body, camera, options, device) -> list[_Obs
             anchor = torch.as_tensor(person.joints2d, dtype=dtype, device=device)
             extent = (anchor.amax(0) - anchor.amin(0)).max().item()
             track = track_ids[f][k] if track_ids is not None else -1 - len(out)
-            field = penetration_field(posed.vertices[k], body.faces, options.grid_resolution)
+            field = LazyField(posed.vertices[k], body.faces, options.grid_resolution)
             drawn = project(posed.vertices[k], camera).cpu().numpy()
             contact = detected_contact_row(person.extras, np.asarray(person.joints2d), drawn, feet,
                                            options.contact_gate)
@@ -307,7 +307,8 @@ class _Problem:
             if collisions:
                 total = total + o.collision_weight * interpenetration_loss(
                     verts, [self.obs[i].field for i in idx], shifts[idx], o.collision_sigma)
-            total = total + o.depth_order_weight * self._ordinal(f, verts, rerender)
+            if self.pairs[f]:  # without disagreeing pairs, only the coherence checks render (to find new ones)
+                total = total + o.depth_order_weight * self._ordinal(f, verts, rerender)
         joints = torch.stack([ob.joints for ob in self.obs]) + shifts[:, None]
         anchors = torch.stack([ob.anchor for ob in self.obs])
         size = torch.tensor([ob.size for ob in self.obs], dtype=joints.dtype, device=joints.device)

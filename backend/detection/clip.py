@@ -22,7 +22,7 @@ from backend.detection.poses import PoseDetections
 class ClipPeopleFinder:
     """``find(frame)`` for the frames of one shot in order; :meth:`reset` at a shot cut."""
 
-    def __init__(self, finder: PeopleFinder, tiles_per_frame: int = 4, memory_frames: int = 8) -> None:
+    def __init__(self, finder: PeopleFinder, tiles_per_frame: int = 2, memory_frames: int = 8) -> None:
         self.finder = finder
         self.tiles_per_frame = max(1, int(tiles_per_frame))
         self.memory_frames = max(1, int(memory_frames))

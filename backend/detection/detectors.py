@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from backend.detection import blaze, rois
+from backend.detection.runtime import Network
 from backend.detection.tflite import TfliteModel
 
 
@@ -39,15 +40,15 @@ class TiledDetector:
 
     def __init__(self, model_path, spec: blaze.DetectorSpec, device: str | torch.device = "cpu",
                  min_score: float = 0.5, nms_iou: float = 0.3, batch_size: int = 16) -> None:
-        self.model = TfliteModel(model_path).to(device).eval()
+        module = TfliteModel(model_path)
+        self.model = Network(module, module.output_names, model_path, device, module.input_shape)
         self.spec = spec
         self.anchors = blaze.anchor_centres(spec)
         self.device = torch.device(device)
         self.min_score = min_score
         self.nms_iou = nms_iou
         self.batch_size = batch_size
-        outputs = self.model._outputs
-        self._box_output, self._score_output = outputs[0][1], outputs[1][1]
+        self._box_output, self._score_output = module.output_names[:2]
 
     @torch.inference_mode()
     def __call__(self, image: np.ndarray, tiles: list[tuple[int, int, int]]) -> ImageDetections:

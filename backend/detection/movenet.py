@@ -10,12 +10,14 @@ heatmaps with a Gaussian weight of the distance, inside the person's box), but w
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from backend.detection import rois
+from backend.detection.runtime import Network
 from backend.detection.tfjs import TfjsGraph
 
 _PREFIX = "StatefulPartitionedCall/"
@@ -64,7 +66,9 @@ class MultiPoseDetector:
 
     def __init__(self, model_json, device: str | torch.device = "cpu", input_size: int = 256,
                  min_score: float = 0.2, min_centre: float = 0.1) -> None:
-        self.graph = TfjsGraph(model_json, list(HEADS.values())).to(device).eval()
+        module = TfjsGraph(model_json, list(HEADS.values()))
+        self.graph = Network(module, module.outputs, Path(model_json).with_suffix(".bin"), device,
+                             (1, input_size, input_size, 3))
         self.device = torch.device(device)
         self.input_size = int(input_size)
         self.min_score = min_score

@@ -46,6 +46,7 @@ class FinderSettings:
     face_confirms_px: float = 16.0
     max_turn_deg: float = 135.0  # turned further from upright: dropped as upside down
     head_tolerance: float = 1.0  # the head within this many face widths of the candidate's face
+    track_tolerance: float = 2.5  # ... of a tracked person's last head (people and camera move between frames)
     same_head: float = 0.6  # two results with heads closer than this x head width are one person
     min_region_px: float = 24.0
 
@@ -89,10 +90,12 @@ class PeopleFinder:
             fresh = fresh.select([i for i in range(len(fresh)) if not P.coincides(fresh, i, known_empty)])
         for code, name in enumerate(P.SOURCE_NAMES):
             report.proposals[name] = int(((known.source == code).sum() + (fresh.source == code).sum()))
-        results = self._landmarks(image, known, report)  # tracked people first: they explain most detections
+        results, origin = self._landmarks(image, known, report)  # tracked people first: they explain most
         fresh = fresh.select([i for i in range(len(fresh)) if not explained(fresh, i, results)])
-        results = LandmarkResult.concatenate([results, self._landmarks(image, fresh, report)])
-        return _to_detections(results, self._people(results), alternatives, height, width)
+        more, more_origin = self._landmarks(image, fresh, report)
+        results = LandmarkResult.concatenate([results, more])
+        origin = np.concatenate([origin, more_origin])
+        return _to_detections(results, origin, self._people(results), alternatives, height, width)
 
     def search(self, image: np.ndarray, frame_slice: tuple[int, int] | None = None) -> list[P.Proposals]:
         """Proposals of the three detectors over their tile pyramids: every tile, or, for frame ``i`` of a clip
@@ -117,14 +120,16 @@ class PeopleFinder:
 
     # ------------------------------------------------------------------------------------------ landmarks
 
-    def _landmarks(self, image: np.ndarray, proposals: P.Proposals, report: FinderReport) -> LandmarkResult:
-        """At most one result per candidate. Each candidate's attempts (:func:`proposals.attempts`) are tried in
+    def _landmarks(self, image: np.ndarray, proposals: P.Proposals, report: FinderReport
+                   ) -> tuple[LandmarkResult, np.ndarray]:
+        """At most one result per candidate, and its index in the previous frame (-1: not tracked). Each candidate's attempts (:func:`proposals.attempts`) are tried in
         rounds, all candidates of a round in one batch, until one is accepted. Tighter face regions are tried
         only after the landmarks found a neighbour or nobody, not after a body the model only guessed at."""
         s = self.settings
         groups = P.candidates(proposals, s.min_region_px)
         queues = [P.attempts(proposals, members, s.face_confirms_px) for members in groups]
         found: list[LandmarkResult] = []
+        origin: list[int] = []
         failure = [""] * len(queues)
         may_tighten = [False] * len(queues)
         done = [False] * len(queues)
@@ -137,6 +142,7 @@ class PeopleFinder:
             for q, (result, reason) in zip(live, outcomes):
                 if result is not None:
                     found.append(result)
+                    origin.append(queues[q][step].origin)
                     done[q] = True
                 else:
                     failure[q] = reason
@@ -144,7 +150,8 @@ class PeopleFinder:
         report.dropped.extend(f for f, d in zip(failure, done) if f and not d)
         report.rejected = P.Proposals.concatenate([report.rejected, proposals.select(
             [g[0] for g, d in zip(groups, done) if not d and proposals.source[g[0]] != P.TRACKED])])
-        return LandmarkResult.concatenate(found) if found else self.landmarker(image, np.zeros((0, 4)))
+        results = LandmarkResult.concatenate(found) if found else self.landmarker(image, np.zeros((0, 4)))
+        return results, np.array(origin, np.int64)
 
     def _look(self, image: np.ndarray, tries: list[P.Attempt], report: FinderReport
               ) -> list[tuple[LandmarkResult | None, str]]:
@@ -158,7 +165,7 @@ class PeopleFinder:
         out = []
         for i, attempt in enumerate(tries):
             passes = ([second.select([slot[i]])] if i in slot else []) + [first.select([i])]
-            reasons = [rejection(r, attempt.face, self.settings) for r in passes]
+            reasons = [rejection(r, attempt.face, self.settings, tracked=attempt.origin >= 0) for r in passes]
             accepted = [r for r, reason in zip(passes, reasons) if reason is None]
             if accepted:
                 out.append((max(accepted, key=lambda r: float(r.score[0])), ""))
@@ -212,9 +219,9 @@ def body_support(result: LandmarkResult, i: int) -> float:
     return max(head, shoulders)
 
 
-def rejection(result: LandmarkResult, face: np.ndarray, s: FinderSettings) -> str | None:
+def rejection(result: LandmarkResult, face: np.ndarray, s: FinderSettings, tracked: bool = False) -> str | None:
     """Why a one-row landmark result does not show the candidate whose head should be at ``face`` (centre x, y,
-    width; NaN: unknown), or None when it does."""
+    width; NaN: unknown; ``tracked``: the person's head in the previous frame), or None when it does."""
     if result.score[0] < s.presence:
         return f"no person in the region (landmark model score {result.score[0]:.2f})"
     support = body_support(result, 0)
@@ -226,7 +233,7 @@ def rejection(result: LandmarkResult, face: np.ndarray, s: FinderSettings) -> st
         return f"upside down (head {turn:.0f} degrees from up): a reading of someone's legs"
     if np.isfinite(face).all():
         miss = float(np.linalg.norm(head_point(result, 0) - face[:2])) / max(face[2], 1.0)
-        if miss > s.head_tolerance:
+        if miss > (s.track_tolerance if tracked else s.head_tolerance):
             return f"the landmarks found a neighbour (head {miss:.1f} face widths from the face)"
     return None
 
@@ -278,8 +285,9 @@ def is_fragment(results: LandmarkResult, i: int, k: int) -> bool:
     return bool(results.mask_contains(k, results.keypoints[i][visible]).mean() >= 0.7)
 
 
-def _to_detections(results: LandmarkResult, groups: list[list[int]], alternatives: int, height: int, width: int
-                   ) -> PoseDetections:
+def _to_detections(results: LandmarkResult, origin: np.ndarray, groups: list[list[int]], alternatives: int,
+                   height: int, width: int) -> PoseDetections:
+    """Up to ``alternatives`` results per person; a person's origin is that of any of its results."""
     rows = [i for members in groups for i in members[: max(1, alternatives)]]
     group = [g for g, members in enumerate(groups) for _ in members[: max(1, alternatives)]]
     if not rows:
@@ -290,4 +298,6 @@ def _to_detections(results: LandmarkResult, groups: list[list[int]], alternative
         keypoints=kept.keypoints, visibility=kept.visibility, presence=kept.presence, world=kept.world,
         scores=kept.score, boxes=landmark_boxes(kept.keypoints, kept.visibility), masks=masks,
         group=np.array(group, np.int64), regions=regions_from_landmarks(kept),
+        origin=np.array([max(origin[members]) for members in groups for _ in members[: max(1, alternatives)]],
+                        np.int64),
     )

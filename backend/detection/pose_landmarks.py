@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from backend.detection import rois
+from backend.detection.runtime import Network
 from backend.detection.tflite import TfliteModel
 
 INPUT_SIZE = 256
@@ -38,7 +39,7 @@ class LandmarkResult:
     alignment: np.ndarray  # (N, 2, 2) pixels: hip centre and the size/rotation point
     score: np.ndarray  # (N,) the model's own 'a person is in this region' probability
     evidence: np.ndarray  # (N, 33) peak of each landmark's heatmap (sigmoid): how clearly the model sees it
-    masks: np.ndarray  # (N, 256, 256) float16 person probability in crop coordinates
+    masks: np.ndarray  # (N, 256, 256) float32 person probability in crop coordinates
 
     def __len__(self) -> int:
         return int(self.score.shape[0])
@@ -65,7 +66,7 @@ class LandmarkResult:
         """Person i's mask (H, W) bool in the full image."""
         size = self.masks.shape[1]
         matrix = rois._crop_to_image(self.regions[i], size)
-        prob = cv2.warpAffine(self.masks[i].astype(np.float32), matrix, (width, height), flags=cv2.INTER_LINEAR)
+        prob = cv2.warpAffine(self.masks[i], matrix, (width, height), flags=cv2.INTER_LINEAR)
         return prob > 0.5
 
 
@@ -73,7 +74,8 @@ class PoseLandmarker:
     """The landmark model (``pose_landmark_full.tflite`` or another BlazePose landmark file) over regions."""
 
     def __init__(self, model_path, device: str | torch.device = "cpu", batch_size: int = 16) -> None:
-        self.model = TfliteModel(model_path).to(device).eval()
+        module = TfliteModel(model_path)
+        self.model = Network(module, module.output_names, model_path, device, module.input_shape)
         self.device = torch.device(device)
         self.batch_size = batch_size
 
@@ -102,7 +104,7 @@ class PoseLandmarker:
             alignment=points[:, NUM_LANDMARKS : NUM_LANDMARKS + 2],
             score=out["Identity_1"].reshape(-1).float().cpu().numpy().astype(np.float64),
             evidence=torch.sigmoid(heatmap[..., :NUM_LANDMARKS].amax(dim=(1, 2))).cpu().numpy().astype(np.float64),
-            masks=torch.sigmoid(out["Identity_2"][..., 0].float()).cpu().numpy().astype(np.float16),
+            masks=torch.sigmoid(out["Identity_2"][..., 0].float()).cpu().numpy(),
         )
 
 
@@ -151,4 +153,4 @@ def _rotate_world(world: np.ndarray, rotation: np.ndarray) -> np.ndarray:
 def _empty() -> LandmarkResult:
     z = np.zeros
     return LandmarkResult(z((0, 4)), z((0, 33, 2)), z((0, 33)), z((0, 33)), z((0, 33, 3)), z((0, 2, 2)), z((0,)),
-                          z((0, 33)), z((0, INPUT_SIZE, INPUT_SIZE), np.float16))
+                          z((0, 33)), z((0, INPUT_SIZE, INPUT_SIZE), np.float32))

@@ -24,7 +24,8 @@ class PoseDetections:
     boxes: np.ndarray  # (P, 4) x0, y0, x1, y1 around the visible landmarks, pixels
     masks: np.ndarray | None  # (P, H, W) bool
     group: np.ndarray | None = None  # (P,) person id when alternative hypotheses of one person are kept
-    regions: np.ndarray | None = None  # (P, 4) the landmark model's region (cx, cy, side, rotation), pixels
+    regions: np.ndarray | None = None  # (P, 4) where to look for each person next (cx, cy, side, rotation)
+    origin: np.ndarray | None = None  # (P,) in a clip: the person's index in the previous frame's people, or -1
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
@@ -33,7 +34,7 @@ class PoseDetections:
     def empty(cls, height: int, width: int) -> "PoseDetections":
         z = np.zeros
         return cls(z((0, 33, 2)), z((0, 33)), z((0, 33)), z((0, 33, 3)), z((0,)), z((0, 4)), z((0, height, width), bool),
-                   z((0,), np.int64), z((0, 4)))
+                   z((0,), np.int64), z((0, 4)), z((0,), np.int64))
 
     def select(self, index: Sequence[int] | np.ndarray) -> "PoseDetections":
         idx = np.asarray(index, dtype=np.int64)

@@ -40,19 +40,25 @@ class Proposals:
     source: np.ndarray  # (N,) TRACKED, POSE, BODY or FACE
     score: np.ndarray  # (N,)
     face: np.ndarray  # (N, 3) face centre x, y and width; NaN when the proposal has no face
+    origin: np.ndarray | None = None  # (N,) tracked proposals: the person's index in the previous frame; else -1
+
+    def __post_init__(self) -> None:
+        if self.origin is None:
+            self.origin = np.full(len(self.score), -1, np.int64)
 
     def __len__(self) -> int:
         return int(self.score.shape[0])
 
     def select(self, index) -> "Proposals":
         idx = np.asarray(index, dtype=np.int64)
-        return Proposals(self.regions[idx], self.source[idx], self.score[idx], self.face[idx])
+        return Proposals(self.regions[idx], self.source[idx], self.score[idx], self.face[idx], self.origin[idx])
 
     @classmethod
     def concatenate(cls, parts: Sequence["Proposals"]) -> "Proposals":
         if not parts:
             return cls(np.zeros((0, 4)), np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 3)))
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("regions", "source", "score", "face")))
+        return cls(*(np.concatenate([getattr(p, f) for p in parts])
+                     for f in ("regions", "source", "score", "face", "origin")))
 
 
 def from_pose_detector(det: ImageDetections, regions: np.ndarray) -> Proposals:
@@ -86,7 +92,7 @@ def from_tracked(people: PoseDetections) -> Proposals:
     ears = np.linalg.norm(people.keypoints[:, 7] - people.keypoints[:, 8], axis=-1)
     width = np.maximum(ears, people.regions[:, 2] / 15.0)
     return Proposals(people.regions.copy(), np.full(n, TRACKED), people.scores.copy(),
-                     np.concatenate([head, width[:, None]], -1))
+                     np.concatenate([head, width[:, None]], -1), np.arange(n))
 
 
 def _box_face(boxes: np.ndarray) -> np.ndarray:
@@ -104,6 +110,7 @@ class Attempt:
 
     region: np.ndarray  # (4,)
     face: np.ndarray  # (3,) where the candidate's head should be; NaN when unknown
+    origin: int = -1  # the candidate's index in the previous frame (tracked people), else -1
     passes: int = 2
     tight: bool = False  # a tighter region under a face: tried only after a neighbour (or nobody) was found
 
@@ -116,7 +123,8 @@ def candidates(proposals: Proposals, min_region_px: float) -> list[list[int]]:
     order = sorted(ok, key=lambda i: (int(proposals.source[i]), -proposals.score[i]))
     groups: list[list[int]] = []
     for i in order:
-        owner = next((g for g in groups if _same_place(proposals, int(i), g[0])), None)
+        owner = next((g for g in groups if _same_place(proposals, int(i), g[0])
+                      and not (proposals.source[i] == TRACKED == proposals.source[g[0]])), None)
         if owner is None:
             groups.append([int(i)])
         else:
@@ -128,20 +136,21 @@ def attempts(proposals: Proposals, members: list[int], min_face_px: float) -> li
     """What to try for one candidate: its proposals' regions (a tracked person: one pass where they were, then
     two in a larger region), then tighter regions under its faces (faces of at least ``min_face_px``: tighter
     crops of smaller ones are upsampled blur)."""
+    origin = int(max(proposals.origin[members]))  # a candidate holds at most one tracked person
     out = []
     for i in members:
         region, face = proposals.regions[i], proposals.face[i]
         if proposals.source[i] == TRACKED:
-            out.append(Attempt(region, face, passes=1))
-            out.append(Attempt(np.r_[region[:2], region[2] * TRACK_SEARCH_SCALE, region[3]], face))
+            out.append(Attempt(region, face, origin, passes=1))
+            out.append(Attempt(np.r_[region[:2], region[2] * TRACK_SEARCH_SCALE, region[3]], face, origin))
         else:
-            out.append(Attempt(region, face))
+            out.append(Attempt(region, face, origin))
     for hip, side in FACE_RETRIES:
         for i in members:
             face = proposals.face[i]
             if proposals.source[i] == FACE and face[2] >= min_face_px:
                 out.append(Attempt(np.array([face[0], face[1] + hip * face[2], side * face[2], 0.0]), face,
-                                   tight=True))
+                                   origin, tight=True))
     return out
 
 

@@ -45,6 +45,8 @@ class TfliteModel(torch.nn.Module):
         self._tensors = graph.tensors
         self._inputs = list(graph.inputs)
         self._outputs = [(i, graph.tensors[i].name.decode()) for i in graph.outputs]
+        self.output_names = [name for _, name in self._outputs]
+        self.input_shape = tuple(int(v) for v in graph.tensors[graph.inputs[0]].shape)
         self._constants: dict[int, np.ndarray] = {}
         for index, tensor in enumerate(graph.tensors):
             raw = model.buffers[tensor.buffer].data if tensor.buffer < len(model.buffers) else None

@@ -37,6 +37,7 @@ from dataclasses import fields, replace
 from typing import Any, Iterator, Sequence
 
 import numpy as np
+import torch
 
 from backend.camera import Camera
 from backend.estimators.base import EstimatorError, FrameEstimates, PersonEstimate
@@ -45,7 +46,8 @@ from backend.fitting import BodyPoints, FitInput, FitOptions, FitResult, fit_peo
 from backend.fitting.depth_order import occlusion_pairs, violated
 from backend.fitting.mapping import mediapipe_confidence, mediapipe_to_points
 from backend.fitting.optimize import temporal_warm
-from backend.fitting.warm_start import Previous, chain, from_estimates, match
+from backend.fitting.plausibility import implausible, standing_heights
+from backend.fitting.warm_start import Previous, followed, from_estimates, match, per_person
 
 WarmStart = Sequence[FrameEstimates | None]
 # Cost, in fit-energy units, of a hypothesis whose mask covers none of its person's largest mask: fragments
@@ -106,6 +108,7 @@ class MediapipeFitEstimator:
         except TypeError as exc:
             raise EstimatorError(f"mediapipe-fit: bad people-finding options: {exc}") from exc
         self._last: Previous | None = None
+        self.last_dropped: list[str] = []  # fitted bodies the plausibility gate dropped in the last chunk, and why
 
     # ------------------------------------------------------------------------------------------- interface
 
@@ -146,9 +149,37 @@ class MediapipeFitEstimator:
         intrinsics = (camera.fx, camera.fy, camera.cx, camera.cy)
         if self.depth_order:
             result = self._order_depths(detections, data, result, intrinsics)
+        detections, data, result, frame_of = self._plausible(detections, data, result, frame_of, intrinsics)
         estimates = _estimates(detections, frame_of, result, camera, temporal_warm(data))
         self._last = from_estimates(estimates[-1], size)
         return estimates
+
+    def _plausible(self, detections: list[PoseDetections], data: FitInput, result: FitResult, frame_of: np.ndarray,
+                   intrinsics: tuple) -> tuple[list[PoseDetections], FitInput, FitResult, np.ndarray]:
+        """The fitted bodies that pass ``fitting.plausibility``: a failed one is refitted once from the neutral
+        start (its warm or learned start may be what misled it) and dropped if it fails again; the reasons go to
+        ``self.last_dropped``."""
+        reasons = self._verdicts(data, result)
+        failed = np.flatnonzero([r is not None for r in reasons])
+        if len(failed):
+            again = fit_people(self.points, _cold(_subset(data, failed)), intrinsics, self.fit_options)
+            result = _replaced(result, failed, again)
+            for row, reason in zip(failed, self._verdicts(_subset(data, failed), again)):
+                reasons[row] = reason
+        keep = np.flatnonzero([r is None for r in reasons])
+        self.last_dropped = [f"frame {int(frame_of[r])} person at ({data.keypoints[r, :, 0].mean():.0f}, "
+                             f"{data.keypoints[r, :, 1].mean():.0f}): {reasons[r]}" for r in range(len(reasons))
+                             if reasons[r] is not None]
+        if len(keep) == len(reasons):
+            return detections, data, result, frame_of
+        kept = [d.select(rows - offset) for d, rows, offset in _per_frame(detections, keep)]
+        return kept, _subset(data, keep), _rows(result, keep), frame_of[keep]
+
+    def _verdicts(self, data: FitInput, result: FitResult) -> list[str | None]:
+        with torch.no_grad():
+            rest = self.points.rest_joints(torch.as_tensor(result.betas, dtype=torch.float32)).numpy()
+        return implausible(result.points2d, data.keypoints, data.confidence, data.size_px, result.joints2d,
+                           standing_heights(rest))
 
     def _detect_all(self, frames: list[np.ndarray], last: Previous | None) -> list[PoseDetections]:
         if last is None:
@@ -157,14 +188,23 @@ class MediapipeFitEstimator:
 
     def _warm_starts(self, detections: list[PoseDetections], last: Previous | None,
                      hints: list[FrameEstimates | None] | None, size: tuple[int, int]) -> list[Previous | None]:
-        """Per frame, the parameters each detection starts from (NaN translation: cold start)."""
+        """Per frame, the parameters each detection starts from (NaN translation: cold start): the previous
+        frame's fit of the same person when the people finder followed them (``PoseDetections.origin``), else
+        of the nearest previous box."""
         inits: list[Previous | None] = []
         source = last
         for t, det in enumerate(detections):
+            follow = True
             if hints is not None and hints[t]:
-                source = from_estimates(hints[t], size)
-            inits.append(None if source is None else match(source, det.boxes, det.group, self.match_distance))
-            source = chain(inits[-1], det.group)
+                source, follow = from_estimates(hints[t], size), False  # the caller's order, not the finder's
+            if source is None:
+                init = None
+            elif follow and det.origin is not None:
+                init = followed(source, det, self.match_distance)
+            else:
+                init = match(source, det.boxes, det.group, self.match_distance)
+            inits.append(init)
+            source = per_person(init, det.group)
         return inits
 
     def _order_depths(self, detections: list[PoseDetections], data: FitInput, result: FitResult,
@@ -184,10 +224,7 @@ class MediapipeFitEstimator:
         remap[rows] = np.arange(len(rows))
         warm = _with_warm_start(_subset(data, rows), _rows(result, rows))
         refit = fit_people(self.points, warm, intrinsics, self.fit_options, remap[bad])
-        out = {f.name: getattr(result, f.name).copy() for f in fields(FitResult) if f.name != "extras"}
-        for name in out:
-            out[name][rows] = getattr(refit, name)
-        return FitResult(**out, extras={"depth_order_refit": rows})
+        return replace(_replaced(result, rows, refit), extras={"depth_order_refit": rows})
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -346,6 +383,18 @@ def _rows(result: FitResult, rows: np.ndarray) -> FitResult:
     return FitResult(**{f.name: getattr(result, f.name)[rows] for f in fields(FitResult) if f.name != "extras"})
 
 
+def _cold(data: FitInput) -> FitInput:
+    """``data`` with every row starting from the fit's own neutral start."""
+    return replace(data, init_valid=np.zeros(len(data), bool), init_full=None, init_root_only=None)
+
+
+def _replaced(result: FitResult, rows: np.ndarray, new: FitResult) -> FitResult:
+    out = {f.name: getattr(result, f.name).copy() for f in fields(FitResult) if f.name != "extras"}
+    for name in out:
+        out[name][rows] = getattr(new, name)
+    return FitResult(**out)
+
+
 def _with_warm_start(data: FitInput, result: FitResult) -> FitInput:
     return FitInput(data.keypoints, data.confidence, data.world, data.size_px, result.poses, result.betas,
                     result.transl, np.ones(len(data), bool))
@@ -370,6 +419,8 @@ def _estimates(detections: list[PoseDetections], frame_of: np.ndarray, result: F
                 "reprojection_px": float(result.reprojection_px[row]),
                 "fit_energy": float(result.energy[row]),
                 "warm_start": bool(warm[row]),
+                "finder_person": int(det.group[i]) if det.group is not None else i,
+                "follows": int(det.origin[i]) if det.origin is not None else -1,
                 "keypoints2d": det.keypoints[i].astype(np.float32),
                 "keypoint_visibility": det.visibility[i].astype(np.float32),
                 "keypoint_layout": "mediapipe33",

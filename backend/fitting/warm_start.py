@@ -25,9 +25,15 @@ class Previous:
     betas: np.ndarray  # (P, K)
     transl: np.ndarray  # (P, 3)
     size: tuple[int, int]  # (width, height) of the frames they come from
+    ids: np.ndarray | None = None  # (P,) the people finder's index of each person in their frame (default: 0..P-1)
+
+    def __post_init__(self) -> None:
+        if self.ids is None:
+            self.ids = np.arange(len(self.boxes))
 
     def rows(self, index: np.ndarray) -> "Previous":
-        return Previous(self.boxes[index], self.poses[index], self.betas[index], self.transl[index], self.size)
+        return Previous(self.boxes[index], self.poses[index], self.betas[index], self.transl[index], self.size,
+                        self.ids[index])
 
     @property
     def valid(self) -> np.ndarray:
@@ -40,7 +46,8 @@ def from_estimates(people: Sequence, size: tuple[int, int]) -> Previous | None:
         return None
     boxes = [p.bbox if p.bbox is not None else np.r_[p.joints2d.min(axis=0), p.joints2d.max(axis=0)] for p in people]
     stack = lambda name: np.stack([getattr(p, name) for p in people]).astype(np.float64)  # noqa: E731
-    return Previous(np.stack(boxes).astype(np.float64), stack("poses"), stack("betas"), stack("transl"), size)
+    ids = np.array([p.extras.get("finder_person", k) for k, p in enumerate(people)], np.int64)
+    return Previous(np.stack(boxes).astype(np.float64), stack("poses"), stack("betas"), stack("transl"), size, ids)
 
 
 def box_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -84,11 +91,36 @@ def match(source: Previous, boxes: np.ndarray, groups: np.ndarray, threshold: fl
     return out
 
 
-def chain(init: Previous | None, groups: np.ndarray) -> Previous | None:
-    """What the next frame of a chunk matches against: this frame's warm-started people (one row each), carrying
-    the parameters they start from, since this frame's own fit is not done yet (the chunk is fitted at once)."""
+def followed(source: Previous, det, threshold: float) -> Previous | None:
+    """Warm starts by identity: a detection whose ``origin`` is the index of a previous person (the people
+    finder followed them) starts from that person; the others are matched by box (:func:`match`) among the
+    previous people nobody followed."""
+    row_of = {int(i): r for r, i in enumerate(source.ids)}
+    origin = np.array([row_of.get(int(o), -1) for o in det.origin], np.int64)  # rows of source
+    known = origin >= 0
+    known[known] &= source.valid[origin[known]]
+    free = np.setdiff1d(np.arange(len(source.boxes)), origin[known])
+    unknown = np.flatnonzero(~known)
+    by_box = match(source.rows(free), det.boxes[unknown], det.group[unknown], threshold) if len(free) else None
+    if not known.any() and by_box is None:
+        return None
+    n = len(det.boxes)
+    out = Previous(det.boxes.copy(), np.zeros((n, *source.poses.shape[1:])), np.zeros((n, source.betas.shape[1])),
+                   np.full((n, 3), np.nan), source.size)
+    take = origin[known]
+    out.poses[known], out.betas[known], out.transl[known] = source.poses[take], source.betas[take], source.transl[take]
+    if by_box is not None:
+        out.poses[unknown], out.betas[unknown], out.transl[unknown] = by_box.poses, by_box.betas, by_box.transl
+    return out
+
+
+def per_person(init: Previous | None, groups: np.ndarray) -> Previous | None:
+    """What the next frame of a chunk starts from: this frame's people (one row each, in the order of their
+    group ids, NaN translation where a person has no warm start), carrying the parameters they start from, since
+    this frame's own fit is not done yet (the chunk is fitted at once)."""
     if init is None:
         return None
-    _, first = np.unique(groups, return_index=True)
-    keep = first[init.valid[first]]
-    return init.rows(keep) if len(keep) else None
+    people, first = np.unique(groups, return_index=True)
+    out = init.rows(first)
+    out.ids = people
+    return out if out.valid.any() else None
