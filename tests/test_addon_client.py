@@ -201,6 +201,8 @@ def test_environment_commands_install_torch_from_the_chosen_index(tmp_path: Path
     assert any(r.startswith("torch") for r in reqs) and any(r.startswith("mediapipe") for r in reqs)
     assert torch_step[-3] == next(r for r in reqs if r.startswith("torch"))
     assert commands[3][-len(reqs):] == reqs
+    assert commands[4] == backend_env.backend_command(str(backend_env.venv_python(tmp_path / "venv")), "models",
+                                                      "install")
 
 
 def test_environment_creation_step_makes_a_usable_interpreter(tmp_path: Path) -> None:

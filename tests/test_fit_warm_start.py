@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from backend.fitting.depth_order import occlusion_pairs, violated
-from backend.fitting.warm_start import Previous, assign, box_distance, chain, match
+from backend.detection import PoseDetections
+from backend.fitting.warm_start import Previous, assign, box_distance, followed, match, per_person
 
 
 def _previous() -> Previous:
@@ -21,8 +22,30 @@ def test_people_take_the_nearest_previous_person_and_newcomers_start_cold() -> N
     init = match(_previous(), boxes, np.array([0, 0, 1]), threshold=0.5)
     np.testing.assert_allclose(init.transl[:2], [[0.0, 0.0, 5.0]] * 2)
     assert np.isnan(init.transl[2]).all() and init.valid.tolist() == [True, True, False]
-    nxt = chain(init, np.array([0, 0, 1]))
-    assert len(nxt.boxes) == 1 and nxt.transl[0, 2] == 5.0
+    nxt = per_person(init, np.array([0, 0, 1]))  # one row per person, in person order; the newcomer stays cold
+    assert len(nxt.boxes) == 2 and nxt.transl[0, 2] == 5.0 and np.isnan(nxt.transl[1]).all()
+    assert nxt.ids.tolist() == [0, 1]
+
+
+def _people(boxes: np.ndarray, origin: list[int]) -> PoseDetections:
+    n = len(boxes)
+    out = PoseDetections.empty(10, 10).select([])
+    out.boxes, out.group, out.origin = boxes, np.arange(n), np.array(origin)
+    return out
+
+
+def test_followed_people_start_from_themselves_even_when_their_boxes_moved_far() -> None:
+    """The people finder says who is who: identity beats box distance (a fast move, a camera pan)."""
+    previous = _previous()
+    previous.ids = np.array([3, 7])  # the finder's indices of these two people in their frame
+    boxes = np.array([[560.0, 100.0, 660.0, 400.0],  # person 3 after a large pan (beside person 7's old box)
+                      [900.0, 100.0, 1000.0, 400.0],  # person 7, moved far too
+                      [100.0, 100.0, 200.0, 400.0]])  # a newcomer standing where person 3 stood
+    init = followed(previous, _people(boxes, [3, 7, -1]), threshold=0.5)
+    np.testing.assert_allclose(init.transl[:2], [[0.0, 0.0, 5.0], [1.0, 0.0, 7.0]])
+    assert np.isnan(init.transl[2]).all()  # person 3 is taken: no warm start from their old box
+    by_box_alone = match(previous, boxes, np.arange(3), threshold=0.5)
+    assert by_box_alone.transl[2, 2] == 5.0  # what box matching alone would have done: the wrong person
 
 
 def test_assignment_is_one_to_one_and_respects_size() -> None:

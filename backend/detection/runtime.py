@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -68,7 +69,8 @@ def _exported(module: torch.nn.Module, outputs: list[str], source: Path, example
     if target.is_file():
         return target
     wrapper = _Tupled(module, outputs)
-    with atomic_path(target) as tmp, torch.inference_mode(False), torch.no_grad():
+    with atomic_path(target) as tmp, torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on shape arithmetic: the input size is fixed
         torch.onnx.export(wrapper, (torch.zeros(example_shape),), str(tmp), dynamo=False, opset_version=17,
                           input_names=["input"], output_names=[f"output_{i}" for i in range(len(outputs))],
                           dynamic_axes={"input": {0: "batch"}})
