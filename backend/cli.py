@@ -63,10 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark (--device, --batch-sizes)")
     bench.set_defaults(handler=_run_bench)
     from backend import occlusion
-    from backend.evaluation.cli import add_parser as add_eval_parser
+    from backend.evaluation.cli import add_parser as add_eval_parser, add_people_parser
 
     occlusion.add_parser(commands)
     add_eval_parser(commands)
+    add_people_parser(commands)
     serve = commands.add_parser("serve", help="JSON-lines service on stdin/stdout (used by the Blender add-on)")
     serve.set_defaults(handler=_run_serve)
     return parser

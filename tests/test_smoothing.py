@@ -120,7 +120,7 @@ def test_assembled_result_is_smoothed_and_joints2d_match_the_smoothed_bodies():
     from backend.body import load_body_model
     from backend.camera import Camera
     from backend.estimators.base import PersonEstimate
-    from backend.pipeline import assemble_result
+    from backend.assembly import assemble_result
     from backend.sources import SourceInfo
     from backend.tracking import Track
 

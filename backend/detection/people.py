@@ -48,6 +48,7 @@ class FinderSettings:
     head_tolerance: float = 1.0  # the head within this many face widths of the candidate's face
     track_tolerance: float = 2.5  # ... of a tracked person's last head (people and camera move between frames)
     same_head: float = 0.6  # two results with heads closer than this x head width are one person
+    min_size_ratio: float = 0.4  # of a neighbour standing no farther away (see PeopleFinder._too_small)
     min_region_px: float = 24.0
 
 
@@ -95,7 +96,9 @@ class PeopleFinder:
         more, more_origin = self._landmarks(image, fresh, report)
         results = LandmarkResult.concatenate([results, more])
         origin = np.concatenate([origin, more_origin])
-        return _to_detections(results, origin, self._people(results), alternatives, height, width)
+        groups = self._people(results)
+        groups = [g for g in groups if not self._too_small(results, g, groups, report)]
+        return _to_detections(results, origin, groups, alternatives, height, width)
 
     def search(self, image: np.ndarray, frame_slice: tuple[int, int] | None = None) -> list[P.Proposals]:
         """Proposals of the three detectors over their tile pyramids: every tile, or, for frame ``i`` of a clip
@@ -173,6 +176,28 @@ class PeopleFinder:
                 out.append((None, f"{reasons[0]} (region at {regions[i, 0]:.0f}, {regions[i, 1]:.0f})"))
         return out
 
+    def _too_small(self, results: LandmarkResult, group: list[int], groups: list[list[int]],
+                   report: FinderReport) -> bool:
+        """On a common floor nearer people look bigger: a body whose feet are as low in the image as a clearly
+        seen neighbour's (so it stands at least as near) but which is less than ``min_size_ratio`` of that
+        neighbour's size is no person (a pattern in a railing; a small child is about half an adult's height)."""
+        s = self.settings
+        i = group[0]
+        feet_i = _feet_row(results, i)
+        if feet_i is None:
+            return False
+        for other in groups:
+            k = other[0]
+            if k == i or body_support(results, k) < 0.7 or results.regions[i, 2] >= s.min_size_ratio * results.regions[k, 2]:
+                continue
+            feet_k = _feet_row(results, k)
+            if feet_k is not None and feet_i >= feet_k - 0.1 * results.regions[k, 2]:
+                report.dropped.append(f"body at ({head_point(results, i)[0]:.0f}, {head_point(results, i)[1]:.0f}): "
+                                      f"{results.regions[i, 2] / results.regions[k, 2]:.0%} the size of a neighbour "
+                                      "standing no farther away")
+                return True
+        return False
+
     def _people(self, results: LandmarkResult) -> list[list[int]]:
         """Results grouped per person, best first: the most clearly seen (:func:`body_support`), so that a body
         comes before the fragments that lie on it."""
@@ -225,7 +250,8 @@ def rejection(result: LandmarkResult, face: np.ndarray, s: FinderSettings, track
     if result.score[0] < s.presence:
         return f"no person in the region (landmark model score {result.score[0]:.2f})"
     support = body_support(result, 0)
-    confirmed = bool(np.isfinite(face).all() and face[2] >= s.face_confirms_px)
+    confirmed = bool(np.isfinite(face).all() and face[2] >= s.face_confirms_px
+                     and 0.5 <= head_width(result, 0) / face[2] <= 2.0)  # a face the size of this head
     if support < s.min_support and not (confirmed and support >= s.min_support_with_face):
         return f"too little of a person in view (heatmap support {support:.2f})"
     turn = abs(float(np.degrees(regions_from_landmarks(result)[0, 3])))
@@ -236,6 +262,13 @@ def rejection(result: LandmarkResult, face: np.ndarray, s: FinderSettings, track
         if miss > (s.track_tolerance if tracked else s.head_tolerance):
             return f"the landmarks found a neighbour (head {miss:.1f} face widths from the face)"
     return None
+
+
+def _feet_row(results: LandmarkResult, i: int) -> float | None:
+    """Image row of result i's lowest seen ankle or heel (None: its feet are not seen)."""
+    feet = [27, 28, 29, 30]
+    seen = results.visibility[i, feet] > 0.5
+    return float(results.keypoints[i, feet][seen, 1].max()) if seen.any() else None
 
 
 def same_person(results: LandmarkResult, i: int, k: int, same_head: float) -> bool:
@@ -273,16 +306,20 @@ def explained(proposals: P.Proposals, i: int, results: LandmarkResult) -> bool:
 
 def is_fragment(results: LandmarkResult, i: int, k: int) -> bool:
     """A skeleton squeezed onto part of k's body: i's whole head (its centre and four points half a head width
-    around it) and at least 70 % of its visible joints lie on k's mask. A person partly hidden by k shows their
-    own head."""
+    around it) and at least 70 % of its visible joints lie on k's mask; or i is the smaller and 85 % of all its
+    visible points lie there. A person partly hidden by k shows their own head and limbs, off k's silhouette."""
+    visible = results.visibility[i] > 0.5
+    on_k = results.mask_contains(k, results.keypoints[i][visible]) if visible.any() else np.zeros(0, bool)
+    if visible.sum() >= 4 and results.regions[i, 2] < results.regions[k, 2] and on_k.mean() >= 0.85:
+        return True
     ring = 0.5 * head_width(results, i) * np.array([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1]])
     if not results.mask_contains(k, head_point(results, i)[None] + ring).all():
         return False
-    visible = results.visibility[i] > 0.5
-    visible[list(HEAD_LANDMARKS)] = False
-    if visible.sum() < 3:
+    body = visible.copy()
+    body[list(HEAD_LANDMARKS)] = False
+    if body.sum() < 3:
         return True
-    return bool(results.mask_contains(k, results.keypoints[i][visible]).mean() >= 0.7)
+    return bool(results.mask_contains(k, results.keypoints[i][body]).mean() >= 0.7)
 
 
 def _to_detections(results: LandmarkResult, origin: np.ndarray, groups: list[list[int]], alternatives: int,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -38,6 +39,49 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     cmd.add_argument("--threads", type=int, default=1, help="torch CPU threads (small tensors: 1 is fastest)")
     cmd.set_defaults(handler=run)
     return cmd
+
+
+def add_people_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``eval-people``: people-finding on labelled real photos (and a clip), against a baseline."""
+    from backend.evaluation.photos import DEFAULT_DATA, DEFAULT_LABELS
+
+    cmd = subparsers.add_parser("eval-people", help="people found on hand-labelled photos and clip frames "
+                                                    "(covered, bodies on a person / on nobody, seconds)")
+    cmd.add_argument("--labels", type=Path, default=DEFAULT_LABELS, help=f"head labels (default: {DEFAULT_LABELS})")
+    cmd.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of the pictures (default: %(default)s)")
+    cmd.add_argument("--only", action="append", metavar="NAME", help="only this picture (repeatable)")
+    cmd.add_argument("--collage", action="store_true",
+                     help="also a 34-person collage of the group photos (times a large group)")
+    cmd.add_argument("--clip", type=Path, metavar="VIDEO",
+                     help="also reconstruct this whole clip: frames/s and the share of shown body-frames observed")
+    cmd.add_argument("--baseline", metavar="GIT_REF",
+                     help="also run the code of this git revision (a temporary worktree), in the same run")
+    cmd.set_defaults(handler=run_people)
+    return cmd
+
+
+def run_people(args: argparse.Namespace) -> int:
+    from backend.evaluation import photos
+
+    labels = photos.load_labels(args.labels)
+    if args.only:
+        unknown = sorted(set(args.only) - set(labels) - {photos.COLLAGE})
+        if unknown:
+            raise ValueError(f"no labels for {', '.join(unknown)}; labelled: {', '.join(labels)}")
+        labels = {name: labels[name] for name in args.only if name in labels}
+    if args.collage:
+        labels[photos.COLLAGE] = photos.collage_label(photos.load_labels(args.labels), args.data)
+    current = photos.evaluate(labels, args.data)
+    clip = photos.evaluate_clip(args.clip) if args.clip else None
+    baseline = base_clip = None
+    if args.baseline:
+        with photos.worktree(args.baseline) as code:
+            baseline = photos.evaluate(labels, args.data, code)
+            base_clip = photos.evaluate_clip(args.clip, code) if args.clip else None
+    print(photos.format_table(current, baseline, args.baseline or "baseline"))
+    if clip is not None:
+        print(photos.format_clip(args.clip.name, clip, base_clip))
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

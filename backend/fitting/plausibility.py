@@ -4,13 +4,12 @@ A fit can converge to a body that explains the keypoints badly or not at all: tu
 read the wrong way round), shrunk into a fraction of the person (and floated to a depth where that size fits),
 or far off the keypoints. Each check compares the fit with the observations it came from, in the image:
 
-* ``reprojection``: the mean distance of the confidently seen body points from their keypoints, over the
-  person's size;
+* ``tiny``: a standing height outside a person's (0.7 to 2.3 m);
 * ``upside down``: the fitted torso (pelvis to neck, projected) points against the keypoints' torso (hips to
   shoulders);
-* ``tiny``: the fitted body's projected extent over the seen keypoints' extent, and its standing height;
-* ``size``: in a frame with several people, a body whose standing height is far outside the others' (a person
-  made from a fragment) when its pixel size says it is a neighbour's size.
+* ``shrunk``: the fitted body's projected extent over the seen keypoints' extent;
+* ``far off``: the mean distance of the confidently seen body points from their keypoints, over the person's
+  size.
 
 The estimator refits a failed body once from another start and drops it if it fails again; the reasons are in
 the estimator's debug report.
@@ -63,9 +62,6 @@ def _verdict(points2d: np.ndarray, keypoints: np.ndarray, seen: np.ndarray, size
         return f"tiny or giant body ({height:.2f} m standing)"
     if seen.sum() < 4:
         return None  # too little seen to judge the fit against
-    error = float(np.linalg.norm(points2d[seen] - keypoints[seen], axis=-1).mean()) / max(size, 1.0)
-    if error > limits.max_reprojection:
-        return f"far off its keypoints (mean error {error:.0%} of its size)"
     if seen[SHOULDERS].all() and seen[HIPS].all():
         observed = keypoints[SHOULDERS].mean(0) - keypoints[HIPS].mean(0)
         fitted = joints2d[NECK] - joints2d[PELVIS]
@@ -76,6 +72,9 @@ def _verdict(points2d: np.ndarray, keypoints: np.ndarray, seen: np.ndarray, size
     extent_fit = float(np.ptp(points2d[seen], axis=0).max())
     if extent_seen > 0 and extent_fit / extent_seen < limits.min_extent_ratio:
         return f"shrunk ({extent_fit / extent_seen:.0%} of its person's extent)"
+    error = float(np.linalg.norm(points2d[seen] - keypoints[seen], axis=-1).mean()) / max(size, 1.0)
+    if error > limits.max_reprojection:
+        return f"far off its keypoints (mean error {error:.0%} of its size)"
     return None
 
 

@@ -1,0 +1,262 @@
+"""People-finding on real photos, scored against hand-checked head points (``python -m backend eval-photos``).
+
+Each labelled picture (a photo, or frame N of a clip as ``CLIP.mp4#N``) is reconstructed with the default
+pipeline through the command line, exactly as a user runs it, and its result file is scored:
+
+* **covered**: people whose head point has a body's projected Head joint within one face width (one body per
+  person at most: an optimal one-to-one matching);
+* **on a person**: bodies whose Head joint lies within one face width of some labelled head; **on nobody**: the
+  others. Bodies whose head falls in an ``ignore_boxes`` region (an unlabelled crowd, a person whose head is
+  outside the picture) and is not within two face widths of a labelled head count as neither.
+
+``--baseline REF`` reconstructs the same pictures with the code of a git revision (a temporary worktree, run with
+the same Python) and prints both in one table, so the figures compare on the same machine and load. A collage
+of the labelled group photos (``collage``, 34 people in a 2 x 3 grid) times a large group.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+HEAD_JOINT = 15
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_LABELS = REPO_ROOT / "tests" / "data" / "people_heads.json"
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
+COLLAGE = "collage"
+COLLAGE_GRID = (("group7_walk.jpg", "group7_walk.jpg", "trio_stage.jpg"),
+                ("group7_walk.jpg", "group7_walk.jpg", "trio_stage.jpg"))
+
+
+@dataclass(frozen=True)
+class Label:
+    heads: np.ndarray  # (P, 2) pixels
+    face_width: float
+    ignore: np.ndarray  # (K, 4) x0, y0, x1, y1
+
+    @classmethod
+    def from_json(cls, entry: dict) -> "Label":
+        return cls(np.asarray(entry["heads"], np.float64).reshape(-1, 2), float(entry["face_width_px"]),
+                   np.asarray(entry.get("ignore_boxes", []), np.float64).reshape(-1, 4))
+
+
+@dataclass(frozen=True)
+class Score:
+    people: int
+    covered: int
+    bodies: int  # bodies outside the ignore regions
+    on_person: int
+
+    @property
+    def on_nobody(self) -> int:
+        return self.bodies - self.on_person
+
+    def __add__(self, other: "Score") -> "Score":
+        return Score(self.people + other.people, self.covered + other.covered, self.bodies + other.bodies,
+                     self.on_person + other.on_person)
+
+
+def score(label: Label, heads: np.ndarray) -> Score:
+    """Score bodies' projected Head joints ``heads`` (B, 2) against ``label``."""
+    heads = np.asarray(heads, np.float64).reshape(-1, 2)
+    ignored = np.zeros(len(heads), bool)
+    for x0, y0, x1, y1 in label.ignore:
+        ignored |= (heads[:, 0] >= x0) & (heads[:, 0] < x1) & (heads[:, 1] >= y0) & (heads[:, 1] < y1)
+    if len(heads) == 0 or len(label.heads) == 0:
+        return Score(len(label.heads), 0, int((~ignored).sum()), 0)
+    distance = np.linalg.norm(label.heads[:, None] - heads[None], axis=-1)
+    ignored &= distance.min(axis=0) > 2 * label.face_width  # near a labelled person: scored, not ignored
+    cost = np.where(distance <= label.face_width, distance, 1e9)
+    rows, cols = linear_sum_assignment(cost)
+    covered = int((cost[rows, cols] < 1e9).sum())
+    on_person = int(((distance.min(axis=0) <= label.face_width) & ~ignored).sum())
+    return Score(len(label.heads), covered, int((~ignored).sum()), on_person)
+
+
+def load_labels(path: Path = DEFAULT_LABELS) -> dict[str, Label]:
+    entries = json.loads(Path(path).read_text())
+    return {name: Label.from_json(entry) for name, entry in entries.items() if not name.startswith("_")}
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+
+@dataclass
+class Run:
+    score: Score
+    seconds: float
+
+
+def evaluate(labels: dict[str, Label], data: Path, code: Path = REPO_ROOT, extra: list[str] | None = None
+             ) -> dict[str, Run]:
+    """Reconstruct every labelled picture with the code at ``code`` and score it."""
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="troupe-eval-photos-") as tmp:
+        for name, label in labels.items():
+            source, frame = picture(name, data, Path(tmp))
+            result = Path(tmp) / "result.npz"
+            seconds = reconstruct(source, result, frame, code, extra or [])
+            with np.load(result, allow_pickle=False) as npz:
+                heads = npz["joints2d"][:, HEAD_JOINT]
+            out[name] = Run(score(label, heads), seconds)
+    return out
+
+
+def picture(name: str, data: Path, tmp: Path) -> tuple[Path, int | None]:
+    """The input file and frame (None: a still) of a label's name; the collage is built in ``tmp``."""
+    if name == COLLAGE:
+        return write_collage(data, tmp / "collage.png"), None
+    file, _, frame = name.partition("#")
+    return data / file, (int(frame) if frame else None)
+
+
+def reconstruct(source: Path, result: Path, frame: int | None, code: Path, extra: list[str]) -> float:
+    """Seconds the command line takes to reconstruct ``source`` (one frame of it) with the code at ``code``;
+    the process start-up (imports, model loading) is measured too: it is part of what a user waits for."""
+    command = [sys.executable, "-m", "backend", "reconstruct", str(source), "-o", str(result), "--quiet", *extra]
+    if frame is not None:
+        command += ["--start", str(frame), "--end", str(frame)]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=code, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"reconstructing {source} with the code at {code} failed: {done.stderr.strip()[-500:]}")
+    return seconds
+
+
+@contextmanager
+def worktree(revision: str) -> Iterator[Path]:
+    """A temporary checkout of ``revision`` of this repository (git worktree), removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="troupe-baseline-"))
+    subprocess.run(["git", "worktree", "add", "--detach", str(folder), revision], cwd=REPO_ROOT, check=True,
+                   capture_output=True, text=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(folder)], cwd=REPO_ROOT, capture_output=True)
+
+
+# ---------------------------------------------------------------------------------------------- the collage
+
+
+def collage_label(labels: dict[str, Label], data: Path) -> Label:
+    """Labels of the collage: each tile's heads moved to where the tile lands."""
+    heads, widths = [], []
+    for (x0, y0, scale), name in _tiles(data):
+        heads.append(labels[name].heads * scale + [x0, y0])
+        widths.append(labels[name].face_width * scale)
+    return Label(np.concatenate(heads), float(np.mean(widths)), np.zeros((0, 4)))
+
+
+def write_collage(data: Path, target: Path) -> Path:
+    import cv2
+
+    tiles = _tiles(data)
+    width = max(x0 + int(round(cv2.imread(str(data / n)).shape[1] * s)) for (x0, _, s), n in tiles)
+    height = max(y0 + int(round(cv2.imread(str(data / n)).shape[0] * s)) for (_, y0, s), n in tiles)
+    canvas = np.zeros((height, width, 3), np.uint8)
+    for (x0, y0, scale), name in tiles:
+        image = cv2.imread(str(data / name))
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        canvas[y0 : y0 + image.shape[0], x0 : x0 + image.shape[1]] = image
+    cv2.imwrite(str(target), canvas)
+    return target
+
+
+def _tiles(data: Path) -> list[tuple[tuple[int, int, float], str]]:
+    """((x0, y0, scale), name) of each collage tile: a 2 x 3 grid of cells 800 x 533 px."""
+    import cv2
+
+    cell_w, cell_h = 800, 533
+    out = []
+    for r, row in enumerate(COLLAGE_GRID):
+        for c, name in enumerate(row):
+            h, w = cv2.imread(str(data / name)).shape[:2]
+            scale = min(cell_w / w, cell_h / h)
+            out.append(((c * cell_w, r * cell_h, scale), name))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def format_table(current: dict[str, Run], baseline: dict[str, Run] | None = None, label: str = "baseline") -> str:
+    """One row per picture: people, covered, bodies on a person and on nobody, seconds (baseline first)."""
+    lines = [f"{'picture':26s} {'people':>6s}  " + ("  ".join(f"{h:^37s}" for h in ([label] if baseline else [])
+                                                        + ["this code"]))]
+    sub = f"{'covered':>9s} {'on person':>10s} {'on nobody':>9s} {'s':>6s}"
+    lines.append(" " * 35 + "  ".join([sub] * (2 if baseline else 1)))
+    total_now, total_base = Score(0, 0, 0, 0), Score(0, 0, 0, 0)
+    for name, run in current.items():
+        cells = ([_cells(baseline[name])] if baseline else []) + [_cells(run)]
+        lines.append(f"{name:26s} {run.score.people:6d}  " + "  ".join(cells))
+        total_now += run.score
+        if baseline:
+            total_base += baseline[name].score
+    totals = ([_totals(total_base)] if baseline else []) + [_totals(total_now)]
+    lines.append(f"{'all':26s} {total_now.people:6d}  " + "  ".join(totals))
+    return "\n".join(lines)
+
+
+def _cells(run: Run) -> str:
+    s = run.score
+    return f"{s.covered:4d}/{s.people:<4d} {s.on_person:5d}/{s.bodies:<4d} {s.on_nobody:9d} {run.seconds:6.1f}"
+
+
+def _totals(s: Score) -> str:
+    covered = 100.0 * s.covered / max(s.people, 1)
+    on_person = 100.0 * s.on_person / max(s.bodies, 1)
+    return f"{covered:8.0f}% {on_person:9.0f}% {s.on_nobody:9d} {'':6s}"
+
+
+# ---------------------------------------------------------------------------------------------- a whole clip
+
+
+@dataclass
+class ClipRun:
+    frames: int
+    seconds: float
+    observed: float  # share of the body-frames Blender shows that were seen, not bridged
+    body_frames: int
+    people_per_frame: float
+
+
+def evaluate_clip(source: Path, code: Path = REPO_ROOT, extra: list[str] | None = None) -> ClipRun:
+    """Reconstruct a whole clip; frames per second and how much of what Blender shows was observed. Result
+    files without ``observed`` (older code) show every row observed, but interpolate across every gap: their
+    body-frames count the frames Blender interpolates through, unobserved."""
+    with tempfile.TemporaryDirectory(prefix="troupe-eval-clip-") as tmp:
+        result = Path(tmp) / "result.npz"
+        seconds = reconstruct(source, result, None, code, extra or [])
+        with np.load(result, allow_pickle=False) as npz:
+            frames, tracks = npz["row_frame"], npz["row_track"]
+            observed = npz["observed"] if "observed" in npz.files else None
+            num_frames = int(npz["num_frames"])
+    if observed is None:  # old files: Blender showed each track from its first to its last row
+        shown = sum(int(frames[tracks == t].max() - frames[tracks == t].min() + 1) for t in np.unique(tracks))
+        seen = len(frames)
+    else:
+        shown, seen = len(frames), int(observed.sum())
+    return ClipRun(num_frames, seconds, seen / max(shown, 1), shown, shown / max(num_frames, 1))
+
+
+def format_clip(name: str, current: ClipRun, baseline: ClipRun | None = None) -> str:
+    rows = ([("baseline", baseline)] if baseline else []) + [("this code", current)]
+    lines = [f"{name}: {current.frames} frames"]
+    for label, run in rows:
+        lines.append(f"  {label:10s} {run.frames / run.seconds:5.2f} frames/s ({run.seconds:.0f} s), "
+                     f"{run.people_per_frame:.1f} bodies shown per frame, {100 * run.observed:.1f}% of the "
+                     f"{run.body_frames} body-frames shown observed")
+    if baseline:
+        lines.append(f"  speed ratio this code / baseline: {baseline.seconds / current.seconds:.2f}x")
+    return "\n".join(lines)

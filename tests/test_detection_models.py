@@ -1,0 +1,149 @@
+"""The people finder's networks: MediaPipe's TFLite files and MoveNet's TensorFlow.js graph run in torch (and
+ONNX Runtime) must compute what their reference runtimes compute. References: OpenCV's own TFLite importer,
+MediaPipe's own face detector and pose solution, the same graph in the other runtime."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from backend.detection import blaze, rois
+from backend.detection.models import model_path
+from backend.detection.tflite import TfliteModel
+
+
+def _image(path: Path) -> np.ndarray:
+    import cv2
+
+    bgr = cv2.imread(str(path))
+    assert bgr is not None, path
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def test_tflite_network_equals_opencvs_tflite_importer(shared_data: Path) -> None:
+    """pose_landmark_full through our flatbuffer reader and torch ops vs OpenCV's independent TFLite importer
+    (dense weights: OpenCV reads this file, not the sparse detectors)."""
+    import cv2
+
+    path = model_path("pose_landmarks_full")
+    crop = rois.crops(_image(shared_data / "football_player_b.jpg"), np.array([[640.0, 360.0, 720.0, 0.0]]), 256)
+    x = crop.astype(np.float32) / 255.0
+    ours = TfliteModel(path)(torch.from_numpy(x))
+    net = cv2.dnn.readNetFromTFLite(str(path))
+    net.setInput(x.transpose(0, 3, 1, 2).copy())
+    names = net.getUnconnectedOutLayersNames()
+    reference = dict(zip(names, net.forward(names)))
+    for name in ("Identity", "Identity_1", "Identity_4"):  # landmarks (px), presence, world landmarks (m)
+        np.testing.assert_allclose(ours[name].numpy().reshape(reference[name].shape), reference[name],
+                                   atol=2e-3 * max(1.0, float(np.abs(reference[name]).max())))
+    heatmap = ours["Identity_3"].numpy()[0].transpose(2, 0, 1)  # NHWC -> NCHW as OpenCV gives it
+    np.testing.assert_allclose(heatmap, reference["Identity_3"][0], atol=1e-2)
+
+
+def test_anchor_layouts_match_the_models_outputs() -> None:
+    for name, spec in (("pose_detector", blaze.POSE_DETECTOR), ("face_detector_full_range",
+                                                                 blaze.FACE_DETECTOR_FULL_RANGE)):
+        outputs = TfliteModel(model_path(name))(torch.zeros(1, spec.input_size, spec.input_size, 3))
+        boxes = next(iter(outputs.values()))
+        assert blaze.anchor_centres(spec).shape == (boxes.shape[1], 2)
+
+
+def test_face_detector_agrees_with_mediapipes_own(shared_data: Path) -> None:
+    """BlazeFace full range (sparse weights, densified here) through our decoding vs MediaPipe's face detection
+    solution on the same crop of group7_walk.jpg: the same faces, boxes within a few pixels."""
+    import mediapipe as mp
+
+    from backend.detection.detectors import TiledDetector
+
+    crop = np.ascontiguousarray(_image(shared_data / "group7_walk.jpg")[0:250, 100:500])
+    ours = TiledDetector(model_path("face_detector_full_range"), blaze.FACE_DETECTOR_FULL_RANGE,
+                         min_score=0.5)(crop, [(0, 0, 0)])
+    with mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5) as solution:
+        found = solution.process(crop).detections
+    assert found, "MediaPipe finds a face in this crop"
+    h, w = crop.shape[:2]
+    for detection in found:
+        box = detection.location_data.relative_bounding_box
+        theirs = np.array([box.xmin * w, box.ymin * h, (box.xmin + box.width) * w, (box.ymin + box.height) * h])
+        distance = np.abs(ours.boxes - theirs).max(axis=1)
+        assert distance.min() < 6.0, (ours.boxes, theirs)
+
+
+def test_landmarks_agree_with_mediapipes_pose_solution(shared_data: Path) -> None:
+    """The whole chain (person detector with densified weights, region, crop, landmark model, heatmap refinement,
+    projection back) on one dancer: the same 33 landmarks as MediaPipe's own single-person pose solution."""
+    import cv2
+    import mediapipe as mp
+
+    from backend.detection.people import FinderSettings, PeopleFinder
+
+    capture = cv2.VideoCapture(str(shared_data / "dancer_1080p.mp4"))
+    ok, bgr = capture.read()
+    capture.release()
+    assert ok
+    frame = cv2.cvtColor(cv2.resize(bgr, (960, 540)), cv2.COLOR_BGR2RGB)
+    with mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1) as pose:
+        theirs = pose.process(frame).pose_landmarks
+    assert theirs is not None
+    reference = np.array([[p.x * 960, p.y * 540] for p in theirs.landmark])
+    people = PeopleFinder(settings=FinderSettings(body_tiles=())).find(frame)
+    assert len(people) == 1
+    error = np.linalg.norm(people.keypoints[0] - reference, axis=-1)
+    height = np.ptp(reference[:, 1])
+    assert np.median(error) < 0.02 * height and np.percentile(error, 90) < 0.06 * height, error
+
+
+def test_onnx_runtime_computes_what_torch_computes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from backend.detection.runtime import Network, use_onnx
+
+    if not use_onnx():
+        pytest.fail("onnx and onnxruntime are in the backend's requirements: install them")
+    module = TfliteModel(model_path("pose_detector"))
+    x = torch.rand(2, 224, 224, 3) * 2 - 1
+    fast = Network(module, module.output_names, model_path("pose_detector"), "cpu", module.input_shape)
+    monkeypatch.setenv("TROUPE_RUNTIME", "torch")
+    plain = Network(module, module.output_names, model_path("pose_detector"), "cpu", module.input_shape)
+    assert (fast.runtime, plain.runtime) == ("onnxruntime", "torch")
+    for name in module.output_names:
+        np.testing.assert_allclose(fast(x)[name].numpy(), plain(x)[name].numpy(), atol=1e-3, rtol=1e-3)
+
+
+def test_movenet_graph_finds_the_players_the_face_detectors_miss(shared_data: Path) -> None:
+    """MoveNet (TensorFlow.js graph, run up to its heads and decoded here without its six-person limit) finds
+    bodies by their centre: the football players of soccer_crowd.jpg, several seen side-on or from behind."""
+    from backend.detection.movenet import MultiPoseDetector
+
+    labels = json.loads((Path(__file__).parent / "data" / "people_heads.json").read_text())["soccer_crowd.jpg"]
+    found = MultiPoseDetector(model_path("movenet_multipose"), input_size=512)(
+        _image(shared_data / "soccer_crowd.jpg"), [(0, 0, 0)])
+    heads = np.asarray(labels["heads"])
+    inside = [(b[0] <= heads[:, 0]) & (heads[:, 0] <= b[2]) & (b[1] - 20 <= heads[:, 1]) & (heads[:, 1] <= b[3])
+              for b in found.boxes]
+    players = np.any(inside, axis=0) if inside else np.zeros(len(heads), bool)
+    assert players.sum() >= 4, found.boxes
+    assert (found.keypoint_scores >= 0).all() and found.keypoints.shape[1:] == (17, 2)
+
+
+def test_regions_map_crop_and_image_coordinates_both_ways() -> None:
+    regions = np.array([[320.0, 200.0, 150.0, 0.7], [10.0, -5.0, 64.0, -2.5]])
+    points = np.random.default_rng(0).uniform(0, 1, (2, 9, 2))
+    np.testing.assert_allclose(rois.to_crop(regions, rois.to_image(regions, points)), points, atol=1e-9)
+    # a crop samples the image where to_image says: a gradient image read back at the crop's pixel centres
+    yy, xx = np.mgrid[0:400, 0:640]
+    image = np.round(np.stack([xx * 0.39, yy * 0.6, np.zeros_like(xx)], -1)).astype(np.uint8)  # no wrap-around
+    crop = rois.crops(image, regions[:1], 32)[0].astype(float)
+    centres = (np.stack(np.meshgrid(np.arange(32), np.arange(32)), -1).reshape(-1, 2) + 0.5) / 32
+    where = rois.to_image(regions[:1], centres[None])[0] - 0.5  # pixel coordinates -> indices
+    np.testing.assert_allclose(crop.reshape(-1, 3)[:, :2], where * [0.39, 0.6], atol=1.0)
+
+
+def test_alignment_points_give_an_upright_region_for_an_upright_person() -> None:
+    hips, above = np.array([[300.0, 400.0]]), np.array([[300.0, 250.0]])
+    region = rois.from_alignment(hips, above, 1.25)[0]
+    assert region[3] == pytest.approx(0.0) and region[2] == pytest.approx(2 * 150 * 1.25)
+    leaning = rois.from_alignment(hips, np.array([[450.0, 400.0]]), 1.25)[0]  # 'up' points right: 90 degrees
+    assert leaning[3] == pytest.approx(np.pi / 2)
