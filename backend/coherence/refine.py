@@ -67,7 +67,7 @@ class CoherenceOptions:
     lateral: bool = True  # also allow a small image-plane offset (helps side-by-side collisions)
     max_lateral: float = 0.03  # ... of at most this fraction of the person's image size
     min_penetration: float = 0.25  # metre-vertices: less is touching (arms brushing), not a collision
-    check_every: int = 10  # iterations between checks whether the scene is coherent yet (then it stops)
+    check_every: int = 5  # iterations between checks whether the scene is coherent yet (then it stops)
     contact_order_weight: float = 1000.0  # 0: off (see coherence.contact)
     contact_margin: float = 0.03  # log depth: how far beyond a restored contact order people are put
     contact_gate: ContactGate = ContactGate()

@@ -78,6 +78,8 @@ class MultiPoseDetector:
     def __call__(self, image: np.ndarray, tiles: list[tuple[int, int, int]]) -> BodyDetections:
         height, width = image.shape[:2]
         regions = rois.letterbox_regions(width, height, np.asarray(tiles, np.float64).reshape(-1, 3))
+        if len(regions) == 0:
+            return BodyDetections.concatenate([])
         pixels = torch.from_numpy(rois.crops(image, regions, self.input_size)).to(self.device).float()
         heads = self.graph(pixels)
         found = []

@@ -102,8 +102,8 @@ class PeopleFinder:
 
     def search(self, image: np.ndarray, frame_slice: tuple[int, int] | None = None) -> list[P.Proposals]:
         """Proposals of the three detectors over their tile pyramids: every tile, or, for frame ``i`` of a clip
-        (``frame_slice`` = (i, k)), the whole image plus the i-th group of k smaller tiles (all detectors' tiles
-        in one rotation)."""
+        (``frame_slice`` = (i, k)), one detector's whole image plus the i-th group of k smaller tiles
+        (:func:`rotation_slice`)."""
         height, width = image.shape[:2]
         s = self.settings
         detectors = {"pose": (self.pose_detector, s.pose_tiles), "face": (self.face_detector, s.face_tiles)}
@@ -112,7 +112,7 @@ class PeopleFinder:
         plan = {name: rois.square_tiles(width, height, scales) for name, (_, scales) in detectors.items()}
         if frame_slice is not None:
             plan = rotation_slice(plan, *frame_slice)
-        found = {name: detectors[name][0](image, tiles) for name, tiles in plan.items()}
+        found = {name: detectors[name][0](image, tiles) for name, tiles in plan.items()}  # [] tiles: no detections
         pose = found["pose"]
         out = [P.from_pose_detector(pose, rois.from_alignment(pose.keypoints[:, 0], pose.keypoints[:, 1],
                                                                ROI_ENLARGE)),
@@ -214,13 +214,16 @@ class PeopleFinder:
 
 def rotation_slice(plan: dict[str, list[tuple[int, int, int]]], frame: int, per_frame: int
                    ) -> dict[str, list[tuple[int, int, int]]]:
-    """Frame ``frame``'s share of a tile plan (detector -> tiles): every detector's whole image (side 0), plus
-    ``per_frame`` of the smaller tiles, taken in turn from all detectors' tiles, so that successive frames
-    search every tile once per rotation."""
+    """Frame ``frame``'s share of a tile plan (detector -> tiles): one detector's whole image (side 0), the
+    detectors taking turns, plus ``per_frame`` of the smaller tiles, taken in turn from all detectors' tiles, so
+    that successive frames search every tile once per rotation."""
+    names = list(plan)
+    whole_by = names[frame % len(names)] if names else None
     small = [(name, tile) for name, tiles in plan.items() for tile in tiles if tile[2] != 0]
     start = (frame * per_frame) % max(len(small), 1)
-    chosen = {(small[(start + j) % len(small)]) for j in range(min(per_frame, len(small)))}
-    return {name: [t for t in tiles if t[2] == 0 or (name, t) in chosen] for name, tiles in plan.items()}
+    chosen = {small[(start + j) % len(small)] for j in range(min(per_frame, len(small)))}
+    return {name: [t for t in tiles if (t[2] == 0 and name == whole_by) or (name, t) in chosen]
+            for name, tiles in plan.items()}
 
 
 # ---------------------------------------------------------------------------------------------- judging results
@@ -334,7 +337,7 @@ def _to_detections(results: LandmarkResult, origin: np.ndarray, groups: list[lis
     return PoseDetections(
         keypoints=kept.keypoints, visibility=kept.visibility, presence=kept.presence, world=kept.world,
         scores=kept.score, boxes=landmark_boxes(kept.keypoints, kept.visibility), masks=masks,
-        group=np.array(group, np.int64), regions=regions_from_landmarks(kept),
+        group=np.array(group, np.int64), regions=regions_from_landmarks(kept), seen_regions=kept.regions,
         origin=np.array([max(origin[members]) for members in groups for _ in members[: max(1, alternatives)]],
                         np.int64),
     )

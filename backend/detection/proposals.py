@@ -84,15 +84,18 @@ def from_body_detector(det: movenet.BodyDetections) -> Proposals:
 
 
 def from_tracked(people: PoseDetections) -> Proposals:
-    """The people of the previous frame, at the region their landmarks give, with their head as the face."""
+    """The people of the previous frame, with their head as the face, twice: in the region where the landmark
+    model saw them (a tight one that kept neighbours out works again), then in the region their landmarks give."""
     n = len(people)
     if n == 0 or people.regions is None:
         return Proposals.concatenate([])
     head = people.keypoints[:, list(HEAD_LANDMARKS)].mean(axis=1)
     ears = np.linalg.norm(people.keypoints[:, 7] - people.keypoints[:, 8], axis=-1)
     width = np.maximum(ears, people.regions[:, 2] / 15.0)
-    return Proposals(people.regions.copy(), np.full(n, TRACKED), people.scores.copy(),
-                     np.concatenate([head, width[:, None]], -1), np.arange(n))
+    face = np.concatenate([head, width[:, None]], -1)
+    seen = people.regions if people.seen_regions is None else people.seen_regions
+    return Proposals(np.concatenate([seen, people.regions]), np.full(2 * n, TRACKED),
+                     np.tile(people.scores, 2), np.tile(face, (2, 1)), np.tile(np.arange(n), 2))
 
 
 def _box_face(boxes: np.ndarray) -> np.ndarray:
@@ -123,8 +126,7 @@ def candidates(proposals: Proposals, min_region_px: float) -> list[list[int]]:
     order = sorted(ok, key=lambda i: (int(proposals.source[i]), -proposals.score[i]))
     groups: list[list[int]] = []
     for i in order:
-        owner = next((g for g in groups if _same_place(proposals, int(i), g[0])
-                      and not (proposals.source[i] == TRACKED == proposals.source[g[0]])), None)
+        owner = next((g for g in groups if _same_candidate(proposals, int(i), g[0])), None)
         if owner is None:
             groups.append([int(i)])
         else:
@@ -133,18 +135,17 @@ def candidates(proposals: Proposals, min_region_px: float) -> list[list[int]]:
 
 
 def attempts(proposals: Proposals, members: list[int], min_face_px: float) -> list[Attempt]:
-    """What to try for one candidate: its proposals' regions (a tracked person: one pass where they were, then
-    two in a larger region), then tighter regions under its faces (faces of at least ``min_face_px``: tighter
-    crops of smaller ones are upsampled blur)."""
+    """What to try for one candidate: a tracked person one pass in each of their regions, then two in a larger
+    one; then its proposals' regions; then tighter regions under its faces (faces of at least ``min_face_px``:
+    tighter crops of smaller ones are upsampled blur)."""
     origin = int(max(proposals.origin[members]))  # a candidate holds at most one tracked person
-    out = []
-    for i in members:
-        region, face = proposals.regions[i], proposals.face[i]
-        if proposals.source[i] == TRACKED:
-            out.append(Attempt(region, face, origin, passes=1))
-            out.append(Attempt(np.r_[region[:2], region[2] * TRACK_SEARCH_SCALE, region[3]], face, origin))
-        else:
-            out.append(Attempt(region, face, origin))
+    tracked = [i for i in members if proposals.source[i] == TRACKED]
+    out = [Attempt(proposals.regions[i], proposals.face[i], origin, passes=1) for i in tracked]
+    if tracked:
+        region = proposals.regions[tracked[-1]]
+        out.append(Attempt(np.r_[region[:2], region[2] * TRACK_SEARCH_SCALE, region[3]], proposals.face[tracked[-1]],
+                           origin))
+    out += [Attempt(proposals.regions[i], proposals.face[i], origin) for i in members if i not in tracked]
     for hip, side in FACE_RETRIES:
         for i in members:
             face = proposals.face[i]
@@ -158,6 +159,13 @@ def coincides(p: Proposals, i: int, others: Proposals) -> bool:
     """Whether proposal i of ``p`` is at the same place as one of ``others``."""
     both = Proposals.concatenate([p.select([i]), others])
     return any(_same_place(both, 0, k) for k in range(1, len(both)))
+
+
+def _same_candidate(p: Proposals, i: int, k: int) -> bool:
+    """Two tracked proposals are one candidate exactly when they are the same person; otherwise by place."""
+    if p.source[i] == TRACKED and p.source[k] == TRACKED:
+        return p.origin[i] == p.origin[k]
+    return _same_place(p, i, k)
 
 
 def _same_place(p: Proposals, i: int, k: int) -> bool:

@@ -6,8 +6,8 @@ pipeline through the command line, exactly as a user runs it, and its result fil
 * **covered**: people whose head point has a body's projected Head joint within one face width (one body per
   person at most: an optimal one-to-one matching);
 * **on a person**: bodies whose Head joint lies within one face width of some labelled head; **on nobody**: the
-  others. Bodies whose head falls in an ``ignore_boxes`` region (an unlabelled crowd, a person whose head is
-  outside the picture) and is not within two face widths of a labelled head count as neither.
+  others, except those whose head falls in an ``ignore_boxes`` region (an unlabelled crowd, a person whose head
+  is outside the picture): they count as neither.
 
 ``--baseline REF`` reconstructs the same pictures with the code of a git revision (a temporary worktree, run with
 the same Python) and prints both in one table, so the figures compare on the same machine and load. A collage
@@ -75,12 +75,11 @@ def score(label: Label, heads: np.ndarray) -> Score:
     if len(heads) == 0 or len(label.heads) == 0:
         return Score(len(label.heads), 0, int((~ignored).sum()), 0)
     distance = np.linalg.norm(label.heads[:, None] - heads[None], axis=-1)
-    ignored &= distance.min(axis=0) > 2 * label.face_width  # near a labelled person: scored, not ignored
     cost = np.where(distance <= label.face_width, distance, 1e9)
     rows, cols = linear_sum_assignment(cost)
     covered = int((cost[rows, cols] < 1e9).sum())
-    on_person = int(((distance.min(axis=0) <= label.face_width) & ~ignored).sum())
-    return Score(len(label.heads), covered, int((~ignored).sum()), on_person)
+    near = distance.min(axis=0) <= label.face_width  # on a labelled person, inside an ignore box or not
+    return Score(len(label.heads), covered, int((near | ~ignored).sum()), int(near.sum()))
 
 
 def load_labels(path: Path = DEFAULT_LABELS) -> dict[str, Label]:

@@ -1,0 +1,92 @@
+"""Finding every person on real photos and footage, scored against hand-checked head points
+(``tests/data/people_heads.json``): people covered, bodies on nobody. These fail if people are dropped or
+ghosts return. The figures through the whole pipeline are ``python -m backend eval-people``'s."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backend.evaluation.photos import DEFAULT_LABELS, load_labels, score
+
+pytestmark = pytest.mark.slow  # the real models on real photos
+
+LABELS = load_labels(DEFAULT_LABELS)
+# Per picture: (people covered at least, bodies on nobody at most), by the people finder's head landmarks.
+# Misses left: on the steps, a man in a cap looking down at his phone (face and pose unseen) and a person hidden
+# behind a woman's hair bun; in the stadium, two players jumping for the ball and one hidden behind another;
+# on the pitch, a player hidden behind another (frame 60) and one whose dark hair meets a dark board (frame 120).
+EXPECTED = {
+    "group7_walk.jpg": (7, 0),
+    "trio_stage.jpg": (3, 0),  # a giant face on the screen behind them and patterns in the railing: no body
+    "street_steps_group.jpg": (10, 0),
+    "football_player_a.jpg": (2, 0),
+    "soccer_crowd.jpg": (5, 0),
+    "football_dribble.mp4#1": (3, 0),
+    "football_dribble.mp4#60": (4, 0),
+    "football_dribble.mp4#120": (4, 0),
+    "football_dribble.mp4#240": (2, 0),
+}
+
+
+@pytest.fixture(scope="module")
+def finder():
+    from backend.detection.people import PeopleFinder
+
+    return PeopleFinder()
+
+
+def _picture(shared_data: Path, name: str) -> np.ndarray:
+    import cv2
+
+    file, _, frame = name.partition("#")
+    if frame:
+        capture = cv2.VideoCapture(str(shared_data / file))
+        capture.set(cv2.CAP_PROP_POS_FRAMES, int(frame))
+        ok, bgr = capture.read()
+        capture.release()
+        assert ok, name
+    else:
+        bgr = cv2.imread(str(shared_data / file))
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_people_are_found_and_no_body_is_on_nobody(finder, shared_data: Path, name: str) -> None:
+    people = finder.find(_picture(shared_data, name))
+    heads = people.keypoints[np.unique(people.group, return_index=True)[1], :11].mean(axis=1)
+    result = score(LABELS[name], heads)
+    covered, ghosts = EXPECTED[name]
+    assert result.covered >= covered and result.on_nobody <= ghosts, (result, finder.last_report.dropped)
+
+
+def test_a_clip_of_identical_frames_finds_in_every_frame_whom_the_photo_shows(finder, shared_data: Path) -> None:
+    """The clip path searches as thoroughly as the image path: six copies of a group photo as a clip."""
+    from backend.detection.clip import ClipPeopleFinder
+
+    image = _picture(shared_data, "group7_walk.jpg")
+    alone = len(np.unique(finder.find(image).group))
+    clip = ClipPeopleFinder(finder)
+    counts = [len(np.unique(clip.find(image).group)) for _ in range(6)]
+    assert alone == 7 and counts == [alone] * 6
+
+
+def test_a_clip_follows_its_people_from_frame_to_frame(finder, shared_data: Path) -> None:
+    """On ten dribble frames each person keeps being found where they were (``origin`` links them)."""
+    import cv2
+
+    from backend.detection.clip import ClipPeopleFinder
+
+    capture = cv2.VideoCapture(str(shared_data / "football_dribble.mp4"))
+    frames = [cv2.cvtColor(capture.read()[1], cv2.COLOR_BGR2RGB) for _ in range(10)]
+    capture.release()
+    clip = ClipPeopleFinder(finder)
+    first = clip.find(frames[0])
+    followed = []
+    for frame in frames[1:]:
+        people = clip.find(frame)
+        leaders = np.unique(people.group, return_index=True)[1]
+        followed.append((people.origin[leaders] >= 0).mean())
+    assert len(np.unique(first.group)) >= 3 and np.mean(followed) > 0.9, followed
