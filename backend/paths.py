@@ -1,8 +1,9 @@
 """Where Troupe keeps files it creates: one documented cache directory, nothing else in the user's home.
 
 Order: ``$TROUPE_CACHE_DIR``, else ``$XDG_CACHE_HOME/troupe``, else ``~/.cache/troupe``.
-Layout below it: ``body/`` (converted body models), ``weights/`` (estimator checkpoints), ``mediapipe/``
-(the assembled pose-landmarker task file).
+Layout below it: ``body/`` (converted body models), ``weights/`` (estimator checkpoints), ``onnx/`` (the
+people-finding networks exported for ONNX Runtime), ``models/`` (people-finding models, when the backend's
+environment cannot hold them).
 """
 
 from __future__ import annotations

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
 from backend.body import BodyModel, load_body_model
 from backend.camera import Camera
@@ -29,7 +28,7 @@ from backend.result import write_result
 from backend.shots import ShotCutDetector
 from backend.smoothing import DEFAULT_SMOOTHNESS, SmoothingSettings
 from backend.sources import SourceError, SourceInfo, open_source
-from backend.tracking import Track, Tracker, TrackerSettings
+from backend.tracking import Tracker, TrackerSettings
 
 
 class Cancelled(Exception):

@@ -99,7 +99,8 @@ def optimizers(estimator, camera_for) -> None:
     for name in ("street_steps_group.jpg", "football_player_a.jpg"):
         image = read_image(name)
         camera = camera_for(image)
-        detections = estimator.detector.detect(image)
+        estimator.finder.reset()
+        detections = estimator.finder.find(image)
         data, _ = _fit_input([detections], [None], estimator.points.num_betas)
         batches.append((data, (camera.fx, camera.fy, camera.cx, camera.cy)))
     fit_people(estimator.points, *batches[0])  # warm-up

@@ -4,8 +4,8 @@ their depth order agrees with the observed instance masks, while their 2D projec
 The free variables are per observation: a log-scale ``s`` of the pelvis along its camera ray (depth, the
 direction a monocular estimate is least sure of, and the one that keeps 2D nearly fixed) and a small lateral
 offset, bounded to ``max_lateral`` of the person's image size: a body moved beside its person is worse than
-two bodies that touch. Poses and shapes are kept; meshes therefore move rigidly, so each person's penetration field is built
-once and shifted. Terms:
+two bodies that touch. Poses and shapes are kept; meshes therefore move rigidly, so each person's penetration
+field is built once (when a pair's boxes first overlap) and shifted. Terms:
 
 - interpenetration: robust sum of other people's vertices inside each person's field (paper Eq. 3);
 - ordinal depth: ranking loss on pixels where the render and the masks disagree (paper Eq. 4);

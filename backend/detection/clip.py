@@ -6,8 +6,10 @@ at video frame rates the body is still inside it), one landmark pass; when that 
 again, two passes (a fast move, a camera pan); then wherever this frame's detectors put someone at their head.
 Only then is the person missing from this frame. New people are searched for in every frame: one of the three
 detectors over the whole image (they take turns, so each looks every third frame) and ``tiles_per_frame`` of the
-smaller tiles of their pyramids in turn; the first frame of a shot gets every tile at once. Detections that coincide with a tracked person cost no landmark
-run, nor do those where one of the last ``memory_frames`` frames found nobody. A clip of identical frames thus finds in every frame the people the image path finds in one.
+smaller tiles of their pyramids in turn; the first frame of a shot gets every tile at once. Detections that
+coincide with a tracked person cost no landmark run, nor do those where one of the last ``memory_frames``
+frames found nobody. A clip of identical frames thus finds in every frame the people the image path finds in
+one.
 """
 
 from __future__ import annotations

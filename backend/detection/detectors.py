@@ -89,4 +89,5 @@ def _concat(parts: list[ImageDetections], num_keypoints: int) -> ImageDetections
     parts = [p for p in parts if len(p)]
     if not parts:
         return ImageDetections(np.zeros((0, 4)), np.zeros((0, num_keypoints, 2)), np.zeros(0), np.zeros(0))
-    return ImageDetections(*(np.concatenate([getattr(p, f) for p in parts]) for f in ImageDetections.__dataclass_fields__))
+    fields = ImageDetections.__dataclass_fields__
+    return ImageDetections(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))

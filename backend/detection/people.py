@@ -47,6 +47,10 @@ class FinderSettings:
     max_turn_deg: float = 135.0  # turned further from upright: dropped as upside down
     head_tolerance: float = 1.0  # the head within this many face widths of the candidate's face
     track_tolerance: float = 2.5  # ... of a tracked person's last head (people and camera move between frames)
+    # Hysteresis: a person seen in the previous frame keeps being followed on weaker evidence (a turn, a blur,
+    # a moment half hidden) than it takes to start following someone.
+    track_presence: float = 0.3
+    track_support: float = 0.35
     same_head: float = 0.6  # two results with heads closer than this x head width are one person
     min_size_ratio: float = 0.4  # of a neighbour standing no farther away (see PeopleFinder._too_small)
     min_region_px: float = 24.0
@@ -73,7 +77,8 @@ class PeopleFinder:
                                            device, min_score=s.face_min_score)
         self.landmarker = PoseLandmarker(model_path("pose_landmarks_full"), device)
         use_body = bool(s.body_tiles) and is_available("movenet_multipose")
-        self.body_detector = MultiPoseDetector(model_path("movenet_multipose"), device, s.body_input) if use_body else None
+        self.body_detector = (MultiPoseDetector(model_path("movenet_multipose"), device, s.body_input)
+                              if use_body else None)
         self.last_report = FinderReport()
 
     def find(self, image: np.ndarray, tracked: PoseDetections | None = None, search: bool = True,
@@ -81,8 +86,8 @@ class PeopleFinder:
              known_empty: P.Proposals | None = None) -> PoseDetections:
         """People in one RGB uint8 image. ``tracked``: the people of a clip's previous frame, looked for first;
         ``search``: also look for people anywhere, over the tile pyramids (``frame_slice``: only a clip frame's
-        share of them, see :meth:`search`). ``known_empty``: places
-        where a recent frame found nobody (``last_report.rejected``); detections there are not looked at again."""
+        share of them, see :meth:`search`). ``known_empty``: places where a recent frame found nobody
+        (``last_report.rejected``); detections there are not looked at again."""
         self.last_report = report = FinderReport()
         height, width = image.shape[:2]
         known = P.from_tracked(tracked) if tracked is not None else P.Proposals.concatenate([])
@@ -125,7 +130,8 @@ class PeopleFinder:
 
     def _landmarks(self, image: np.ndarray, proposals: P.Proposals, report: FinderReport
                    ) -> tuple[LandmarkResult, np.ndarray]:
-        """At most one result per candidate, and its index in the previous frame (-1: not tracked). Each candidate's attempts (:func:`proposals.attempts`) are tried in
+        """At most one result per candidate, and its index in the previous frame (-1: not tracked). Each
+        candidate's attempts (:func:`proposals.attempts`) are tried in
         rounds, all candidates of a round in one batch, until one is accepted. Tighter face regions are tried
         only after the landmarks found a neighbour or nobody, not after a body the model only guessed at."""
         s = self.settings
@@ -188,7 +194,8 @@ class PeopleFinder:
             return False
         for other in groups:
             k = other[0]
-            if k == i or body_support(results, k) < 0.7 or results.regions[i, 2] >= s.min_size_ratio * results.regions[k, 2]:
+            clear = body_support(results, k) >= 0.7
+            if k == i or not clear or results.regions[i, 2] >= s.min_size_ratio * results.regions[k, 2]:
                 continue
             feet_k = _feet_row(results, k)
             if feet_k is not None and feet_i >= feet_k - 0.1 * results.regions[k, 2]:
@@ -250,12 +257,13 @@ def body_support(result: LandmarkResult, i: int) -> float:
 def rejection(result: LandmarkResult, face: np.ndarray, s: FinderSettings, tracked: bool = False) -> str | None:
     """Why a one-row landmark result does not show the candidate whose head should be at ``face`` (centre x, y,
     width; NaN: unknown; ``tracked``: the person's head in the previous frame), or None when it does."""
-    if result.score[0] < s.presence:
+    if result.score[0] < (s.track_presence if tracked else s.presence):
         return f"no person in the region (landmark model score {result.score[0]:.2f})"
     support = body_support(result, 0)
     confirmed = bool(np.isfinite(face).all() and face[2] >= s.face_confirms_px
                      and 0.5 <= head_width(result, 0) / face[2] <= 2.0)  # a face the size of this head
-    if support < s.min_support and not (confirmed and support >= s.min_support_with_face):
+    needed = s.track_support if tracked else s.min_support
+    if support < needed and not (confirmed and support >= s.min_support_with_face):
         return f"too little of a person in view (heatmap support {support:.2f})"
     turn = abs(float(np.degrees(regions_from_landmarks(result)[0, 3])))
     if turn > s.max_turn_deg:

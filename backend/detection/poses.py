@@ -34,8 +34,8 @@ class PoseDetections:
     @classmethod
     def empty(cls, height: int, width: int) -> "PoseDetections":
         z = np.zeros
-        return cls(z((0, 33, 2)), z((0, 33)), z((0, 33)), z((0, 33, 3)), z((0,)), z((0, 4)), z((0, height, width), bool),
-                   z((0,), np.int64), z((0, 4)), z((0, 4)), z((0,), np.int64))
+        return cls(z((0, 33, 2)), z((0, 33)), z((0, 33)), z((0, 33, 3)), z((0,)), z((0, 4)),
+                   z((0, height, width), bool), z((0,), np.int64), z((0, 4)), z((0, 4)), z((0,), np.int64))
 
     def select(self, index: Sequence[int] | np.ndarray) -> "PoseDetections":
         idx = np.asarray(index, dtype=np.int64)

@@ -237,7 +237,8 @@ def _depthwise(model: TfliteModel, op) -> Op:
 
 def _max_pool(model: TfliteModel, op) -> Op:
     o = op.builtinOptions
-    kernel, stride, act = (o.filterHeight, o.filterWidth), (o.strideH, o.strideW), _activation(o.fusedActivationFunction)
+    kernel, stride = (o.filterHeight, o.filterWidth), (o.strideH, o.strideW)
+    act = _activation(o.fusedActivationFunction)
     src, dst = op.inputs[0], op.outputs[0]
 
     def run(v: dict) -> None:

@@ -71,16 +71,19 @@ def run_people(args: argparse.Namespace) -> int:
         labels = {name: labels[name] for name in args.only if name in labels}
     if args.collage:
         labels[photos.COLLAGE] = photos.collage_label(photos.load_labels(args.labels), args.data)
-    current = photos.evaluate(labels, args.data)
-    clip = photos.evaluate_clip(args.clip) if args.clip else None
     baseline = base_clip = None
     if args.baseline:
         with photos.worktree(args.baseline) as code:
             baseline = photos.evaluate(labels, args.data, code)
-            base_clip = photos.evaluate_clip(args.clip, code) if args.clip else None
-    print(photos.format_table(current, baseline, args.baseline or "baseline"))
-    if clip is not None:
-        print(photos.format_clip(args.clip.name, clip, base_clip))
+            current = photos.evaluate(labels, args.data)
+            print(photos.format_table(current, baseline, args.baseline), flush=True)
+            if args.clip:
+                base_clip = photos.evaluate_clip(args.clip, code)
+    else:
+        current = photos.evaluate(labels, args.data)
+        print(photos.format_table(current), flush=True)
+    if args.clip:
+        print(photos.format_clip(args.clip.name, photos.evaluate_clip(args.clip), base_clip))
     return 0
 
 

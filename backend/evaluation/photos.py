@@ -122,6 +122,7 @@ def picture(name: str, data: Path, tmp: Path) -> tuple[Path, int | None]:
 def reconstruct(source: Path, result: Path, frame: int | None, code: Path, extra: list[str]) -> float:
     """Seconds the command line takes to reconstruct ``source`` (one frame of it) with the code at ``code``;
     the process start-up (imports, model loading) is measured too: it is part of what a user waits for."""
+    source, result = Path(source).resolve(), Path(result).resolve()  # the command runs in another folder
     command = [sys.executable, "-m", "backend", "reconstruct", str(source), "-o", str(result), "--quiet", *extra]
     if frame is not None:
         command += ["--start", str(frame), "--end", str(frame)]

@@ -1,0 +1,98 @@
+"""Speed of the people-finding networks: torch against ONNX Runtime on the CPU, in the same run (ratios), and the
+people finder per frame of a clip. ``python benchmarks/bench_people.py [--frames 60]``.
+
+Coverage figures are ``python -m backend eval-people`` (hand-labelled photos, against a baseline revision).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DATA = ROOT.parent / "shared" / "data"
+
+
+def networks() -> list[tuple[str, object, tuple[int, ...]]]:
+    from backend.detection.models import is_available, model_path
+    from backend.detection.movenet import HEADS
+    from backend.detection.tfjs import TfjsGraph
+    from backend.detection.tflite import TfliteModel
+
+    out = []
+    for name in ("pose_detector", "face_detector_full_range", "pose_landmarks_full"):
+        module = TfliteModel(model_path(name))
+        out.append((name, module, module.input_shape))
+    if is_available("movenet_multipose"):
+        out.append(("movenet_multipose", TfjsGraph(model_path("movenet_multipose"), list(HEADS.values())),
+                    (1, 256, 256, 3)))
+    return out
+
+
+def runtimes(repeats: int) -> None:
+    import torch
+
+    from backend.detection.models import model_path
+    from backend.detection.runtime import Network
+
+    for name, module, shape in networks():
+        source = model_path(name)
+        source = source.with_suffix(".bin") if source.suffix == ".json" else source
+        outputs = getattr(module, "output_names", None) or module.outputs
+        fast = Network(module, outputs, source, "cpu", shape)
+        os.environ["TROUPE_RUNTIME"] = "torch"
+        plain = Network(module, outputs, source, "cpu", shape)
+        del os.environ["TROUPE_RUNTIME"]
+        for batch in (1, 4):
+            x = torch.rand(batch, *shape[1:])
+            times = {}
+            for label, network in (("torch", plain), (fast.runtime, fast)):
+                network(x)
+                start = time.perf_counter()
+                for _ in range(repeats):
+                    network(x)
+                times[label] = (time.perf_counter() - start) / repeats / batch * 1000
+            ratio = times["torch"] / times[fast.runtime]
+            print(f"{name:26s} batch {batch}: torch {times['torch']:6.1f} ms/image, {fast.runtime} "
+                  f"{times[fast.runtime]:6.1f} ms/image ({ratio:.2f}x)")
+
+
+def clip(frames: int) -> None:
+    import cv2
+
+    from backend.detection.clip import ClipPeopleFinder
+    from backend.detection.people import PeopleFinder
+
+    capture = cv2.VideoCapture(str(DATA / "football_dribble.mp4"))
+    images = []
+    while len(images) < frames:
+        ok, bgr = capture.read()
+        if not ok:
+            break
+        images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    finder = ClipPeopleFinder(PeopleFinder())
+    finder.find(images[0])  # the first frame searches every tile: timed apart
+    start = time.perf_counter()
+    counts = [len(np.unique(finder.find(image).group)) for image in images[1:]]
+    seconds = time.perf_counter() - start
+    print(f"people finder on football_dribble.mp4 frames 1-{len(images) - 1}: {1000 * seconds / len(counts):.0f} "
+          f"ms/frame, {np.mean(counts):.1f} people per frame")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args()
+    runtimes(args.repeats)
+    clip(args.frames)
+
+
+if __name__ == "__main__":
+    main()
