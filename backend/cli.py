@@ -104,6 +104,8 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
         help="skip the refinement that separates interpenetrating people and fixes their depth order",
     )  # fmt: skip
     cmd.add_argument("--quiet", action="store_true", help="no progress bar")
+    cmd.add_argument("--debug", action="store_true",
+                     help="say on stderr what people-finding dropped and why (proposals, fitted bodies)")
     cmd.set_defaults(handler=_run_reconstruct)
 
 
@@ -177,6 +179,15 @@ def _run_models_install(args: argparse.Namespace) -> int:
 
 def _run_reconstruct(args: argparse.Namespace) -> int:
     from backend.pipeline import ReconstructOptions, reconstruct
+
+    if args.debug:
+        import logging
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("troupe: %(name)s: %(message)s"))
+        logger = logging.getLogger("troupe")
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
 
     options = ReconstructOptions(
         estimator=args.estimator,

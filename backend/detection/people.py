@@ -17,6 +17,7 @@ keeping up to ``alternatives`` per person for the fit to judge. ``last_report`` 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +31,7 @@ from backend.detection.pose_landmarks import ROI_ENLARGE, LandmarkResult, PoseLa
 from backend.detection.poses import CORE_LANDMARKS, HEAD_LANDMARKS, PoseDetections, landmark_boxes
 
 SECOND_PASS_MIN_SCORE = 0.2  # a first pass that saw nobody gives no region worth a second look
+log = logging.getLogger("troupe.people")
 
 
 @dataclass
@@ -103,6 +105,8 @@ class PeopleFinder:
         origin = np.concatenate([origin, more_origin])
         groups = self._people(results)
         groups = [g for g in groups if not self._too_small(results, g, groups, report)]
+        for reason in report.dropped:
+            log.debug("not a person: %s", reason)
         return _to_detections(results, origin, groups, alternatives, height, width)
 
     def search(self, image: np.ndarray, frame_slice: tuple[int, int] | None = None) -> list[P.Proposals]:

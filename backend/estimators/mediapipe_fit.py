@@ -33,6 +33,7 @@ they get the full schedule, not the short warm one. ``python -m backend eval --f
 
 from __future__ import annotations
 
+import logging
 from dataclasses import fields, replace
 from typing import Any, Iterator, Sequence
 
@@ -49,6 +50,7 @@ from backend.fitting.optimize import temporal_warm
 from backend.fitting.plausibility import implausible, standing_heights
 from backend.fitting.warm_start import Previous, followed, from_estimates, match, per_person
 
+log = logging.getLogger("troupe.fit")
 WarmStart = Sequence[FrameEstimates | None]
 # Cost, in fit-energy units, of a hypothesis whose mask covers none of its person's largest mask: fragments
 # (a skeleton squeezed onto a torso or a leg) can fit as well as the whole person, but explain less of it.
@@ -158,7 +160,7 @@ class MediapipeFitEstimator:
                    intrinsics: tuple) -> tuple[list[PoseDetections], FitInput, FitResult, np.ndarray]:
         """The fitted bodies that pass ``fitting.plausibility``: a failed one is refitted once from the neutral
         start (its warm or learned start may be what misled it) and dropped if it fails again; the reasons go to
-        ``self.last_dropped``."""
+        ``self.last_dropped`` and the debug log (``reconstruct --debug``)."""
         reasons = self._verdicts(data, result)
         failed = np.flatnonzero([r is not None for r in reasons])
         if len(failed):
@@ -170,6 +172,8 @@ class MediapipeFitEstimator:
         self.last_dropped = [f"frame {int(frame_of[r])} person at ({data.keypoints[r, :, 0].mean():.0f}, "
                              f"{data.keypoints[r, :, 1].mean():.0f}): {reasons[r]}" for r in range(len(reasons))
                              if reasons[r] is not None]
+        for line in self.last_dropped:
+            log.debug("body dropped after fitting, %s", line)
         if len(keep) == len(reasons):
             return detections, data, result, frame_of
         kept = [d.select(rows - offset) for d, rows, offset in _per_frame(detections, keep)]
