@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -23,6 +24,7 @@ from backend.body import BodyModel, load_body_model
 from backend.camera import Camera
 from backend.device import resolve_device
 from backend.estimators import DEFAULT_ESTIMATOR, create_estimator
+from backend.estimators.base import FoundPeople
 from backend.assembly import assemble_result
 from backend.result import write_result
 from backend.shots import ShotCutDetector
@@ -155,19 +157,61 @@ class _Run:
 
 
 def _track_all(source, estimator, camera: Camera, chunk_size: int, run: _Run) -> Exception | None:
-    """Estimate and track every chunk; returns the exception that stopped the run early, if any."""
+    """Estimate and track every chunk; returns the exception that stopped the run early, if any. With an
+    estimator whose first stage can run ahead, the people of each chunk are found while the previous chunk's
+    bodies are fitted (:class:`_PeopleAhead`)."""
     run.report(0)
+    ahead = _PeopleAhead(estimator) if callable(getattr(estimator, "find_people", None)) else None
+    pending = None  # (chunk, parts, people being found) read but not yet fitted
     try:
-        for chunk in source.chunks(chunk_size):
-            run.check_cancel()
-            people_now = 0
-            for shot_part in _split_at_cuts(chunk, run, source.info.first_frame):
-                people_now = _track_part(shot_part, estimator, camera, run, source.info.first_frame)
-            run.frames_done += len(chunk)
-            run.report(people_now)
-        return None
-    except (Cancelled, SourceError) as exc:
+        stop = None
+        try:
+            for chunk in source.chunks(chunk_size):
+                run.check_cancel()
+                parts = _split_at_cuts(chunk, run, source.info.first_frame)
+                found = ahead.submit(parts) if ahead is not None else None
+                if pending is not None:
+                    _track_chunk(*pending, estimator, camera, run)
+                pending = (chunk, parts, found)
+        except SourceError as exc:  # a damaged frame: what was read before it is still tracked
+            stop = exc
+        if pending is not None:
+            _track_chunk(*pending, estimator, camera, run)
+        return stop
+    except Cancelled as exc:
         return exc
+    finally:
+        if ahead is not None:
+            ahead.close()
+
+
+class _PeopleAhead:
+    """Finds the people of the chunk just read on a worker thread while the main thread fits the chunk before:
+    the two stages share no state, and on the CPU they overlap (the detection networks run in ONNX Runtime's
+    threads, the fit is a single-threaded torch loop). One worker, so chunks are searched in order."""
+
+    def __init__(self, estimator) -> None:
+        self._estimator = estimator
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="troupe-people")
+
+    def submit(self, parts: list[list]) -> Future:
+        """Future of one ``FoundPeople`` per shot part of a chunk (a part beginning at a cut begins a shot)."""
+        jobs = [([frame for _, _, frame in part], part[0][0] == "cut") for part in parts]
+        return self._worker.submit(lambda: [self._estimator.find_people(frames, cut) for frames, cut in jobs])
+
+    def close(self) -> None:
+        """Waits for the search under way (at most one chunk) and drops the rest."""
+        self._worker.shutdown(wait=True, cancel_futures=True)
+
+
+def _track_chunk(chunk: list, parts: list[list], found: Future | None, estimator, camera: Camera,
+                 run: _Run) -> None:
+    people = found.result() if found is not None else [None] * len(parts)
+    people_now = 0
+    for part, part_people in zip(parts, people):
+        people_now = _track_part(part, estimator, camera, run, run.info.first_frame, part_people)
+    run.frames_done += len(chunk)
+    run.report(people_now)
 
 
 def _split_at_cuts(chunk: list[tuple[int, np.ndarray]], run: _Run, first_frame: int) -> list[list]:
@@ -191,15 +235,18 @@ def _coherent(people: list, body: BodyModel, camera: Camera) -> list:
     return refine_people(people, body, camera)
 
 
-def _track_part(part: list, estimator, camera: Camera, run: _Run, first_frame: int) -> int:
-    """Estimate and track frames of one shot; returns how many people the last frame has."""
+def _track_part(part: list, estimator, camera: Camera, run: _Run, first_frame: int,
+                found: FoundPeople | None = None) -> int:
+    """Estimate and track frames of one shot (``found``: their people, found ahead); returns how many people
+    the last frame has."""
     if part[0][0] == "cut":
         run.tracker.cut()
         reset = getattr(estimator, "reset", None)
-        if callable(reset):
-            reset()  # no warm start from the previous shot
+        if found is None and callable(reset):
+            reset()  # no warm start from the previous shot (``found.new_shot`` says so otherwise)
     frames = [frame for _, _, frame in part]
-    per_frame = estimator.estimate(frames, camera)
+    per_frame = estimator.estimate(frames, camera) if found is None else estimator.estimate(frames, camera,
+                                                                                           found=found)
     if run.coherence is not None:
         per_frame = [run.coherence(people) if len(people) > 1 else people for people in per_frame]
     for (_, index, frame), people in zip(part, per_frame):

@@ -38,10 +38,11 @@ def scene_and_detections(body_model):
 
 def _estimator(body_model, initialiser, det, monkeypatch, seen):
     from backend.estimators import mediapipe_fit
+    from backend.estimators.base import FoundPeople
 
     est = mediapipe_fit.MediapipeFitEstimator(body_model, initialiser=initialiser, depth_order=False,
                                               orient_steps=3, full_steps=6, warm_full_steps=4)
-    monkeypatch.setattr(est, "_detect_all", lambda frames, last: [det for _ in frames])
+    monkeypatch.setattr(est, "find_people", lambda frames, new_shot=False: FoundPeople([det for _ in frames]))
     real = mediapipe_fit.fit_people
 
     def spy(points, data, intrinsics, options, *rest):

@@ -38,6 +38,34 @@ class EstimatorError(RuntimeError):
     """An estimator cannot run: missing weights or dependencies, wrong checkpoint, unusable input."""
 
 
+@dataclass
+class FoundPeople:
+    """The first stage's output for some frames of one shot (``FindsPeopleFirst.find_people``): one
+    ``backend.detection.PoseDetections`` per frame; ``new_shot``: the frames begin a shot, so the estimator
+    forgets the previous frames' people before it uses these."""
+
+    per_frame: list  # list[PoseDetections]
+    new_shot: bool = False
+
+    def part(self, start: int, stop: int) -> "FoundPeople":
+        """Frames ``start:stop``; only the first part begins the shot."""
+        return FoundPeople(self.per_frame[start:stop], self.new_shot and start == 0)
+
+
+class FindsPeopleFirst(Protocol):
+    """An estimator whose first stage, finding people, shares no state with the rest: the pipeline finds the
+    people of the next frames on another thread while this frames' bodies are fitted (``pipeline._PeopleAhead``)."""
+
+    def find_people(self, frames: Sequence[np.ndarray], new_shot: bool = False) -> FoundPeople:
+        """People in successive frames of one shot; ``new_shot``: forget the frames before."""
+        ...
+
+    def estimate(self, frames: Sequence[np.ndarray], camera: Camera, found: FoundPeople | None = None
+                 ) -> list[FrameEstimates]:
+        """As :meth:`Estimator.estimate`, from ``found`` (``find_people`` of the same frames) when given."""
+        ...
+
+
 class Estimator(Protocol):
     """Batch of frames in, people per frame out."""
 

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from backend.camera import Camera
-from backend.estimators.base import EstimatorError, FrameEstimates, PersonEstimate
+from backend.estimators.base import EstimatorError, FoundPeople, FrameEstimates, PersonEstimate
 
 
 class LasorEstimator:
@@ -43,12 +43,19 @@ class LasorEstimator:
         self.min_visibility = min_visibility
         self.finder = clip_finder(self.device, tile_scales, **(people or {}))
 
-    def estimate(self, frames: Sequence[np.ndarray], camera: Camera) -> list[FrameEstimates]:
+    def find_people(self, frames: Sequence[np.ndarray], new_shot: bool = False) -> FoundPeople:
+        """The first stage alone (the pipeline runs it ahead, on another thread)."""
+        if new_shot:
+            self.finder.reset()
+        return FoundPeople([self.finder.find(frame) for frame in frames], new_shot)
+
+    def estimate(self, frames: Sequence[np.ndarray], camera: Camera, found: FoundPeople | None = None
+                 ) -> list[FrameEstimates]:
         from backend.lasor.inference import predict_people
 
+        found = found if found is not None else self.find_people(frames)
         out: list[FrameEstimates] = []
-        for frame in frames:
-            det = self.finder.find(frame)
+        for det in found.per_frame:
             people = predict_people(self.regressor, self.body, det.keypoints, det.visibility, det.presence,
                                     det.masks, camera, min_visibility=self.min_visibility)
             out.append([

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from backend.camera import Camera
-from backend.estimators.base import EstimatorError, FrameEstimates, PersonEstimate
+from backend.estimators.base import EstimatorError, FoundPeople, FrameEstimates, PersonEstimate
 from backend.detection import PoseDetections, clip_finder
 from backend.fitting import BodyPoints, FitInput, FitOptions, FitResult, fit_people
 from backend.fitting.depth_order import occlusion_pairs, violated
@@ -114,19 +114,32 @@ class MediapipeFitEstimator:
 
     # ------------------------------------------------------------------------------------------- interface
 
+    def find_people(self, frames: Sequence[np.ndarray], new_shot: bool = False) -> FoundPeople:
+        """The first stage alone (the pipeline runs it ahead, on another thread): the people finder over
+        successive frames of one shot; ``new_shot`` forgets the people it was following."""
+        for frame in frames:
+            _check_frame(frame)
+        if new_shot:
+            self.finder.reset()
+        return FoundPeople([self.finder.find(frame, alternatives=self.alternatives) for frame in frames], new_shot)
+
     def estimate(self, frames: Sequence[np.ndarray], camera: Camera,
-                 warm_start: WarmStart | None = None) -> list[FrameEstimates]:
+                 warm_start: WarmStart | None = None, found: FoundPeople | None = None) -> list[FrameEstimates]:
         """``frames``: RGB uint8 (H, W, 3) in time order. ``warm_start``: optional, per frame, the previous
-        estimates to start from (matched to detections by box distance) instead of the estimator's own state."""
+        estimates to start from (matched to detections by box distance) instead of the estimator's own state.
+        ``found``: :meth:`find_people` of these frames (else the people are found here)."""
         if warm_start is not None and len(warm_start) != len(frames):
             raise EstimatorError(f"warm_start has {len(warm_start)} entries for {len(frames)} frames")
+        if found is not None and len(found.per_frame) != len(frames):
+            raise EstimatorError(f"found people for {len(found.per_frame)} frames, given {len(frames)} frames")
         for frame in frames:
             _check_frame(frame)
         out: list[FrameEstimates] = []
         for start in range(0, len(frames), self.chunk_frames):
-            chunk = list(frames[start : start + self.chunk_frames])
-            hints = None if warm_start is None else list(warm_start[start : start + self.chunk_frames])
-            out.extend(self._estimate_chunk(chunk, camera, hints))
+            stop = start + self.chunk_frames
+            hints = None if warm_start is None else list(warm_start[start:stop])
+            part = None if found is None else found.part(start, stop)
+            out.extend(self._estimate_chunk(list(frames[start:stop]), camera, hints, part))
         return out
 
     def reset(self) -> None:
@@ -139,11 +152,15 @@ class MediapipeFitEstimator:
 
     # ------------------------------------------------------------------------------------------- steps
 
-    def _estimate_chunk(self, frames: list[np.ndarray], camera: Camera,
-                        hints: list[FrameEstimates | None] | None) -> list[FrameEstimates]:
+    def _estimate_chunk(self, frames: list[np.ndarray], camera: Camera, hints: list[FrameEstimates | None] | None,
+                        found: FoundPeople | None) -> list[FrameEstimates]:
         size = (frames[0].shape[1], frames[0].shape[0])
+        if found is not None and found.new_shot:
+            self._last = None
         last = self._last if self._last is not None and self._last.size == size else None
-        detections = self._detect_all(frames, last)
+        if found is None:  # nothing followed yet: a new source, or frames of another size
+            found = self.find_people(frames, new_shot=last is None)
+        detections = found.per_frame
         inits = self._warm_starts(detections, last, hints, size)
         data, frame_of = _fit_input(detections, inits, self.points.num_betas)
         detections, data, result, frame_of = fit_hypotheses(self.points, detections, data, frame_of, camera,
@@ -184,11 +201,6 @@ class MediapipeFitEstimator:
             rest = self.points.rest_joints(torch.as_tensor(result.betas, dtype=torch.float32)).numpy()
         return implausible(result.points2d, data.keypoints, data.confidence, data.size_px, result.joints2d,
                            standing_heights(rest))
-
-    def _detect_all(self, frames: list[np.ndarray], last: Previous | None) -> list[PoseDetections]:
-        if last is None:
-            self.finder.reset()  # a new source, or frames of another size
-        return [self.finder.find(frame, alternatives=self.alternatives) for frame in frames]
 
     def _warm_starts(self, detections: list[PoseDetections], last: Previous | None,
                      hints: list[FrameEstimates | None] | None, size: tuple[int, int]) -> list[Previous | None]:
