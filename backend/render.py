@@ -51,19 +51,6 @@ def nearest_index(depth: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.isfinite(best), index, torch.full_like(index, -1))
 
 
-def scaled_camera(camera: Camera, width: int) -> Camera:
-    """The same lens for an image resized to ``width`` pixels (aspect ratio kept, pixel centres at integers)."""
-    s = width / camera.width
-    height = max(1, round(camera.height * s))
-    return Camera(width, height, camera.fx * s, camera.fy * s, (camera.cx + 0.5) * s - 0.5, (camera.cy + 0.5) * s - 0.5)
-
-
-def project(points: torch.Tensor, camera: Camera) -> torch.Tensor:
-    """Camera-frame points (..., 3) -> pixels (..., 2); differentiable, depth clamped at ``NEAR``."""
-    z = points[..., 2].clamp(min=NEAR)
-    return torch.stack([camera.fx * points[..., 0] / z + camera.cx, camera.fy * points[..., 1] / z + camera.cy], -1)
-
-
 def triangle_coverage(tri: torch.Tensor, width: int, height: int) -> tuple[torch.Tensor, ...]:
     """All (triangle, pixel centre) pairs with the centre inside the 2D triangle.
 
@@ -126,7 +113,7 @@ def rasterize(
     """Rasterize M meshes independently into ``camera``'s image.
 
     ``vertices``: (M, V, 3) with shared ``faces`` (F, 3), or lists of per-mesh (V_m, 3) / (F_m, 3) (e.g. bodies
-    and box occluders). Use ``scaled_camera`` for a smaller image. Depth is differentiable w.r.t. vertex z.
+    and box occluders). Use ``Camera.resized`` for a smaller image. Depth is differentiable w.r.t. vertex z.
     """
     verts, tris, mesh_of_face, face_offset = _pack(vertices, faces)
     m, h, w = len(face_offset), camera.height, camera.width
@@ -134,7 +121,7 @@ def rasterize(
         tri_z = verts[:, 2][tris]
         usable = (tri_z > NEAR).all(1)
         index = torch.nonzero(usable).squeeze(1)
-        tri2d = project(verts.detach(), camera)[tris[index]]
+        tri2d = camera.project(verts.detach(), NEAR)[tris[index]]
         face, px, py, bary = triangle_coverage(tri2d, w, h)
         face = index[face]
         inv_z = (bary / tri_z[face]).sum(-1)

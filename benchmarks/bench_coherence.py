@@ -23,7 +23,7 @@ from backend.body import load_body_model  # noqa: E402
 from backend.coherence import refine_people  # noqa: E402
 from backend.evaluation.perturbed import PERTURBATIONS, perturbed_estimates  # noqa: E402
 from backend.evaluation.scenes import make_scene  # noqa: E402
-from backend.render import _barycentrics, project, rasterize, scaled_camera  # noqa: E402
+from backend.render import NEAR, _barycentrics, rasterize  # noqa: E402
 
 
 _DENSE_FACES = 1024
@@ -43,7 +43,7 @@ def _timed(fn, repeat: int = 5) -> float:
 
 def _dense(verts: torch.Tensor, faces: torch.Tensor, camera) -> torch.Tensor:
     """Baseline: edge functions of every triangle at every pixel, then a min over triangles."""
-    tri = project(verts, camera)[faces]
+    tri = camera.project(verts, NEAR)[faces]
     e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
     area = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
     ys, xs = torch.meshgrid(torch.arange(camera.height), torch.arange(camera.width), indexing="ij")
@@ -70,7 +70,7 @@ def main() -> int:
     rng = np.random.default_rng(0)
     scene = make_scene(rng, load_body_model("open-body"), args.people)
     verts = torch.tensor(scene.vertices, device=args.device)
-    small = scaled_camera(scene.camera, args.width)
+    small = scene.camera.resized(args.width)
     tiled = _timed(lambda: rasterize(verts, body.faces, small))
     subset = body.faces[:_DENSE_FACES]
     dense = _timed(lambda: _dense(verts[0], subset, small), repeat=2) * len(body.faces) / len(subset)

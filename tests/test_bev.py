@@ -18,7 +18,8 @@ from backend.camera import Camera
 from backend.estimators import create_estimator
 from backend.estimators.bev import bev_translation, remove_outliers, suppress_duplicates, to_pipeline_camera
 from backend.estimators.centermaps import parse_centers_3d
-from backend.estimators.romp import camera_tensor, input_to_image, project
+from backend.camera import project
+from backend.estimators.one_stage import input_to_image
 from backend.nets.bev import BEVv1, DEPTH_LEVELS, MAP_SIZE
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*betas are set to zero:UserWarning")
@@ -44,7 +45,7 @@ def test_bev_translation_and_pipeline_camera() -> None:
     assert (443.4 * root[:, :2] / root[:, 2:] / 256).numpy() == pytest.approx(cams[:, [2, 1]].numpy(), abs=1e-4)
     pads = torch.tensor([[1280.0, 0, 280]] * 2)
     camera = Camera.from_fov(1280, 720, 40.0)
-    k = camera_tensor(camera, torch.device("cpu"))
+    k = camera.intrinsics_tensor(device=torch.device("cpu"))
     moved = to_pipeline_camera(root, pads, k)
     expected_px = input_to_image(cams[:, None, [2, 1]], pads)[:, 0]
     assert project(moved, k).numpy() == pytest.approx(expected_px.numpy(), abs=1e-2)

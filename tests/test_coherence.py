@@ -14,7 +14,7 @@ from backend.coherence.fields import penetration_field
 from backend.coherence.losses import disagreement_pairs, ordinal_depth_loss
 from backend.estimators.base import PersonEstimate
 from backend.evaluation.metrics import collisions
-from backend.render import project, rasterize
+from backend.render import rasterize
 
 CAMERA = Camera.from_fov(320, 240)
 
@@ -36,7 +36,7 @@ def _person(body, transl, yaw: float = 0.0) -> PersonEstimate:
     with torch.no_grad():
         out = body(torch.tensor(poses[None], dtype=torch.float32),
                    transl=torch.as_tensor(np.asarray(transl, np.float32)[None]))
-    joints2d = project(out.joints[0], CAMERA).numpy()
+    joints2d = CAMERA.project(out.joints[0]).numpy()
     return PersonEstimate(poses, np.zeros(body.num_betas), np.asarray(transl, float), joints2d, 1.0)
 
 
@@ -212,7 +212,7 @@ def _contact_inputs(body, people):
         out = body(*(torch.tensor(np.stack([getattr(p, k) for p in people]), dtype=torch.float32)
                      for k in ("poses", "betas", "transl")))
     feet = foot_vertices(body.skin_weights)
-    drawn = [project(v, CAMERA).numpy() for v in out.vertices]
+    drawn = [CAMERA.project(v).numpy() for v in out.vertices]
     detected = [detected_contact_row(p.extras, p.joints2d, d, feet) for p, d in zip(people, drawn)]
     bounds = [lowest_seen_row(p.extras, p.joints2d, d, feet) for p, d in zip(people, drawn)]
     return out, detected, bounds
@@ -225,8 +225,8 @@ def test_detected_contact_is_where_the_planted_foot_is_drawn(body) -> None:
     with torch.no_grad():
         out = body(torch.tensor(poses[None], dtype=torch.float32),
                    transl=torch.tensor(transl[None], dtype=torch.float32))
-    joints2d = project(out.joints[0], CAMERA).numpy()
-    sole_row = float(project(out.vertices[0], CAMERA)[:, 1].max())
+    joints2d = CAMERA.project(out.joints[0]).numpy()
+    sole_row = float(CAMERA.project(out.vertices[0])[:, 1].max())
     person = PersonEstimate(poses, np.zeros(body.num_betas), transl, joints2d, 1.0)
     both = _seen_by_detector(person, joints2d + [0.0, 3.0])  # the detector sees the feet 3 px lower than drawn
     shins = _seen_by_detector(person, joints2d, hidden=(8, 11))  # right ankle and foot hidden: knee and hip left

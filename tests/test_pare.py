@@ -18,7 +18,8 @@ from backend.estimators.pare import (
     CROP_FOCAL, CROP_SIZE, closed_form_translation, crop_affine, crop_camera_pixels, crop_people,
     full_image_translation, square_boxes,
 )
-from backend.estimators.romp import BodyAdapter, camera_tensor, project, solve_translation
+from backend.camera import project, solve_translation
+from backend.estimators.one_stage import BodyAdapter
 from backend.nets.pare import PARE, LocallyConnected2d, part_attention
 from backend.weights import CHECKPOINTS, WeightsError, install_checkpoint, read_checkpoint
 from tests.test_nets_keys import keys_of, listing
@@ -198,7 +199,7 @@ def test_crop_translation_is_exact_when_the_cameras_coincide(body) -> None:
     squares = torch.tensor([[640.0, 360.0, 300.0], [200.0, 500.0, 150.0], [1000.0, 100.0, 400.0]])
     for i in range(3):
         f = CROP_FOCAL * squares[i, 2].item() / CROP_SIZE
-        k = camera_tensor(Camera(1280, 720, f, f, squares[i, 0].item(), squares[i, 1].item()), torch.device("cpu"))
+        k = Camera(1280, 720, f, f, squares[i, 0].item(), squares[i, 1].item()).intrinsics_tensor()
         t = full_image_translation(joints[i:i + 1], cam[i:i + 1], squares[i:i + 1], k)[0]
         truth = [cam[i, 1], cam[i, 2], 2 * CROP_FOCAL / (CROP_SIZE * cam[i, 0])]
         assert t.tolist() == pytest.approx(torch.stack(truth).tolist(), rel=1e-4, abs=1e-4)
@@ -209,7 +210,7 @@ def test_crop_translation_recovers_a_placed_body(body) -> None:
     joints = _bodies(body, 4, 1)
     truth = torch.tensor([[0.0, 0.2, 5.0], [-1.5, 0.3, 8.0], [2.0, -0.2, 12.0], [0.8, 0.5, 3.5]])
     camera = Camera.from_fov(1280, 720)
-    k = camera_tensor(camera, torch.device("cpu"))
+    k = camera.intrinsics_tensor(device=torch.device("cpu"))
     pixels = project(joints + truth[:, None], k)
     lo, hi = pixels.amin(1), pixels.amax(1)
     squares = torch.as_tensor(square_boxes(torch.cat([lo, hi], 1).numpy(), 1.2), dtype=torch.float32)

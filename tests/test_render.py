@@ -6,7 +6,7 @@ import torch
 
 from backend.camera import Camera
 from backend.evaluation.scenes import box_mesh
-from backend.render import rasterize, scaled_camera
+from backend.render import rasterize
 
 CAMERA = Camera(64, 48, 50.0, 50.0, 32.0, 24.0)
 
@@ -52,10 +52,10 @@ def test_depth_is_differentiable_with_respect_to_vertices() -> None:
     assert torch.isclose(shifted.depth[0, 24, 32], frags0.depth[0, 24, 32] + 1.0)
 
 
-def test_batched_meshes_and_scaled_camera() -> None:
+def test_batched_meshes_and_resized_camera() -> None:
     verts, faces = _two_boxes()
     stacked = torch.stack([verts[0], verts[0] + torch.tensor([0.0, 0.0, 1.0])])
-    frags = rasterize(stacked, faces[0], scaled_camera(CAMERA, 32))
+    frags = rasterize(stacked, faces[0], CAMERA.resized(32))
     assert frags.depth.shape == (2, 24, 32)
     assert (frags.index_map[frags.silhouettes[0]] == 0).all()
     assert frags.silhouettes[0].sum() >= frags.silhouettes[1].sum() > 0

@@ -15,9 +15,8 @@ from backend.body import load_body_model
 from backend.camera import Camera
 from backend.estimators import create_estimator
 from backend.estimators.centermaps import parse_centers_2d
-from backend.estimators.romp import (
-    BodyAdapter, camera_tensor, input_to_image, letterbox, preprocess, project, solve_translation,
-)
+from backend.camera import project, solve_translation
+from backend.estimators.one_stage import BodyAdapter, input_to_image, letterbox, preprocess
 from backend.nets.romp import ROMPv1
 
 BF16_TOLERANCE = 0.05  # relative L2 error of the output maps, bf16 autocast vs fp32
@@ -98,7 +97,7 @@ def test_translation_solve_recovers_a_known_translation(body) -> None:
     poses = torch.randn(5, 24, 3, generator=gen) * 0.3
     joints = BodyAdapter(body, "test").joints(poses, torch.zeros(5, body.num_betas))
     truth = torch.tensor([[0.3, -0.2, 4.0], [-1.0, 0.5, 8.0], [0.0, 0.0, 2.5], [2.0, 1.0, 12.0], [0, 0.3, 30.0]])
-    k = camera_tensor(Camera.from_fov(1280, 720), torch.device("cpu"))
+    k = Camera.from_fov(1280, 720).intrinsics_tensor(device=torch.device("cpu"))
     pixels = project(joints + truth[:, None], k)
     assert solve_translation(joints, pixels, k) == pytest.approx(truth, abs=1e-3)
 

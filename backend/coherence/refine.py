@@ -40,7 +40,7 @@ from backend.coherence.losses import (
     pair_penetration,
 )
 from backend.estimators.base import PersonEstimate
-from backend.render import interpolate_depth, project, rasterize, scaled_camera
+from backend.render import interpolate_depth, rasterize
 from backend.torch_threads import single_thread
 
 
@@ -133,7 +133,7 @@ def _refine_clip(
     if masks is None:
         masks = [[p.mask for p in people] for people in frames]
     device = body.v_template.device
-    small = scaled_camera(camera, options.render_width)
+    small = camera.resized(options.render_width)
     observations = _observations(frames, track_ids, body, camera, options, device)
     observed = [torch.as_tensor(observed_index_map(m, small.height, small.width), device=device) for m in masks]
     problem = _Problem(observations, observed, body.faces, small, camera, options, masks)
@@ -158,7 +158,7 @@ def _observations(frames, track_ids, body, camera, options, device) -> list[_Obs
             extent = (anchor.amax(0) - anchor.amin(0)).max().item()
             track = track_ids[f][k] if track_ids is not None else -1 - len(out)
             field = LazyField(posed.vertices[k], body.faces, options.grid_resolution)
-            drawn = project(posed.vertices[k], camera).cpu().numpy()
+            drawn = camera.project(posed.vertices[k]).cpu().numpy()
             contact = detected_contact_row(person.extras, np.asarray(person.joints2d), drawn, feet,
                                            options.contact_gate)
             seen = lowest_seen_row(person.extras, np.asarray(person.joints2d), drawn, feet, options.contact_gate)
@@ -312,7 +312,7 @@ class _Problem:
         joints = torch.stack([ob.joints for ob in self.obs]) + shifts[:, None]
         anchors = torch.stack([ob.anchor for ob in self.obs])
         size = torch.tensor([ob.size for ob in self.obs], dtype=joints.dtype, device=joints.device)
-        drift = _drift(project(joints, self.camera), anchors) / size.square()
+        drift = _drift(self.camera.project(joints), anchors) / size.square()
         total = total + o.reprojection_weight * drift.sum() + o.depth_prior_weight * params[:, 0].square().sum()
         if self.contact_pairs.numel():
             total = total + o.contact_order_weight * self._contact_violation(params).clamp(min=0).square().sum()
@@ -390,7 +390,7 @@ def _updated(frames, observations, shifts, camera) -> list[list[PersonEstimate]]
         for person in people:
             ob, shift = observations[cursor], shifts[cursor]
             cursor += 1
-            joints2d = project(ob.joints + shift, camera).cpu().numpy().astype(np.asarray(person.joints2d).dtype)
+            joints2d = camera.project(ob.joints + shift).cpu().numpy().astype(np.asarray(person.joints2d).dtype)
             if not bool(shift.abs().max() > 0):
                 joints2d = np.array(person.joints2d, copy=True)
             transl = np.asarray(person.transl) + shift.cpu().numpy().astype(np.asarray(person.transl).dtype)

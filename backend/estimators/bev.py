@@ -50,12 +50,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from backend.camera import Camera
+from backend.camera import Camera, project
 from backend.estimators.base import EstimatorError
 from backend.estimators.centermaps import BEV_CENTER_THRESH, BEV_FT_AGORA_CENTER_THRESH, parse_centers_3d
-from backend.estimators.romp import (
-    INPUT_SIZE, NET_FOCAL, OneStageEstimator, People, autocast, camera_tensor, decode_poses, input_to_image,
-    preprocess, project,
+from backend.estimators.one_stage import (
+    INPUT_SIZE, NET_FOCAL, OneStageEstimator, People, autocast, decode_poses, input_to_image, preprocess,
 )
 from backend.weights import find_checkpoint
 
@@ -203,7 +202,7 @@ class BevEstimator(OneStageEstimator):
         joints = self.adapter.joints(poses, betas)
         hips = 0.5 * (joints[:, 1] + joints[:, 2])  # root_align's root (stand-in for joints 45/46, see above)
         root_net = bev_translation(cam, self.tan_half_fov)
-        k = camera_tensor(camera, params.device)
+        k = camera.intrinsics_tensor(device=params.device)
         root = to_pipeline_camera(root_net, pads, k)
         transl = root - hips
         people = People(frame, poses, betas, transl, project(joints + transl[:, None], k), score,

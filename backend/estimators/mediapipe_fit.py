@@ -165,7 +165,7 @@ class MediapipeFitEstimator:
         data, frame_of = _fit_input(detections, inits, self.points.num_betas)
         detections, data, result, frame_of = fit_hypotheses(self.points, detections, data, frame_of, camera,
                                                             self.fit_options, self.initialiser, self.start_mode)
-        intrinsics = (camera.fx, camera.fy, camera.cx, camera.cy)
+        intrinsics = camera.intrinsics
         if self.depth_order:
             result = self._order_depths(detections, data, result, intrinsics)
         detections, data, result, frame_of = self._plausible(detections, data, result, frame_of, intrinsics)
@@ -272,7 +272,7 @@ def fit_hypotheses(points: BodyPoints, detections: list[PoseDetections], data: F
         data = learned_starts(initialiser, detections, data, camera, root_only=True, rows=copies)
     elif initialiser is not None:
         data = learned_starts(initialiser, detections, data, camera, root_only=start_mode == "lasor-root")
-    result = fit_people(points, data, (camera.fx, camera.fy, camera.cx, camera.cy), options)
+    result = fit_people(points, data, camera.intrinsics, options)
     rows = _choose(detections, result.energy)
     detections = [d.select(r - offset) for d, r, offset in _per_frame(detections, rows)]
     return detections, _subset(data, rows), _rows(result, rows), frame_of[rows]

@@ -20,7 +20,7 @@ focal f_c = 5000 b / 224 and principal point c:  p = c + f_c (X + tx) / (Z + tz)
 (fx, fy, cx, cy) differs, so t is not reused directly. As for ROMP, the body's 24 joints (the pipeline body at the
 predicted pose and shape) are projected through the network's camera into image pixels, i.e. where the network
 put them, and the translation T is the batched weighted least-squares solve of fx (X + Tx) = (u - cx)(Z + Tz)
-(likewise y) through the pipeline camera (backend.estimators.romp.solve_translation). Projecting the person
+(likewise y) through the pipeline camera (backend.camera.solve_translation). Projecting the person
 through the pipeline camera therefore lands on what the network saw in its crop; when the pipeline camera equals
 the network's (fx = fy = f_c, principal point c) T = t exactly. The closed form of the PARE/VIBE demo is
 :func:`closed_form_translation`: Tz = 2 fx / (s b), Tx = tx + 2 (cx_box - cx) / (s b) (y alike), exact for the
@@ -48,11 +48,9 @@ import numpy as np
 import torch
 
 from backend.body.rotations import matrix_to_axis_angle
-from backend.camera import Camera
+from backend.camera import Camera, project, solve_translation
 from backend.estimators.base import EstimatorError, FrameEstimates, PersonEstimate
-from backend.estimators.romp import (
-    BodyAdapter, autocast, batches, camera_tensor, prepare_net, project, resolve_precision, solve_translation,
-)
+from backend.estimators.one_stage import BodyAdapter, autocast, batches, prepare_net, resolve_precision
 from backend.weights import CHECKPOINTS, check_state_dict, find_checkpoint, read_checkpoint
 
 CROP_SIZE = 224
@@ -339,7 +337,7 @@ class PareEstimator:
         poses = torch.nan_to_num(matrix_to_axis_angle(rotmats), nan=0.0)
         betas = self.adapter.betas(smpl_betas)
         joints = self.adapter.joints(poses, betas).float()
-        k = camera_tensor(camera, joints.device)
+        k = camera.intrinsics_tensor(device=joints.device)
         valid = cam[:, 0] > 1e-3  # s <= 0 puts the body behind the crop camera
         safe = torch.where(valid[:, None], cam, cam.new_tensor([1.0, 0.0, 0.0]))
         transl = full_image_translation(joints, safe, squares, k)

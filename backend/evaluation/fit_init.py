@@ -69,7 +69,7 @@ def observations(scene: SyntheticScene, points_model, rng: np.random.Generator, 
     kp25 = np.where(seen[..., None], noisy, guess)
     vis25 = np.where(seen, 0.95, np.where(inside, HIDDEN_VISIBILITY, 0.0))
     pres25 = inside.astype(np.float64)
-    intrinsics = np.array([camera.fx, camera.fy, camera.cx, camera.cy])
+    intrinsics = np.array(camera.intrinsics)
     rays = ray_rotations(torso_centre(true2d, np.ones(true2d.shape[:2])), intrinsics)
     hips = pts[:, [10, 11]].mean(axis=1, keepdims=True)  # MediaPipe's world origin: between the hips
     world25 = np.einsum("bji,bpj->bpi", rays, pts - hips)
@@ -139,7 +139,7 @@ def evaluate_fit_init(num_scenes: int = 20, people: tuple[int, int] = (2, 20), s
         if len(det) == 0:
             continue
         camera = scene.camera
-        intrinsics = (camera.fx, camera.fy, camera.cx, camera.cy)
+        intrinsics = camera.intrinsics
         if not warmed_up:  # first-call costs (allocations, lazy imports) out of the timings
             neutral, _ = _fit_input([det.select([0])], [None], points.num_betas)
             lasor(det.select([0]), camera)

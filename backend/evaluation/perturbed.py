@@ -17,7 +17,6 @@ import torch
 
 from backend.estimators.base import PersonEstimate
 from backend.evaluation.scenes import SyntheticScene
-from backend.render import project
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ def _perturb(scene, body, i, mask, rng, perturbation) -> PersonEstimate:
     joints = posed.joints[0] + torch.tensor(transl, dtype=torch.float32)
     rows, cols = np.nonzero(mask)
     return PersonEstimate(
-        poses=poses, betas=betas, transl=transl, joints2d=project(joints, scene.camera).numpy(), confidence=0.9,
+        poses=poses, betas=betas, transl=transl, joints2d=scene.camera.project(joints).numpy(), confidence=0.9,
         bbox=np.array([cols.min(), rows.min(), cols.max(), rows.max()], dtype=np.float64), mask=mask,
         extras={"gt_index": i, "keypoints2d": scene.keypoints[i].astype(np.float32), "keypoint_layout": "smpl24",
                 "keypoint_visibility": np.isfinite(scene.keypoints[i]).all(-1).astype(np.float32)},

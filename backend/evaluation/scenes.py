@@ -16,7 +16,7 @@ import torch
 from backend.camera import Camera
 from backend.coherence.fields import penetration_field
 from backend.evaluation.poses import sample_pose
-from backend.render import project, rasterize
+from backend.render import rasterize
 
 _BOX_FACES = torch.tensor([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
                            [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]])
@@ -129,7 +129,7 @@ def _place_boxes(rng, camera, transl, ground, config) -> list[np.ndarray]:
 
 def _keypoints(rng, joints, camera, index, config) -> np.ndarray:
     """True 2D joints, visible where the person itself is the nearest surface, then noise, outliers, dropout."""
-    pixels = project(joints, camera).numpy()
+    pixels = camera.project(joints).numpy()
     p, j = pixels.shape[:2]
     col, row = np.round(pixels[..., 0]).astype(int), np.round(pixels[..., 1]).astype(int)
     inside = (col >= 0) & (col < camera.width) & (row >= 0) & (row < camera.height)

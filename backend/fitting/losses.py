@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import torch
 
+from backend.camera import project
+
 
 def gmof(squared: torch.Tensor, sigma: float) -> torch.Tensor:
     """Geman-McClure on a squared residual: quadratic near 0, saturating at sigma^2 (outliers stop pulling)."""
     return sigma**2 * squared / (sigma**2 + squared)
-
-
-def project(points: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
-    """Camera-frame points (..., 3) -> pixels (..., 2); intrinsics = (fx, fy, cx, cy)."""
-    z = points[..., 2:3].clamp(min=1e-3)
-    return points[..., :2] / z * intrinsics[:2] + intrinsics[2:]
 
 
 def reprojection_loss(
