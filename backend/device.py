@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from backend.errors import DeviceError
+
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
-
-
-class DeviceError(RuntimeError):
-    """The requested device cannot be used here."""
 
 
 def resolve_device(name: str) -> torch.device:

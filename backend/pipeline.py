@@ -23,6 +23,7 @@ import numpy as np
 from backend.body import BodyModel, load_body_model
 from backend.camera import Camera
 from backend.device import resolve_device
+from backend.errors import Cancelled
 from backend.estimators import DEFAULT_ESTIMATOR, create_estimator
 from backend.estimators.base import FoundPeople
 from backend.assembly import assemble_result
@@ -31,10 +32,6 @@ from backend.shots import ShotCutDetector
 from backend.smoothing import DEFAULT_SMOOTHNESS, SmoothingSettings
 from backend.sources import SourceError, SourceInfo, open_source
 from backend.tracking import Tracker, TrackerSettings
-
-
-class Cancelled(Exception):
-    """The user cancelled the reconstruction."""
 
 
 @dataclass

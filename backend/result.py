@@ -25,7 +25,10 @@ NUM_JOINTS = 24
 
 
 class ResultFileError(ValueError):
-    """A result file that is missing, unreadable, from a newer version, or inconsistent."""
+    """A result file that is missing, unreadable, from a newer version, or inconsistent (defined here, not in
+    backend.errors: the add-on loads this module alone)."""
+
+    troupe_code = "RESULT_ERROR"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import traceback
 from typing import Any, TextIO
 
 from backend import __version__
-from backend.errors import OptionError
+from backend.errors import OptionError, error_code
 
 PROTOCOL_VERSION = 1
 RECONSTRUCT_FIELDS = {
@@ -169,12 +169,7 @@ class _Job(threading.Thread):
         )
 
     def _report_failure(self, exc: Exception) -> None:
-        try:
-            from backend.errors import error_code
-
-            code = error_code(exc)
-        except Exception:  # noqa: BLE001 - classification needs the pipeline's modules; they may be broken
-            code = None
+        code = error_code(exc)  # backend.errors imports nothing: this works even when torch cannot load
         if code == "CANCELLED":
             self.channel.send("cancelled", id=self.job_id)
             return

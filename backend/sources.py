@@ -14,12 +14,10 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from backend.errors import SourceError
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
-
-
-class SourceError(ValueError):
-    """The input cannot be read as images or video; the message names the file and the reason."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
-"""The one exception type of the body-model layer."""
+"""The one exception type of the body-model layer (defined with the other expected failures in backend.errors)."""
 
 from __future__ import annotations
 
+from backend.errors import BodyModelError
 
-class BodyModelError(Exception):
-    """A body model cannot be loaded or installed; the message is one line that names the file or model."""
+__all__ = ["BodyModelError"]

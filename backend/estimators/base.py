@@ -12,6 +12,7 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 
 from backend.camera import Camera
+from backend.errors import EstimatorError  # noqa: F401  (re-exported: the estimators import it from here)
 
 
 @dataclass
@@ -32,10 +33,6 @@ FrameEstimates = list[PersonEstimate]
 # Warm start: for each frame of the batch, the previous estimates the estimator may start from (tracking
 # decides which previous person is which); None when there is nothing to start from.
 ProgressCallback = Callable[[int], None]
-
-
-class EstimatorError(RuntimeError):
-    """An estimator cannot run: missing weights or dependencies, wrong checkpoint, unusable input."""
 
 
 @dataclass
