@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Developer entry point, standard library only, so it runs on a fresh machine before anything is installed.
 
-    python3 dev.py demo    set up .venv only, reconstruct real footage, write a .blend and a PNG render into out/
+    python3 dev.py demo [FOOTAGE]   set up .venv only, reconstruct FOOTAGE (default: the sample clip in
+                           ../shared/data) and write a .blend and a PNG render into out/
     python3 dev.py test    set up the environments, run the whole test suite (Blender 4.5), then the add-on
                            tests again on Blender 5.0 and on 4.2 LTS
     python3 dev.py setup   only create / update the environments (idempotent; skipped when up to date)
@@ -89,17 +90,37 @@ def test(pytest_args: list[str]) -> int:
     return next((code for code in codes if code), 0)
 
 
-def demo() -> int:
+def demo_input(args: list[str]) -> Path | None:
+    """The footage to reconstruct: the user's file, else the sample clip beside the repository (../shared/data,
+    present on the project's machines only). None, with the reason printed, when there is nothing to use."""
+    if args:
+        chosen = Path(args[0]).expanduser().resolve()
+        if not chosen.exists():
+            print(f"dev.py demo: {args[0]} does not exist; pass an image, an image folder or a video clip",
+                  file=sys.stderr)
+            return None
+        return chosen
+    if DEMO_INPUT.is_file():
+        return DEMO_INPUT
+    print("dev.py demo: no footage given and the sample clip is not here "
+          f"({DEMO_INPUT.relative_to(ROOT.parent)} beside the repository); run: python3 dev.py demo YOUR_CLIP.mp4 "
+          "(any image, image folder or video with people in it)", file=sys.stderr)
+    return None
+
+
+def demo(args: list[str]) -> int:
+    footage = demo_input(args)  # checked before anything is installed
+    if footage is None:
+        return 2
     python = setup((".venv",))  # the Blender test environments are not needed here
     out = ROOT / "out"
-    result = out / "football_dribble.npz"
-    if not DEMO_INPUT.is_file():
-        print(f"demo footage not found: {DEMO_INPUT}", file=sys.stderr)
-        return 1
-    run(python, "-m", "backend", "reconstruct", DEMO_INPUT, "-o", result)
+    stem = footage.stem if footage.is_file() else footage.name  # a clip's name without suffix, or the folder's
+    result = out / f"{stem}.npz"
+    run(python, "-m", "backend", "reconstruct", footage, "-o", result)
     run(python, "build_addon.py")
-    run(python, "scripts/result_to_blend.py", result, out / "football_dribble.blend", "--png", out / "football_dribble.png")
-    print(f"\ndone: open {out / 'football_dribble.blend'} in Blender; first frame rendered to {out / 'football_dribble.png'}")
+    blend, png = out / f"{stem}.blend", out / f"{stem}.png"
+    run(python, "scripts/result_to_blend.py", result, blend, "--png", png)
+    print(f"\ndone: open {blend} in Blender; first frame rendered to {png}")
     return 0
 
 
@@ -111,7 +132,7 @@ def main(argv: list[str]) -> int:
     if command == "test":
         return test(rest)
     if command == "demo":
-        return demo()
+        return demo(rest)
     print(__doc__)
     return 0 if command in ("help", "-h", "--help") else 2
 
