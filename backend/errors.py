@@ -12,28 +12,25 @@ class OptionError(ValueError):
 
 
 def error_code(exc: BaseException) -> str | None:
-    """The protocol's stable code for an expected failure, or None for an unexpected one."""
-    for cls, code in _expected():
-        if isinstance(exc, cls):
+    """The protocol's stable code for an expected failure, or None for an unexpected one.
+
+    Looks only at modules already imported (an exception of a class can only exist once its module is): the
+    server answers even if torch or a body model cannot load, and a refused option costs no torch import."""
+    import sys
+
+    for module, name, code in _EXPECTED:
+        cls = getattr(sys.modules.get(module), name, None)
+        if cls is not None and isinstance(exc, cls):
             return code
     return None
 
 
-def _expected() -> list[tuple[type, str]]:
-    # Imported here: the server must answer protocol errors even if torch or a body model cannot load.
-    from backend.body import BodyModelError
-    from backend.device import DeviceError
-    from backend.estimators.base import EstimatorError
-    from backend.pipeline import Cancelled
-    from backend.result import ResultFileError
-    from backend.sources import SourceError
-
-    return [
-        (Cancelled, "CANCELLED"),
-        (SourceError, "INPUT_ERROR"),
-        (EstimatorError, "ESTIMATOR_ERROR"),
-        (BodyModelError, "BODY_MODEL_ERROR"),
-        (DeviceError, "DEVICE_ERROR"),
-        (ResultFileError, "RESULT_ERROR"),
-        (OptionError, "INVALID_OPTION"),
-    ]
+_EXPECTED = [
+    ("backend.pipeline", "Cancelled", "CANCELLED"),
+    ("backend.sources", "SourceError", "INPUT_ERROR"),
+    ("backend.estimators.base", "EstimatorError", "ESTIMATOR_ERROR"),
+    ("backend.body.errors", "BodyModelError", "BODY_MODEL_ERROR"),
+    ("backend.device", "DeviceError", "DEVICE_ERROR"),
+    ("backend.result", "ResultFileError", "RESULT_ERROR"),
+    ("backend.errors", "OptionError", "INVALID_OPTION"),
+]
