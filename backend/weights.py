@@ -214,10 +214,10 @@ def _load_problem(exc: BaseException) -> str:
         return f"it asks to run {refused.group(1)}, which a weights file never needs; refused without running it"
     if "Unsupported operand" in text or "zip archive" in text or isinstance(exc, EOFError):
         return "not a PyTorch checkpoint, or the file is truncated"
-    if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in text:
+    if "Weights only load failed" in text:
         return "it holds pickled Python objects, not only weights; refused without running them"
-    first = text.strip().splitlines()[0] if text.strip() else ""
-    return f"{type(exc).__name__}: {first[:200]}".rstrip(": ")
+    first = text.strip().splitlines()[0][:200] if text.strip() else ""
+    return f"not a PyTorch checkpoint, or the file is truncated ({type(exc).__name__}: {first})".replace(": )", ")")
 
 
 class Opaque(dict):

@@ -15,9 +15,11 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_troupe(*args: object, cwd: Path = REPO_ROOT, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
-    """``python -m backend ARGS`` as a real process (the repository on its path wherever it runs)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+def run_troupe(*args: object, cwd: Path = REPO_ROOT, timeout: float = 120, env: dict | None = None,
+               **kwargs) -> subprocess.CompletedProcess:
+    """``python -m backend ARGS`` as a real process (the repository on its path wherever it runs; ``env``:
+    variables to add)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
     return subprocess.run([sys.executable, "-m", "backend", *map(str, args)], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, env=env, **kwargs)
 
