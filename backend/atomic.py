@@ -14,6 +14,7 @@ import os
 import stat
 import tempfile
 import time
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -41,11 +42,25 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
 
 
 def save_npz(target: str | os.PathLike, arrays: Mapping[str, object], compressed: bool = False) -> Path:
-    """``np.savez`` (or ``savez_compressed``) to ``target`` atomically."""
-    save = np.savez_compressed if compressed else np.savez
+    """What ``np.savez`` (or ``savez_compressed``) writes, to ``target`` atomically. Written here rather than by
+    numpy so that a failed write (a full disk) raises its one error and nothing else: numpy leaves its zip
+    object open, and that object fails again, with a traceback, when it is collected."""
     with atomic_path(target) as tmp, tmp.open("wb") as handle:
-        save(handle, **arrays)
+        _write_npz(handle, arrays, compressed)
     return Path(target)
+
+
+def _write_npz(handle, arrays: Mapping[str, object], compressed: bool) -> None:
+    archive = zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED,
+                              allowZip64=True)
+    try:
+        for key, value in arrays.items():
+            with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+    except BaseException:
+        archive.fp = None  # the file is discarded: no zip directory is written, now or when collected
+        raise
+    archive.close()
 
 
 def probe_writable(target: str | os.PathLike) -> None:
