@@ -220,7 +220,7 @@ def _png_with_size(path: Path, width: int, height: int) -> Path:
     (_png_with_size, 8000, 6000, "image is too large: 8000 x 6000 pixels (48 MP; at most 40 MP for non-JPEG"),
     (_jpeg_with_size, 16000, 10000, "image is too large: 16000 x 10000 pixels (160 MP; at most 150 MP for JPEG"),
     (_jpeg_with_size, 60000, 60000, "image is too large (over 150 MP)"),
-])
+], ids=["png-48-MP", "jpeg-160-MP", "jpeg-3600-MP"])
 def test_pictures_over_the_limit_are_refused_from_their_header(tmp_path: Path, make, width: int, height: int,
                                                                expected: str) -> None:
     from backend.sources import SourceError, open_source
