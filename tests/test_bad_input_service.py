@@ -22,7 +22,12 @@ def serve(lines: list[bytes], timeout: float = 60) -> tuple[list[dict], str, int
     process = subprocess.Popen([sys.executable, "-m", "backend", "serve"], cwd=REPO_ROOT, env=env,
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     payload = b"".join(line + b"\n" for line in lines) + b'{"type": "ping", "id": "alive"}\n'
-    out, err = process.communicate(payload, timeout=timeout)
+    try:
+        out, err = process.communicate(payload, timeout=timeout)
+    except subprocess.TimeoutExpired:  # a hung service (the old reader died on one bad byte): none left behind
+        process.kill()
+        process.communicate()
+        raise
     events = [json.loads(line) for line in out.decode("ascii").splitlines()]  # the protocol stream is pure JSON
     return events, err.decode("utf-8", "replace"), process.returncode
 
