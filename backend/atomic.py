@@ -100,9 +100,10 @@ def _new_part(target: Path) -> Path:
 
 
 def _is_stale(entry: os.DirEntry) -> bool:
-    """A part whose writer (the pid in its name) no longer runs; one without a pid once it is an hour old."""
+    """A part whose writer (the pid in its name) no longer runs; one without a pid (or where liveness cannot be
+    asked safely) once it is an hour old."""
     pid_text = entry.name[: -len(PART_SUFFIX)].rpartition(".")[2]
-    if not pid_text.isdigit():
+    if not pid_text.isdigit() or os.name != "posix":  # Windows' os.kill(pid, 0) would end that process
         try:
             return time.time() - entry.stat().st_mtime > _ORPHAN_AGE_S
         except OSError:
