@@ -46,9 +46,24 @@ def assemble_result(
     if not tracks:
         arrays.update(empty_track_arrays(body.num_betas))
         arrays["rest_vertices"] = np.zeros((0, body.num_vertices, 3), np.float32)
-        return arrays
+        return _in_full_size_pixels(arrays, info)
     fill = filled_gap_frames(info.fps) if info.kind != "image" else 0
     arrays.update(_track_arrays(tracks, body, camera, info.fps, smoothing, fill))
+    return _in_full_size_pixels(arrays, info)
+
+
+def _in_full_size_pixels(arrays: dict[str, np.ndarray], info: SourceInfo) -> dict[str, np.ndarray]:
+    """A source scaled down for people-finding (``SourceInfo.scale``) is reported in the original picture's
+    pixels: its size, and the intrinsics and 2D joints divided by the scale. The 3D bodies do not change (the
+    same lens sees the same scene), so the Blender camera matches the picture shown behind it."""
+    if not info.full_width:
+        return arrays
+    scale = info.scale
+    arrays["image_size"] = np.array([info.full_width, info.full_height], np.int64)
+    for key in ("focal_length", "principal_point"):
+        arrays[key] = (arrays[key] / scale).astype(np.float64)
+    if "joints2d" in arrays:
+        arrays["joints2d"] = (arrays["joints2d"] / scale).astype(np.float32)
     return arrays
 
 

@@ -39,14 +39,14 @@ class Camera:
     @classmethod
     def from_fov(cls, width: int, height: int, fov_degrees: float = DEFAULT_FOV_DEGREES) -> "Camera":
         """Square pixels, centred principal point, ``fov_degrees`` across the longer side."""
-        if not 1.0 < fov_degrees < 179.0:
+        if not 1.0 < fov_degrees < 179.0:  # also refuses NaN
             raise OptionError(f"field of view must be between 1 and 179 degrees, got {fov_degrees}")
         focal = 0.5 * max(width, height) / math.tan(math.radians(fov_degrees) / 2)
         return cls(width, height, focal, focal, width / 2, height / 2)
 
     @classmethod
     def from_focal(cls, width: int, height: int, focal_px: float) -> "Camera":
-        if focal_px <= 0:
+        if not 0 < focal_px < math.inf:  # also refuses NaN
             raise OptionError(f"focal length must be positive, got {focal_px}")
         return cls(width, height, focal_px, focal_px, width / 2, height / 2)
 

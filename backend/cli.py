@@ -17,7 +17,8 @@ from backend import __version__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _parser(argv)
     args = parser.parse_args(argv)
     if not hasattr(args, "handler"):
         parser.print_help(sys.stderr)
@@ -48,7 +49,12 @@ def _report_failure(exc: Exception) -> int:
     return 1
 
 
-def _parser() -> argparse.ArgumentParser:
+_LIGHT_COMMANDS = ("reconstruct", "doctor", "body", "weights", "models", "bench", "serve")
+
+
+def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The whole command line; the commands whose parsers import torch are left out when another one is
+    asked for, so a refused option or the service's start does not wait for torch."""
     parser = argparse.ArgumentParser(prog="troupe", description="Footage of several people to SMPL animation.")
     parser.add_argument("--version", action="version", version=f"troupe {__version__}")
     commands = parser.add_subparsers(title="commands")
@@ -62,26 +68,26 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--estimator", default="romp", choices=("romp",))
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark (--device, --batch-sizes)")
     bench.set_defaults(handler=_run_bench)
-    from backend import occlusion
-    from backend.evaluation.cli import add_parser as add_eval_parser, add_people_parser
+    if next((arg for arg in argv if not arg.startswith("-")), None) not in _LIGHT_COMMANDS:
+        from backend import occlusion
+        from backend.evaluation.cli import add_parser as add_eval_parser, add_people_parser
 
-    occlusion.add_parser(commands)
-    add_eval_parser(commands)
-    add_people_parser(commands)
+        occlusion.add_parser(commands)
+        add_eval_parser(commands)
+        add_people_parser(commands)
     serve = commands.add_parser("serve", help="JSON-lines service on stdin/stdout (used by the Blender add-on)")
     serve.set_defaults(handler=_run_serve)
     return parser
 
 
 def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
-    from backend.device import DEVICE_CHOICES
-    from backend.estimators import DEFAULT_ESTIMATOR
+    from backend.options import DEVICE_CHOICES
 
     cmd = commands.add_parser("reconstruct", help="image, image folder or video -> result .npz")
     cmd.add_argument("input", type=Path, help="image, folder of images, or video file")
     cmd.add_argument("-o", "--output", type=Path, required=True, help="result file to write (.npz)")
-    cmd.add_argument("--estimator", default=DEFAULT_ESTIMATOR)
-    cmd.add_argument("--body-model", default="open-body", help="open-body (built in) or smpl-neutral/-male/-female")
+    cmd.add_argument("--estimator", help="default: mediapipe-fit")
+    cmd.add_argument("--body-model", help="open-body (built in, the default) or smpl-neutral/-male/-female")
     cmd.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     lens = cmd.add_mutually_exclusive_group()
     lens.add_argument("--fov", type=float, help="camera field of view in degrees across the longer side")
@@ -90,7 +96,7 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument("--end", type=int, help="last frame (inclusive)")
     cmd.add_argument("--keep-partial", action="store_true", help="on cancel or a broken video, keep what was done")
     cmd.add_argument(
-        "--smoothing", type=_unit_interval, default=None,
+        "--smoothing", type=float, default=None,
         help="temporal smoothing 0..1 (0 = off; default 0.5): zero-phase per track, stronger on depth",
     )  # fmt: skip
     cmd.add_argument(
@@ -107,17 +113,6 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument("--debug", action="store_true",
                      help="say on stderr what people-finding dropped and why (proposals, fitted bodies)")
     cmd.set_defaults(handler=_run_reconstruct)
-
-
-def _unit_interval(text: str) -> float:
-    """argparse type: a number between 0 and 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
-    return value
 
 
 def _add_body(commands: argparse._SubParsersAction) -> None:
@@ -178,6 +173,7 @@ def _run_models_install(args: argparse.Namespace) -> int:
 
 
 def _run_reconstruct(args: argparse.Namespace) -> int:
+    values = _checked_reconstruct_options(args)  # before torch is imported: a bad value fails in a second
     from backend.pipeline import ReconstructOptions, reconstruct
 
     if args.debug:
@@ -190,19 +186,8 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
         logger.setLevel(logging.DEBUG)
 
     options = ReconstructOptions(
-        estimator=args.estimator,
-        body_model=args.body_model,
-        device=args.device,
-        fov=args.fov,
-        focal=args.focal,
-        frame_start=args.start,
-        frame_end=args.end,
-        keep_partial=args.keep_partial,
-        coherence=args.coherence,
-        estimator_options={} if args.fit_init is None else {"initialiser": args.fit_init},
+        **values, estimator_options={} if args.fit_init is None else {"initialiser": args.fit_init}
     )
-    if args.smoothing is not None:
-        options.smoothing = args.smoothing
     cancel = threading.Event()
     with _ProgressBar(disabled=args.quiet) as bar, _cancel_on_interrupt(cancel):
         summary = reconstruct(args.input, args.output, options, progress=bar.update, cancel=cancel)
@@ -210,6 +195,20 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
         print(f"troupe: warning: {warning}", file=sys.stderr)
     print(f"wrote {summary.output}: {summary.people} people over {summary.frames} frames", file=sys.stderr)
     return 0
+
+
+def _checked_reconstruct_options(args: argparse.Namespace) -> dict:
+    """The command line's options through the schema the service uses (``backend.options``), and the paths
+    checked (input exists, output writable and not the input), all before any work."""
+    from backend.options import check_options, check_paths
+
+    values = check_options({
+        "estimator": args.estimator, "body_model": args.body_model, "device": args.device, "fov": args.fov,
+        "focal": args.focal, "frame_start": args.start, "frame_end": args.end, "keep_partial": args.keep_partial,
+        "smoothing": args.smoothing, "coherence": args.coherence,
+    }, cli=True)  # fmt: skip
+    check_paths(args.input, args.output)
+    return values
 
 
 @contextlib.contextmanager

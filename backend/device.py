@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 
 from backend.errors import DeviceError
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
+from backend.options import DEVICE_CHOICES
 
 
 def resolve_device(name: str) -> torch.device:

@@ -26,6 +26,7 @@ from backend.device import resolve_device
 from backend.errors import Cancelled
 from backend.estimators import DEFAULT_ESTIMATOR, create_estimator
 from backend.estimators.base import FoundPeople
+from backend.options import check_paths
 from backend.assembly import assemble_result
 from backend.result import write_result
 from backend.shots import ShotCutDetector
@@ -87,6 +88,7 @@ def reconstruct(
     ``BodyModelError`` or ``DeviceError`` with a message meant for the user.
     """
     options = options or ReconstructOptions()
+    check_paths(input_path, output_path)  # nothing read or loaded before the output is known to be writable
     smoothing = SmoothingSettings(options.smoothing, options.smoothing_method)  # invalid values fail early
     source = open_source(input_path, options.frame_start, options.frame_end)
     camera = _camera_for(source.info, options)
@@ -100,8 +102,8 @@ def reconstruct(
         interruption = _track_all(source, estimator, camera, options.chunk_size, run)
     finally:
         estimator.close()
-    if interruption is not None and not options.keep_partial:
-        raise interruption
+    if interruption is not None and (not options.keep_partial or run.frames_done == 0):
+        raise interruption  # never an empty result in place of a good one
     tracks = run.tracker.finished_tracks(is_clip=source.info.kind != "image" and run.frames_done > 1)
     arrays = assemble_result(
         tracks, body, camera, source.info, options.estimator, run.frames_done, smoothing=smoothing
@@ -115,8 +117,10 @@ def reconstruct(
 
 
 def _camera_for(info: SourceInfo, options: ReconstructOptions) -> Camera:
+    """The camera of the frames as decoded; a focal length given in the original picture's pixels is scaled
+    with the frames (the result is written back in the original's pixels)."""
     if options.focal is not None:
-        return Camera.from_focal(info.width, info.height, options.focal)
+        return Camera.from_focal(info.width, info.height, options.focal * info.scale)
     if options.fov is not None:
         return Camera.from_fov(info.width, info.height, options.fov)
     return Camera.from_fov(info.width, info.height)

@@ -11,6 +11,7 @@ nothing but numpy and the standard library.
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -35,35 +36,49 @@ class ResultFileError(ValueError):
 class KeySpec:
     shape: tuple  # symbolic: ints, or names that must agree across keys ("T", "N", "B", "V", "F")
     kind: str  # numpy dtype kind letters accepted: "f", "iu", "U"
+    low: float | None = None  # every value at least this (numbers only)
+    high: float | None = None  # every value at most this
+
+
+# Files are read from anywhere (a download, a colleague's disk): every size and value is bounded before Blender
+# builds anything from it, and sizes are known from the zip's directory and each array's header before an array
+# is inflated, so a small file cannot unpack into gigabytes.
+MAX_SIZES = {"T": 10_000, "N": 1_000_000, "B": 300, "V": 200_000, "F": 400_000, "M": 1_000_000}
+MAX_FRAMES = 1_000_000  # 9 hours at 30 frames/s
+MAX_MEMBER_BYTES = 512 << 20  # one array, inflated
+MAX_TOTAL_BYTES = 768 << 20  # all arrays, inflated
+MAX_TEXT = 4096  # characters of a string entry
+METRES = 1e4  # no body or camera offset beyond 10 km
+PIXELS = 1e6
 
 
 # Keys every result file carries. Optional keys are validated when present.
 REQUIRED: dict[str, KeySpec] = {
-    "fps": KeySpec((), "fiu"),
-    "image_size": KeySpec((2,), "iu"),
-    "focal_length": KeySpec((2,), "f"),
-    "principal_point": KeySpec((2,), "f"),
-    "num_frames": KeySpec((), "iu"),
+    "fps": KeySpec((), "fiu", 0, 1000),
+    "image_size": KeySpec((2,), "iu", 1, 100_000),
+    "focal_length": KeySpec((2,), "f", 1e-3, PIXELS),
+    "principal_point": KeySpec((2,), "f", -PIXELS, PIXELS),
+    "num_frames": KeySpec((), "iu", 1, MAX_FRAMES),
     "body_model": KeySpec((), "U"),
     "estimator": KeySpec((), "U"),
-    "track_id": KeySpec(("T",), "iu"),
-    "betas": KeySpec(("T", "B"), "f"),
-    "rest_joints": KeySpec(("T", NUM_JOINTS, 3), "f"),
+    "track_id": KeySpec(("T",), "iu", 0, 2**31 - 1),
+    "betas": KeySpec(("T", "B"), "f", -1e3, 1e3),
+    "rest_joints": KeySpec(("T", NUM_JOINTS, 3), "f", -METRES, METRES),
     "row_track": KeySpec(("N",), "iu"),
     "row_frame": KeySpec(("N",), "iu"),
-    "poses": KeySpec(("N", NUM_JOINTS, 3), "f"),
-    "transl": KeySpec(("N", 3), "f"),
-    "joints2d": KeySpec(("N", NUM_JOINTS, 2), "f"),
-    "confidence": KeySpec(("N",), "f"),
+    "poses": KeySpec(("N", NUM_JOINTS, 3), "f", -1e3, 1e3),
+    "transl": KeySpec(("N", 3), "f", -METRES, METRES),
+    "joints2d": KeySpec(("N", NUM_JOINTS, 2), "f", -1e9, 1e9),
+    "confidence": KeySpec(("N",), "f", -1e3, 1e3),
 }
 OPTIONAL: dict[str, KeySpec] = {
     "joint_names": KeySpec((NUM_JOINTS,), "U"),
-    "parents": KeySpec((NUM_JOINTS,), "iu"),
-    "faces": KeySpec(("F", 3), "iu"),
-    "skin_weights": KeySpec(("V", NUM_JOINTS), "f"),
-    "rest_vertices": KeySpec(("T", "V", 3), "f"),
+    "parents": KeySpec((NUM_JOINTS,), "iu", -1, NUM_JOINTS - 1),
+    "faces": KeySpec(("F", 3), "iu", 0, None),
+    "skin_weights": KeySpec(("V", NUM_JOINTS), "f", -1e3, 1e3),
+    "rest_vertices": KeySpec(("T", "V", 3), "f", -METRES, METRES),
     "source_path": KeySpec((), "U"),
-    "frame_indices": KeySpec(("M",), "iu"),
+    "frame_indices": KeySpec(("M",), "iu", 0, None),
     # per row: True where the person was seen, False for rows that bridge a short gap (backend.assembly);
     # files without it (older versions) have only observed rows
     "observed": KeySpec(("N",), "b"),
@@ -81,21 +96,79 @@ def write_result(path: str | os.PathLike, arrays: Mapping[str, object]) -> Path:
     validate(data)
     from backend.atomic import save_npz  # here, not at the top: the add-on loads this file alone (see docstring)
 
-    return save_npz(path, data, compressed=True)
+    try:
+        return save_npz(path, data, compressed=True)
+    except (OSError, ValueError) as exc:  # a full disk fails in zipfile, then its cleanup on the closed file
+        raise ResultFileError(f"cannot write the result file {path}: {_os_reason(exc)}") from None
+
+
+def _os_reason(exc: BaseException) -> str:
+    """The operating system's reason behind a failed write (``No space left on device``), in one line."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror
+        seen = seen.__context__
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def read_result(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Load and validate a result file; raise :class:`ResultFileError` with a one-line reason otherwise."""
+    """Load and validate a result file; raise :class:`ResultFileError` with a one-line reason otherwise.
+
+    Never unpickles, and refuses a file whose arrays would inflate beyond the limits before inflating them."""
     path = Path(path)
     if not path.is_file():
         raise ResultFileError(f"result file not found: {path}")
     try:
+        _check_sizes(path)
         with np.load(path, allow_pickle=False) as npz:
             data = {key: npz[key] for key in npz.files}
+    except ResultFileError:
+        raise
     except Exception as exc:  # zipfile/pickle/ValueError: all mean "not a readable result file"
         raise ResultFileError(f"not a readable result file ({type(exc).__name__}): {path}") from exc
     validate(data)
     return data
+
+
+def _check_sizes(path: Path) -> None:
+    """Sizes from the zip directory and each ``.npy`` header (read without inflating the data): every array
+    within :data:`MAX_MEMBER_BYTES`, all within :data:`MAX_TOTAL_BYTES`, each header agreeing with its member."""
+    total = 0
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if info.file_size > MAX_MEMBER_BYTES:
+                raise ResultFileError(f"result file {path.name}: entry {info.filename!r} would unpack to "
+                                      f"{info.file_size >> 20} MiB, more than a result can hold")
+            with archive.open(info) as member:
+                declared = _npy_bytes(member)
+            if declared is not None and declared > info.file_size:
+                raise ResultFileError(f"result file {path.name}: entry {info.filename!r} declares more data "
+                                      "than it holds (damaged or forged)")
+            total += info.file_size
+            if total > MAX_TOTAL_BYTES:
+                raise ResultFileError(f"result file {path.name} would unpack to more than "
+                                      f"{MAX_TOTAL_BYTES >> 20} MiB, more than a result can hold")
+
+
+def _npy_bytes(member) -> int | None:
+    """Bytes of array data an ``.npy`` member's header declares (None if it is not an ``.npy``)."""
+    from numpy.lib import format as npy
+
+    try:
+        version = npy.read_magic(member)
+    except ValueError:
+        return None
+    if version == (1, 0):
+        shape, _, dtype = npy.read_array_header_1_0(member, max_header_size=10_000)
+    elif version == (2, 0):
+        shape, _, dtype = npy.read_array_header_2_0(member, max_header_size=10_000)
+    else:
+        raise ResultFileError(f"array format {version} is not one a result file uses")
+    count = 1
+    for size in shape:
+        count *= int(size)
+    return count * dtype.itemsize
 
 
 def validate(data: Mapping[str, np.ndarray]) -> None:
@@ -109,6 +182,22 @@ def validate(data: Mapping[str, np.ndarray]) -> None:
         if key in data:
             _check_key(key, np.asarray(data[key]), spec, sizes)
     _check_indices(data, sizes)
+
+
+def _check_bounds(key: str, array: np.ndarray, spec: KeySpec) -> None:
+    """Values inside the key's plausible range (a focal length of 0, a negative face index, a translation of
+    1e30 m would each break or hang the scene built from them)."""
+    if array.dtype.kind == "U":
+        if array.size and max(len(str(v)) for v in array.ravel()) > MAX_TEXT:
+            raise ResultFileError(f"result key {key!r} holds a string longer than {MAX_TEXT} characters")
+        return
+    if not array.size or array.dtype.kind == "b":
+        return
+    low, high = array.min(), array.max()
+    if spec.low is not None and low < spec.low:
+        raise ResultFileError(f"result key {key!r} has a value {low:g} below its minimum {spec.low:g}")
+    if spec.high is not None and high > spec.high:
+        raise ResultFileError(f"result key {key!r} has a value {high:g} above its maximum {spec.high:g}")
 
 
 def _check_format(value: object) -> None:
@@ -137,8 +226,12 @@ def _check_key(key: str, array: np.ndarray, spec: KeySpec, sizes: dict[str, int]
             raise ResultFileError(
                 f"result key {key!r} has shape {array.shape}: size {want}={got} disagrees with {sizes[want]}"
             )
+        elif got > MAX_SIZES.get(want, got):
+            raise ResultFileError(f"result key {key!r} has shape {array.shape}: more than {MAX_SIZES[want]} "
+                                  f"along axis {axis}")
     if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
         raise ResultFileError(f"result key {key!r} contains NaN or infinite values")
+    _check_bounds(key, array, spec)
 
 
 def _check_indices(data: Mapping[str, np.ndarray], sizes: dict[str, int]) -> None:

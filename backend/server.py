@@ -14,16 +14,25 @@ import queue
 import sys
 import threading
 import traceback
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 from backend import __version__
 from backend.errors import OptionError, error_code
+from backend.options import FIELDS, check_options, check_paths, resolve_request_path
 
 PROTOCOL_VERSION = 1
-RECONSTRUCT_FIELDS = {
-    "type", "id", "input", "output", "estimator", "body_model", "device", "fov", "focal",
-    "frame_start", "frame_end", "keep_partial", "smoothing", "coherence",
-}  # fmt: skip
+REQUEST_FIELDS = {"type", "id", "input", "output", "base"}  # the options' fields are backend.options.FIELDS
+RECONSTRUCT_FIELDS = REQUEST_FIELDS | set(FIELDS)
+MAX_LINE_BYTES = 1 << 20  # a request is a few hundred bytes; a longer line is refused, not buffered
+TOO_LONG = object()  # stands in the queue for a line over MAX_LINE_BYTES
+
+
+class RequestError(ValueError):
+    """A request the service refuses before any work, with its protocol code and one line for the user."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Channel:
@@ -34,19 +43,21 @@ class Channel:
         self._lock = threading.Lock()
 
     def send(self, event_type: str, **fields: Any) -> None:
-        line = json.dumps({"type": event_type, **fields}, ensure_ascii=False)
+        # ASCII with escapes: a path holding undecodable bytes (a lone surrogate) cannot break the stream
+        line = json.dumps({"type": event_type, **fields}, ensure_ascii=True)
         with self._lock:
             self._stream.write(line + "\n")
             self._stream.flush()
 
 
-def serve(stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+def serve(stdin: IO | None = None, stdout: TextIO | None = None) -> int:
     """Run the service until stdin closes; returns the process exit code."""
     if stdout is None:
         stdout = _claim_stdout()
     channel = Channel(stdout)
-    requests: "queue.Queue[str | None]" = queue.Queue()
-    threading.Thread(target=_read_lines, args=(stdin or sys.stdin, requests), daemon=True).start()
+    requests: "queue.Queue[str | bytes | object | None]" = queue.Queue()
+    source = stdin if stdin is not None else sys.stdin.buffer  # bytes: the locale's decoder never sees them
+    threading.Thread(target=_read_lines, args=(source, requests), daemon=True).start()
     server = _Server(channel)
     while True:
         line = requests.get()
@@ -65,11 +76,22 @@ def _claim_stdout() -> TextIO:
     return os.fdopen(protocol_fd, "w", encoding="utf-8", buffering=1)
 
 
-def _read_lines(stream: TextIO, requests: "queue.Queue[str | None]") -> None:
-    for line in stream:
-        if line.strip():
-            requests.put(line)
-    requests.put(None)
+def _read_lines(stream: IO, requests: "queue.Queue[str | bytes | object | None]") -> None:
+    """Lines of ``stream`` as they come (bytes are decoded one line at a time by the server, so one bad byte
+    costs one error answer, never the reader); None when it closes."""
+    try:
+        while True:
+            line = stream.readline(MAX_LINE_BYTES + 1)
+            if not line:
+                break
+            if len(line) > MAX_LINE_BYTES:  # the rest of an over-long line is read and dropped
+                while line and not line.endswith(b"\n" if isinstance(line, bytes) else "\n"):
+                    line = stream.readline(MAX_LINE_BYTES)
+                requests.put(TOO_LONG)
+            elif line.strip():
+                requests.put(line)
+    finally:
+        requests.put(None)
 
 
 class _Server:
@@ -77,11 +99,24 @@ class _Server:
         self.channel = channel
         self._job: _Job | None = None
 
-    def handle_line(self, line: str) -> None:
+    def handle_line(self, line: str | bytes | object) -> None:
+        if line is TOO_LONG:
+            self.channel.send("error", id=None, code="BAD_REQUEST", message=f"line longer than {MAX_LINE_BYTES} bytes")
+            return
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                self.channel.send("error", id=None, code="BAD_REQUEST",
+                                  message=f"not UTF-8 text: byte 0x{line[exc.start]:02x} at position {exc.start}")
+                return
         try:
             message = json.loads(line)
         except json.JSONDecodeError as exc:
             self.channel.send("error", id=None, code="BAD_REQUEST", message=f"not a JSON line: {exc.msg}")
+            return
+        except RecursionError:
+            self.channel.send("error", id=None, code="BAD_REQUEST", message="JSON nested too deeply")
             return
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             self.channel.send("error", id=None, code="BAD_REQUEST", message="a request is a JSON object with 'type'")
@@ -112,11 +147,12 @@ class _Server:
                 "error", id=job_id, code="BUSY", message=f"job {self._job.job_id!r} is still running; cancel it first"
             )
             return
-        problem = _request_problem(message)
-        if problem:
-            self.channel.send("error", id=job_id, code="BAD_REQUEST", message=problem)
+        try:
+            request = checked_request(message)
+        except RequestError as exc:
+            self.channel.send("error", id=job_id, code=exc.code, message=str(exc))
             return
-        self._job = _Job(job_id, message, self.channel)
+        self._job = _Job(job_id, request, self.channel)
         self._job.start()
 
     def _on_cancel(self, message: dict) -> None:
@@ -127,14 +163,32 @@ class _Server:
         job.cancel.set()
 
 
-def _request_problem(message: dict) -> str | None:
+def checked_request(message: dict) -> dict:
+    """A reconstruct request with every field checked before any work (``backend.options``: the schema the
+    command line uses): ``input`` and ``output`` as absolute paths, ``options`` as ReconstructOptions fields.
+    Raises :class:`RequestError`."""
     unknown = sorted(set(message) - RECONSTRUCT_FIELDS)
     if unknown:
-        return f"unknown fields in reconstruct request: {', '.join(unknown)}"
+        raise RequestError("BAD_REQUEST", f"unknown fields in reconstruct request: {', '.join(unknown)}")
     for field in ("id", "input", "output"):
         if not isinstance(message.get(field), str) or not message[field]:
-            return f"reconstruct request needs a non-empty string {field!r}"
-    return None
+            raise RequestError("BAD_REQUEST", f"reconstruct request needs a non-empty string {field!r}")
+    base = message.get("base")
+    if base is not None and (not isinstance(base, str) or not os.path.isabs(base)):
+        raise RequestError("BAD_REQUEST", f"'base' must be an absolute folder path, got {base!r}")
+    try:
+        options = check_options({k: v for k, v in message.items() if k in FIELDS})
+    except OptionError as exc:
+        raise RequestError("INVALID_OPTION", str(exc)) from None
+    try:
+        paths = [resolve_request_path(message[field], field, base) for field in ("input", "output")]
+    except OptionError as exc:
+        raise RequestError("BAD_REQUEST", str(exc)) from None
+    try:
+        check_paths(*paths)
+    except ValueError as exc:  # SourceError or ResultFileError
+        raise RequestError(error_code(exc) or "BAD_REQUEST", str(exc)) from None
+    return {"id": message["id"], "input": paths[0], "output": paths[1], "options": options}
 
 
 class _Job(threading.Thread):
@@ -161,9 +215,10 @@ class _Job(threading.Thread):
             )  # fmt: skip
 
     def _reconstruct(self):  # -> backend.pipeline.ReconstructSummary
-        from backend.pipeline import reconstruct  # inside the try: a broken install is reported, not fatal
+        # inside the try: a broken install is reported, not fatal
+        from backend.pipeline import ReconstructOptions, reconstruct
 
-        options = _options_from(self.request)
+        options = ReconstructOptions(**self.request["options"])
         return reconstruct(
             self.request["input"], self.request["output"], options, progress=self._progress, cancel=self.cancel
         )
@@ -184,33 +239,6 @@ class _Job(threading.Thread):
             eta_s=None if progress.eta_s is None else round(progress.eta_s, 1), stage=progress.stage,
         )  # fmt: skip
         self.channel.send("person", id=self.job_id, count=progress.people)
-
-
-def _options_from(request: dict):
-    from backend.pipeline import ReconstructOptions
-
-    defaults = ReconstructOptions()
-    return ReconstructOptions(
-        estimator=request.get("estimator") or defaults.estimator,
-        body_model=request.get("body_model") or defaults.body_model,
-        device=request.get("device") or defaults.device,
-        fov=request.get("fov"),
-        focal=request.get("focal"),
-        frame_start=request.get("frame_start"),
-        frame_end=request.get("frame_end"),
-        keep_partial=bool(request.get("keep_partial", False)),
-        smoothing=_smoothing_from(request.get("smoothing"), defaults.smoothing),
-        coherence=defaults.coherence if request.get("coherence") is None else bool(request["coherence"]),
-    )
-
-
-def _smoothing_from(value: object, default: float) -> float:
-    """``smoothing`` 0..1 (0 = off); absent means the default. Out of range fails as an invalid option."""
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-        raise OptionError(f"smoothing must be a number between 0 and 1, got {value!r}")
-    return float(value)
 
 
 __all__ = ["PROTOCOL_VERSION", "serve"]

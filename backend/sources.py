@@ -2,6 +2,12 @@
 
 Every failure is a :class:`SourceError` naming the file and what is wrong with it, so the command line and the
 add-on can show one clear line.
+
+Large pictures are found at a bounded size: frames longer than :data:`MAX_SIDE` pixels are scaled down to it as
+they are decoded (JPEGs decode at 1/2, 1/4 or 1/8 scale directly, so the full picture is never held), and images
+whose header says more than :data:`MAX_JPEG_PIXELS` (JPEG) or :data:`MAX_OTHER_PIXELS` (other formats, which
+decode whole first) are refused before decoding. ``SourceInfo`` keeps the size of the original picture, and the
+result is written in its pixels (``backend.assembly``), so the camera matches the picture the user sees.
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ import numpy as np
 
 from backend.errors import SourceError
 
+MAX_SIDE = 3840  # longer side of the frames people are found in (4K UHD)
+MAX_JPEG_PIXELS = 150_000_000  # decoded at reduced scale: at most 1/4 of this is ever held
+MAX_OTHER_PIXELS = 40_000_000  # PNG, TIFF, ...: decoded whole before scaling down
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 
@@ -29,6 +38,13 @@ class SourceInfo:
     fps: float  # 0 for images and folders
     num_frames: int  # frames that will be yielded (after the frame range)
     first_frame: int  # index in the source of the first yielded frame
+    full_width: int = 0  # the original picture's size when frames are scaled down to MAX_SIDE (0: same)
+    full_height: int = 0
+
+    @property
+    def scale(self) -> float:
+        """Frame pixels per original pixel (1 unless the source was scaled down)."""
+        return self.width / self.full_width if self.full_width else 1.0
 
 
 class Source:
@@ -39,6 +55,7 @@ class Source:
         self._frame_paths = frame_paths
 
     def frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        """``(source_frame_index, rgb_uint8)`` in order; a frame that cannot be decoded raises SourceError."""
         if self.info.kind == "video":
             yield from _video_frames(self.info)
         else:
@@ -47,13 +64,20 @@ class Source:
                 yield self.info.first_frame + offset, read_image(path)
 
     def chunks(self, size: int) -> Iterator[list[tuple[int, np.ndarray]]]:
-        """Frames grouped in lists of at most ``size``: only one chunk is held in memory at a time."""
+        """Frames grouped in lists of at most ``size``: only one chunk is held in memory at a time. When a frame
+        cannot be decoded, the frames read before it are yielded first and the error comes on the next request,
+        so a caller keeping a partial result keeps every frame that decoded."""
         chunk: list[tuple[int, np.ndarray]] = []
-        for item in self.frames():
-            chunk.append(item)
-            if len(chunk) == size:
+        try:
+            for item in self.frames():
+                chunk.append(item)
+                if len(chunk) == size:
+                    yield chunk
+                    chunk = []
+        except SourceError:
+            if chunk:
                 yield chunk
-                chunk = []
+            raise
         if chunk:
             yield chunk
 
@@ -79,17 +103,72 @@ def open_source(path: str | os.PathLike, frame_start: int | None = None, frame_e
 
 
 def read_image(path: Path) -> np.ndarray:
-    """Read an image as RGB uint8. Decodes from bytes so any path (spaces, non-ASCII) works on every OS."""
+    """Read an image as RGB uint8, scaled down to :data:`MAX_SIDE` if it is longer. Decodes from bytes so any
+    path (spaces, non-ASCII) works on every OS."""
+    width, height, kind = image_header(path)
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
         raise SourceError(f"cannot read image {path}: {exc.strerror or exc}") from exc
-    if data.size == 0:
-        raise SourceError(f"image is an empty file (0 bytes): {path}")
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    factor = _reduction(width, height) if kind == "JPEG" else 1
+    image = cv2.imdecode(data, _REDUCED_FLAGS[factor])
+    del data
     if image is None:
         raise SourceError(f"image is corrupt or not an image: {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if max(width, height) > MAX_SIDE:
+        full = (width, height) if (image.shape[1] >= image.shape[0]) == (width >= height) else (height, width)
+        image = cv2.resize(image, bounded_size(*full), interpolation=cv2.INTER_AREA)
+    return image
+
+
+_REDUCED_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                  8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def image_header(path: Path) -> tuple[int, int, str]:
+    """(width, height, format) from the image's header alone; refuses, before anything is decoded, a picture
+    larger than the documented limits."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        if path.stat().st_size == 0:
+            raise SourceError(f"image is an empty file (0 bytes): {path}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:  # reads the header only
+                (width, height), kind = image.size, image.format or "?"
+    except Image.DecompressionBombError:
+        raise SourceError(f"image is too large (over {MAX_JPEG_PIXELS // 1_000_000} MP): {path}") from None
+    except (UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, SourceError):
+            raise
+        raise SourceError(f"image is corrupt or not an image: {path}") from None
+    except OSError as exc:
+        raise SourceError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    limit = MAX_JPEG_PIXELS if kind == "JPEG" else MAX_OTHER_PIXELS
+    if width * height > limit:
+        raise SourceError(f"image is too large: {width} x {height} pixels ({width * height / 1e6:.0f} MP; at most "
+                          f"{limit // 1_000_000} MP for {'JPEG' if kind == 'JPEG' else 'non-JPEG'} images): {path}")
+    return width, height, kind
+
+
+def bounded_size(width: int, height: int) -> tuple[int, int]:
+    """(width, height) scaled so that the longer side is at most :data:`MAX_SIDE` (unchanged if it is)."""
+    longer = max(width, height)
+    if longer <= MAX_SIDE:
+        return width, height
+    return max(1, round(width * MAX_SIDE / longer)), max(1, round(height * MAX_SIDE / longer))
+
+
+def _reduction(width: int, height: int) -> int:
+    """The largest JPEG decoding reduction (1, 2, 4, 8) that still leaves the longer side at least MAX_SIDE."""
+    factor = 1
+    while factor < 8 and max(width, height) // (factor * 2) >= MAX_SIDE:
+        factor *= 2
+    return factor
 
 
 def _frame_range(total: int, frame_start: int | None, frame_end: int | None, path: Path) -> tuple[int, int]:
@@ -109,7 +188,12 @@ def _open_images(
     first, count = _frame_range(len(paths), frame_start, frame_end, origin)
     selected = paths[first : first + count]
     height, width = read_image(selected[0]).shape[:2]
-    info = SourceInfo(origin, kind, width, height, 0.0, count, first)
+    full_width, full_height, _ = image_header(selected[0])
+    if max(full_width, full_height) <= MAX_SIDE:
+        full_width = full_height = 0
+    elif (full_width >= full_height) != (width >= height):  # turned by its EXIF orientation
+        full_width, full_height = full_height, full_width
+    info = SourceInfo(origin, kind, width, height, 0.0, count, first, full_width, full_height)
     return Source(info, selected)
 
 
@@ -135,7 +219,9 @@ def _open_video(path: Path, frame_start: int | None, frame_end: int | None) -> S
     finally:
         capture.release()
     first, count = _frame_range(max(total, 1), frame_start, frame_end, path)
-    return Source(SourceInfo(path, "video", width, height, fps, count, first))
+    scaled_width, scaled_height = bounded_size(width, height)
+    full_width, full_height = (width, height) if (scaled_width, scaled_height) != (width, height) else (0, 0)
+    return Source(SourceInfo(path, "video", scaled_width, scaled_height, fps, count, first, full_width, full_height))
 
 
 def _video_frames(info: SourceInfo) -> Iterator[tuple[int, np.ndarray]]:
@@ -150,6 +236,8 @@ def _video_frames(info: SourceInfo) -> Iterator[tuple[int, np.ndarray]]:
                     f"video ends early: frame {index} of {info.path} cannot be decoded "
                     f"(expected {info.first_frame + info.num_frames} frames; file truncated or corrupt)"
                 )
+            if info.full_width:
+                frame = cv2.resize(frame, (info.width, info.height), interpolation=cv2.INTER_AREA)
             yield index, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
     finally:
         capture.release()

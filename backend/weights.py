@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import shutil
 import types
 import urllib.request
@@ -131,7 +132,7 @@ def install_checkpoint(name: str, source: str | os.PathLike) -> Path:
     with atomic_path(target) as tmp:
         with tmp.open("wb") as handle:
             _copy_source(source, handle)
-        state = read_state_dict(tmp, restricted_fallback=CHECKPOINTS[name].lightning)
+        state = read_state_dict(tmp, restricted_fallback=CHECKPOINTS[name].lightning, label=str(source))
         check_state_dict(network_for(name), state, f"{source}")
     return target
 
@@ -179,26 +180,44 @@ def checkpoint_status() -> dict[str, str]:
     return out
 
 
-def read_state_dict(path: str | os.PathLike, restricted_fallback: bool = False) -> dict[str, torch.Tensor]:
+def read_state_dict(path: str | os.PathLike, restricted_fallback: bool = False, label: str | None = None
+                    ) -> dict[str, torch.Tensor]:
     """Load a checkpoint with ``weights_only=True`` and normalise it to plain, unprefixed network keys.
 
-    ``restricted_fallback``: when weights_only refuses a global, retry with :func:`restricted_load` (Lightning)."""
-    return read_checkpoint(path, restricted_fallback)[0]
+    ``restricted_fallback``: when weights_only refuses a global, retry with :func:`restricted_load` (Lightning).
+    ``label``: the file's name in messages (the user's file, not the temporary copy being checked)."""
+    return read_checkpoint(path, restricted_fallback, label)[0]
 
 
-def read_checkpoint(path: str | os.PathLike, restricted_fallback: bool = False
+def read_checkpoint(path: str | os.PathLike, restricted_fallback: bool = False, label: str | None = None
                     ) -> tuple[dict[str, torch.Tensor], dict | None]:
     """(normalised state_dict, hyper-parameters as plain data or None) of a checkpoint file."""
+    label = label or str(path)
     try:
         raw = torch.load(Path(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:  # a pickled class weights_only does not allow
         if not restricted_fallback:
-            raise WeightsError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}".strip()) from exc
-        raw = restricted_load(path)
+            raise WeightsError(f"cannot read checkpoint {label}: {_load_problem(exc)}") from None
+        raw = restricted_load(path, label)
     except Exception as exc:  # truncated zip, not a torch file
-        raise WeightsError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}".strip()) from exc
+        raise WeightsError(f"cannot read checkpoint {label}: {_load_problem(exc)}") from None
     hparams = plain_data(raw.get("hyper_parameters")) if isinstance(raw, Mapping) else None
-    return normalize_state_dict(raw, str(path)), hparams if isinstance(hparams, dict) else None
+    return normalize_state_dict(raw, label), hparams if isinstance(hparams, dict) else None
+
+
+def _load_problem(exc: BaseException) -> str:
+    """What is wrong with a file torch could not load, in one line, without torch's advice to load it unsafely
+    (``weights_only=False`` would run whatever code the file holds)."""
+    text = str(exc)
+    refused = re.search(r"GLOBAL ([\w.]+)", text)
+    if refused:
+        return f"it asks to run {refused.group(1)}, which a weights file never needs; refused without running it"
+    if "Unsupported operand" in text or "zip archive" in text or isinstance(exc, EOFError):
+        return "not a PyTorch checkpoint, or the file is truncated"
+    if "Weights only load failed" in text:
+        return "it holds pickled Python objects, not only weights; refused without running them"
+    first = text.strip().splitlines()[0][:200] if text.strip() else ""
+    return f"not a PyTorch checkpoint, or the file is truncated ({type(exc).__name__}: {first})".replace(": )", ")")
 
 
 class Opaque(dict):
@@ -263,7 +282,7 @@ def _restricted_pickle_module() -> types.ModuleType:
     return module
 
 
-def restricted_load(path: str | os.PathLike) -> Any:
+def restricted_load(path: str | os.PathLike, label: str | None = None) -> Any:
     """torch.load of a zip checkpoint where only torch's weights_only allowlist is trusted; any other global
     (yacs CfgNode, Lightning AttributeDict, callbacks, ...) becomes an :class:`Opaque` placeholder. Nothing is
     imported and no pickled code runs, so it is as safe as ``weights_only=True``; only tensors and plain data
@@ -272,7 +291,8 @@ def restricted_load(path: str | os.PathLike) -> Any:
         return torch.load(Path(path), map_location="cpu", weights_only=False,
                           pickle_module=_restricted_pickle_module())
     except Exception as exc:
-        raise WeightsError(f"cannot read checkpoint {path} (restricted loader): {type(exc).__name__}: {exc}") from exc
+        raise WeightsError(f"cannot read checkpoint {label or path} (restricted loader): {_load_problem(exc)}"
+                           ) from None
 
 
 def plain_data(obj: Any, depth: int = 0) -> Any:

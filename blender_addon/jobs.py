@@ -6,6 +6,7 @@ operators' ``wait`` option and tests call these functions directly.
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -248,7 +249,7 @@ def current_task() -> CommandSequence | None:
 def result_path(source: str, output_dir: str) -> Path:
     """Where a new result goes (folder created): the chosen folder, else beside the .blend, else the temp folder."""
     if output_dir:
-        folder = Path(bpy.path.abspath(output_dir))
+        folder = Path(os.path.abspath(bpy.path.abspath(output_dir)))
     elif bpy.data.filepath:
         folder = Path(bpy.data.filepath).parent / "troupe"
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import bpy
@@ -15,9 +16,10 @@ from .result_data import ResultError
 
 
 def _options(settings: bpy.types.PropertyGroup, source: str) -> JobOptions:
+    """The request's fields; paths absolute, as the service requires (it runs in another working folder)."""
     return JobOptions(
-        input=source,
-        output=str(jobs.result_path(source, settings.output_dir)),
+        input=os.path.abspath(source),
+        output=os.path.abspath(jobs.result_path(source, settings.output_dir)),
         estimator=settings.estimator,
         body_model=settings.body_model,
         device=jobs.backend_device(),

@@ -93,17 +93,22 @@ def _plain(value: Any) -> np.ndarray | None:
     return None
 
 
+def _one_line(exc: BaseException) -> str:
+    """An exception's message as one line (messages are shown to the user one line each)."""
+    return " ".join(str(exc).split())[:200]
+
+
 def _read_pickle(path: Path, raw: bytes) -> dict[str, np.ndarray]:
     try:
         content = _SafeUnpickler(io.BytesIO(raw), encoding="latin1").load()
     except pickle.UnpicklingError as exc:
         if str(exc).startswith("refused global"):
             raise BodyModelError(f"{path}: not loaded, it is not a plain SMPL file ({exc})") from None
-        raise BodyModelError(f"{path}: not a readable SMPL file ({exc})") from None
+        raise BodyModelError(f"{path}: not a readable SMPL file ({_one_line(exc)})") from None
     except EOFError:
         raise BodyModelError(f"{path}: truncated SMPL file") from None
     except Exception as exc:  # corrupt pickles raise many kinds of errors
-        raise BodyModelError(f"{path}: not a readable SMPL file ({type(exc).__name__}: {exc})") from None
+        raise BodyModelError(f"{path}: not a readable SMPL file ({type(exc).__name__}: {_one_line(exc)})") from None
     if not isinstance(content, dict):
         raise BodyModelError(f"{path}: not an SMPL file (holds a {type(content).__name__}, not a dict)")
     arrays = {str(key): _plain(value) for key, value in content.items()}

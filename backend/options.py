@@ -1,0 +1,179 @@
+"""The one schema of a reconstruction's options, shared by the command line and the service.
+
+Every value is checked here, before any frame is read or any model loaded, so a wrong type or an out-of-range
+value fails in a second with one line instead of after the whole run (or as an internal error). The checks need
+nothing heavier than the standard library: the command line runs them before it imports torch.
+
+The paths are checked here too: the output must not be one of the input files (writing it would destroy the
+footage) and its folder must accept a new file, which is tried by creating and removing one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from backend.errors import OptionError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")  # plus "cuda:N"
+MAX_FOCAL_PX = 1e6
+MAX_FRAME = 10_000_000
+
+
+def _positive_focal(value: float) -> str | None:
+    if not 0.0 < value <= MAX_FOCAL_PX:
+        return f"must be a positive number of pixels up to {MAX_FOCAL_PX:g}"
+    return None
+
+
+def _fov_range(value: float) -> str | None:
+    return None if 1.0 < value < 179.0 else "must be between 1 and 179 degrees"
+
+
+def _unit(value: float) -> str | None:
+    return None if 0.0 <= value <= 1.0 else "must be between 0 and 1"
+
+
+def _frame(value: int) -> str | None:
+    return None if 0 <= value <= MAX_FRAME else f"must be a frame number from 0 to {MAX_FRAME}"
+
+
+def _device(value: str) -> str | None:
+    if value in DEVICE_CHOICES or (value.startswith("cuda:") and value[5:].isdigit()):
+        return None
+    return f"must be one of {', '.join(DEVICE_CHOICES)} (or cuda:N)"
+
+
+def _name(value: str) -> str | None:
+    return None if value.strip() and len(value) <= 100 else "must be a non-empty name"
+
+
+@dataclass(frozen=True)
+class OptionField:
+    """One option: its JSON/Python type, its check, and its command-line flag (for messages)."""
+
+    kind: type  # str, int, float or bool
+    check: Callable[[Any], str | None] | None = None
+    flag: str = ""
+
+
+# Names are the service's request fields and ReconstructOptions' attributes.
+FIELDS: dict[str, OptionField] = {
+    "estimator": OptionField(str, _name, "--estimator"),
+    "body_model": OptionField(str, _name, "--body-model"),
+    "device": OptionField(str, _device, "--device"),
+    "fov": OptionField(float, _fov_range, "--fov"),
+    "focal": OptionField(float, _positive_focal, "--focal"),
+    "frame_start": OptionField(int, _frame, "--start"),
+    "frame_end": OptionField(int, _frame, "--end"),
+    "keep_partial": OptionField(bool, None, "--keep-partial"),
+    "smoothing": OptionField(float, _unit, "--smoothing"),
+    "coherence": OptionField(bool, None, "--no-coherence"),
+}
+
+
+def check_options(raw: Mapping[str, Any], cli: bool = False) -> dict[str, Any]:
+    """The options in ``raw`` that are set (None means "the default"), typed and checked; raises
+    :class:`OptionError` naming the first bad one. ``cli`` names options by their flags in messages."""
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name not in FIELDS:
+            raise OptionError(f"unknown option {name!r}")
+        if value is not None:
+            values[name] = _checked(name, value, FIELDS[name], cli)
+    if "fov" in values and "focal" in values:
+        raise OptionError("give either a field of view or a focal length, not both")
+    start, end = values.get("frame_start", 0), values.get("frame_end")
+    if end is not None and end < start:
+        raise OptionError(f"the last frame ({end}) comes before the first ({start})")
+    return values
+
+
+def _checked(name: str, value: Any, field: OptionField, cli: bool) -> Any:
+    """``value`` as ``field.kind``; JSON's true/false never pass as numbers, nor numbers as true/false."""
+    label = field.flag if cli else name
+    if field.kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, field.kind) and (field.kind is bool or not isinstance(value, bool))
+    if not ok:
+        raise OptionError(f"{label} must be {_KIND_NAMES[field.kind]}, got {_shown(value)}")
+    problem = field.check(value) if field.check else None
+    if problem:
+        raise OptionError(f"{label} {problem}, got {_shown(value)}")
+    return value
+
+
+_KIND_NAMES = {str: "a string", int: "a whole number", float: "a finite number", bool: "true or false"}
+
+
+def _shown(value: Any) -> str:
+    """A value in a message: short, on one line."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --- paths ----------------------------------------------------------------------------------------------------
+
+
+def resolve_request_path(text: str, field: str, base: str | None) -> Path:
+    """A path from a service request: absolute as given, or relative to the request's absolute ``base``; a
+    relative path without a base is refused (it would land in the service's own working directory)."""
+    path = Path(text).expanduser()
+    if path.is_absolute():
+        return path
+    if base is None:
+        raise OptionError(f"{field} {text!r} is relative: send an absolute path, or the folder it is relative to "
+                          "as 'base'")
+    return Path(base) / path
+
+
+def check_paths(input_path: str | os.PathLike, output_path: str | os.PathLike) -> None:
+    """Refuse, before any work, an input that does not exist and an output that cannot be written or that is
+    one of the input files. Raises ``SourceError`` or ``ResultFileError`` (one line each)."""
+    from backend.result import ResultFileError
+
+    source, output = Path(input_path), Path(output_path)
+    if not source.exists():
+        from backend.sources import SourceError
+
+        raise SourceError(f"input not found: {source}")
+    if output.exists() or output.is_symlink():
+        if output.is_dir():
+            raise ResultFileError(f"output is a folder, not a file: {output}")
+        if not output.is_file():
+            raise ResultFileError(f"output exists and is not a regular file: {output}")
+        if _is_an_input(source, output):
+            raise ResultFileError(f"output {output} is the input itself; choose another name (the input would be "
+                                  "overwritten)")
+    _check_writable(output)
+
+
+def _is_an_input(source: Path, output: Path) -> bool:
+    """Whether ``output`` names the input file, or one of the images of an input folder, under any name
+    (relative, absolute, symbolic or hard link)."""
+    try:
+        if source.is_file():
+            return os.path.samefile(source, output)
+        return any(os.path.samefile(entry, output) for entry in source.iterdir() if entry.is_file())
+    except OSError:
+        return False
+
+
+def _check_writable(output: Path) -> None:
+    """Create and remove a file where the output's temporary file will go: a read-only folder or filesystem,
+    a missing permission or a path through a file fails now, not after the run."""
+    from backend.atomic import probe_writable
+    from backend.result import ResultFileError
+
+    try:
+        probe_writable(output)
+    except OSError as exc:
+        raise ResultFileError(f"cannot write the output {output}: {exc.strerror or exc}") from None
+
+
+__all__ = ["DEVICE_CHOICES", "FIELDS", "check_options", "check_paths", "resolve_request_path"]
