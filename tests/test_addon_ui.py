@@ -158,3 +158,27 @@ def test_preferences_draw_and_detect(addon, monkeypatch: pytest.MonkeyPatch) -> 
     assert bpy.ops.troupe.detect_backend() == {"FINISHED"}
     assert prefs.python_path == __import__("sys").executable
     prefs.python_path = ""
+
+
+def _menu_entries(menu: type, package: str) -> list[str]:
+    """The operators the add-on's own draw functions put into ``menu`` (other add-ons' entries left out)."""
+    log: dict = {}
+    for draw in getattr(menu.draw, "_draw_funcs", []):
+        if draw.__module__.startswith(package):
+            draw(SimpleNamespace(layout=RecordingLayout(log)), bpy.context)
+    return log.get("operators", [])
+
+
+def test_file_menus_offer_import_and_every_export(addon) -> None:
+    """File > Import and File > Export name Troupe's operators (checked to exist by the recording layout), and
+    disabling the add-on takes the entries away again."""
+    package = addon.__name__
+    assert _menu_entries(bpy.types.TOPBAR_MT_file_import, package) == ["troupe.import_result"]
+    exports = _menu_entries(bpy.types.TOPBAR_MT_file_export, package)
+    assert exports == ["troupe.export_fbx", "troupe.export_bvh", "troupe.export_amass"]
+    addon.menus.unregister()
+    try:
+        assert _menu_entries(bpy.types.TOPBAR_MT_file_import, package) == []
+        assert _menu_entries(bpy.types.TOPBAR_MT_file_export, package) == []
+    finally:
+        addon.menus.register()

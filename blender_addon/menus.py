@@ -1,0 +1,32 @@
+"""File > Import and File > Export entries: the same operators as the sidebar, where Blender users look first."""
+
+from __future__ import annotations
+
+import bpy
+
+IMPORT_ENTRIES = (("troupe.import_result", "Troupe Result (.npz)"),)
+EXPORT_ENTRIES = (
+    ("troupe.export_fbx", "Troupe People (.fbx)"),
+    ("troupe.export_bvh", "Troupe People (.bvh)"),
+    ("troupe.export_amass", "Troupe People, AMASS (.npz)"),
+)
+
+
+def draw_import(menu: bpy.types.Menu, _context: bpy.types.Context) -> None:
+    for idname, text in IMPORT_ENTRIES:
+        menu.layout.operator(idname, text=text)
+
+
+def draw_export(menu: bpy.types.Menu, _context: bpy.types.Context) -> None:
+    for idname, text in EXPORT_ENTRIES:
+        menu.layout.operator(idname, text=text)
+
+
+def register() -> None:
+    bpy.types.TOPBAR_MT_file_import.append(draw_import)
+    bpy.types.TOPBAR_MT_file_export.append(draw_export)
+
+
+def unregister() -> None:
+    bpy.types.TOPBAR_MT_file_import.remove(draw_import)
+    bpy.types.TOPBAR_MT_file_export.remove(draw_export)
