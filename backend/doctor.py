@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
 
+from backend.catalog import CATALOG, DEFAULT_ESTIMATOR, EstimatorInfo
+
 
 @dataclass
 class Check:
@@ -144,38 +146,41 @@ def _body_checks() -> list[Check]:
 
 
 def _estimator_checks() -> list[Check]:
-    from backend.estimators import DEFAULT_ESTIMATOR, PLANNED, EstimatorError, estimator_class, estimator_names
-
+    """One check per estimator of the catalog: its class loads and its weights are in place (or why not)."""
     checks = []
-    for name in estimator_names():
+    for info in CATALOG:
+        if not info.implementation:
+            checks.append(Check(f"estimator: {info.name}", False, info.unavailable, required=False))
+            continue
         try:
-            estimator_class(name)
-            ok, detail = _estimator_weights(name)
-        except EstimatorError as exc:
-            ok, detail = False, str(exc)
-        checks.append(Check(f"estimator: {name}", ok, detail, required=name == DEFAULT_ESTIMATOR))
-    checks.extend(Check(f"estimator: {name}", False, reason, required=False) for name, reason in PLANNED.items())
+            from backend.estimators import estimator_class
+
+            estimator_class(info.name)
+            ok, detail = _estimator_weights(info)
+        except Exception as exc:  # noqa: BLE001 - EstimatorError, or torch missing: doctor says which
+            ok, detail = False, f"{exc}"
+        checks.append(Check(f"estimator: {info.name}", ok, detail, required=info.name == DEFAULT_ESTIMATOR))
     return checks
 
 
-def _estimator_weights(name: str) -> tuple[bool, str]:
+def _estimator_weights(info: EstimatorInfo) -> tuple[bool, str]:
     """Whether the estimator's weights are where it looks for them, and which file or what is missing."""
-    from backend.weights import ESTIMATOR_CHECKPOINTS, checkpoint_status
+    from backend.weights import checkpoint_status
 
-    if name in ("lasor", "mediapipe-fit"):  # mediapipe-fit's default start reads LASOR too
+    if info.name in ("lasor", "mediapipe-fit"):  # mediapipe-fit's default start reads LASOR too
         from backend.lasor.train import DEFAULT_WEIGHTS
 
         if DEFAULT_WEIGHTS.is_file():
             return True, f"shipped LASOR weights {DEFAULT_WEIGHTS.name}"
         return False, f"shipped LASOR weights missing: {DEFAULT_WEIGHTS}"
-    checkpoints = ESTIMATOR_CHECKPOINTS.get(name)
-    if not checkpoints:
+    names = [c.name for c in info.checkpoints]
+    if not names:
         return True, "ready (no weights needed)"
     status = checkpoint_status()
-    installed = [c for c in checkpoints if not status[c].startswith("not installed")]
+    installed = [c for c in names if not status[c].startswith("not installed")]
     if installed:
         return True, f"ready with {', '.join(installed)}"
-    return False, f"weights {status[checkpoints[0]]}; then `backend weights install {checkpoints[0]}`"
+    return False, f"weights {status[names[0]]}; then `backend weights install {names[0]}`"
 
 
 def _cache_dir() -> Path:

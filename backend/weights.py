@@ -21,13 +21,13 @@ A user who prefers to check by hand can extract the weights themselves on a trus
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import re
 import shutil
 import types
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Mapping
 
@@ -35,19 +35,9 @@ import torch
 
 from backend.atomic import atomic_path
 from backend.estimators.base import EstimatorError
+from backend.catalog import Checkpoint, all_checkpoints
 from backend.paths import cache_subdir
 
-_RELEASES = "https://github.com/Arthur151/ROMP/releases/download"
-_ROMP_LICENCE = (
-    "ROMP/BEV code is MIT/Apache-2.0, but the weights were trained with SMPL and academic datasets: the SMPL "
-    "model licence and the datasets' terms apply to their use"
-)
-_PARE_DATA = "https://drive.google.com/uc?id=1qIq0CBBj-O6wVc9nJXG-JDEtWPzRQ4KC"  # pare-github-data.zip (gdown id)
-_PARE_LICENCE = (
-    "RESEARCH ONLY: PARE's code, model and data are under the MPI non-commercial scientific research licence "
-    "(no commercial use, no redistribution; the SMPL model licence also applies). Each user must accept it at "
-    "pare.is.tue.mpg.de and download the weights themselves; Troupe never ships them"
-)
 DROPPED_PREFIXES = ("_result_parser.", "_calc_loss.")
 WRAPPER_KEYS = ("model_state_dict", "state_dict")
 LIGHTNING_PREFIX = "model."  # PyTorch Lightning: the LightningModule's ``self.model``
@@ -58,43 +48,7 @@ class WeightsError(EstimatorError):
     """A checkpoint is missing, unreadable or does not fit the network."""
 
 
-@dataclass(frozen=True)
-class Checkpoint:
-    """An official checkpoint: the file name Troupe looks for, where users get it, and its licence note."""
-
-    name: str
-    filename: str
-    url: str
-    note: str = _ROMP_LICENCE
-    lightning: bool = False  # a Lightning .ckpt: read with the restricted fallback (see module doc)
-
-
-CHECKPOINTS: dict[str, Checkpoint] = {
-    c.name: c
-    for c in (
-        Checkpoint("romp-hrnet32", "ROMP.pkl", f"{_RELEASES}/V2.0/ROMP.pkl"),
-        Checkpoint("romp-hrnet32-v1", "ROMP_HRNet32_V1.pkl", f"{_RELEASES}/v1.1/trained_models.zip",
-                   f"extract it from the zip; {_ROMP_LICENCE}"),
-        Checkpoint("romp-resnet50", "ROMP_ResNet50_V1.pkl", f"{_RELEASES}/v1.1/trained_models.zip",
-                   f"extract it from the zip; {_ROMP_LICENCE}"),
-        Checkpoint("bev", "BEV.pth", f"{_RELEASES}/V2.0/BEV.pth"),
-        Checkpoint("bev-ft-agora", "BEV_ft_agora.pth", f"{_RELEASES}/V2.0/BEV_ft_agora.pth"),
-        Checkpoint("pare-hrnet32-3dpw", "pare_w_3dpw_checkpoint.ckpt", _PARE_DATA,
-                   "extract data/pare/checkpoints/pare_w_3dpw_checkpoint.ckpt from pare-github-data.zip (the PARE "
-                   f"demo default, trained with 3DPW); {_PARE_LICENCE}", lightning=True),
-        Checkpoint("pare-hrnet32", "pare_checkpoint.ckpt", _PARE_DATA,
-                   "extract data/pare/checkpoints/pare_checkpoint.ckpt from pare-github-data.zip (no 3DPW in "
-                   f"training); {_PARE_LICENCE}", lightning=True),
-    )
-}
-
-
-# Which checkpoints each estimator can run with (the first is its default), for ``doctor``.
-ESTIMATOR_CHECKPOINTS: dict[str, tuple[str, ...]] = {
-    "romp": ("romp-hrnet32", "romp-resnet50"),
-    "bev": ("bev", "bev-ft-agora"),
-    "pare": ("pare-hrnet32-3dpw", "pare-hrnet32"),
-}
+CHECKPOINTS: dict[str, Checkpoint] = all_checkpoints()  # declared with their estimators in the catalog
 
 
 def weights_dir() -> Path:
@@ -155,20 +109,9 @@ def _copy_source(source: str | os.PathLike, out: IO[bytes]) -> None:
 
 def network_for(name: str) -> torch.nn.Module:
     """The network a checkpoint belongs to (randomly initialised: used to check a file's layout)."""
-    from backend.nets.bev import BEVv1
-    from backend.nets.pare import PARE
-    from backend.nets.romp import ROMPv1
-
-    builders = {
-        "romp-hrnet32": lambda: ROMPv1("hrnet32"),
-        "romp-hrnet32-v1": lambda: ROMPv1("hrnet32"),
-        "romp-resnet50": lambda: ROMPv1("resnet50"),
-        "bev": BEVv1,
-        "bev-ft-agora": BEVv1,
-        "pare-hrnet32-3dpw": PARE,
-        "pare-hrnet32": PARE,
-    }
-    return builders[name]()
+    info = CHECKPOINTS[name]
+    module_name, class_name = info.network.split(":")
+    return getattr(importlib.import_module(module_name), class_name)(*info.network_args)
 
 
 def checkpoint_status() -> dict[str, str]:

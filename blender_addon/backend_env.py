@@ -8,11 +8,13 @@ a usable interpreter: Debian's blender reports the PATH python, the bpy module r
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from types import ModuleType
 
 ADDON_DIR = Path(__file__).resolve().parent
 BUNDLED_DIR_NAME = "bundled"
@@ -33,6 +35,22 @@ def backend_root() -> Path | None:
         if (candidate / "backend" / "__init__.py").is_file():
             return candidate
     return None
+
+
+def load_backend_file(relative: str, module_name: str) -> ModuleType | None:
+    """A backend module that needs only numpy or the standard library (the result contract, the estimator
+    catalog), loaded by file path under ``module_name``: importing the ``backend`` package would need torch,
+    which Blender's Python lacks. Loaded once; None when no backend source is there."""
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    root = backend_root()
+    if root is None or not (root / relative).is_file():
+        return None
+    spec = importlib.util.spec_from_file_location(module_name, root / relative)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # before running it: dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 def venv_python(env_dir: Path) -> Path:

@@ -5,22 +5,20 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-ESTIMATORS = [
-    ("mediapipe-fit", "MediaPipe fit", "MediaPipe landmarks fitted with the body model; needs no weights (default)"),
-    ("romp", "ROMP", "One-stage regressor; needs the ROMP checkpoint in the weights folder"),
-    ("bev", "BEV", "ROMP with relative depth, suits groups and children; needs the BEV checkpoint"),
-    ("pare", "PARE", "Part-attention regressor; weights under a research-only licence"),
-    ("crmh", "CRMH", "Coherent multi-human (Jiang et al.); weights under a research-only licence"),
-    ("lasor", "LASOR", "Keypoints + silhouettes regressor trained by the project; weights ship with it"),
-    ("dimr", "DIMR", "Dense UV completion; no public weights exist"),
-]
-# Shown in the panel as soon as the estimator is chosen: the user sees the terms before anything runs.
-WEIGHT_LICENCE_NOTES = {
-    "romp": "ROMP weights: SMPL model licence and the training datasets' terms apply",
-    "bev": "BEV weights: SMPL model licence and the training datasets' terms apply",
-    "pare": "PARE weights: research-only, non-commercial licence",
-    "crmh": "CRMH weights: research-only, non-commercial licence",
-}
+from . import backend_env
+
+
+def _estimator_catalog() -> tuple[list[tuple[str, str, str]], dict[str, str]]:
+    """The estimator menu and the weights' terms, from the backend's own catalog (loaded by path: no torch)."""
+    catalog = backend_env.load_backend_file("backend/catalog.py", "_troupe_estimator_catalog")
+    if catalog is None:  # no backend source beside the add-on: only the default, which needs no weights
+        return [("mediapipe-fit", "MediaPipe fit", "The default estimator")], {}
+    items = [(e.name, e.label, e.summary + (f" ({e.unavailable})" if e.unavailable else "")) for e in catalog.CATALOG]
+    return items, {e.name: e.terms for e in catalog.CATALOG if e.terms}
+
+
+# Shown in the panel as soon as an estimator is chosen: the user sees the weights' terms before anything runs.
+ESTIMATORS, WEIGHT_LICENCE_NOTES = _estimator_catalog()
 BODY_MODELS = [
     ("open-body", "Open body", "Built-in, licence-free SMPL-compatible body (default)"),
     ("smpl-neutral", "SMPL neutral", "Your SMPL file, installed in the add-on preferences"),

@@ -6,8 +6,6 @@ bundled or repository backend, so the add-on and the writer can never disagree a
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -24,16 +22,7 @@ class ResultError(ValueError):
 
 
 def _contract() -> ModuleType | None:
-    if _CONTRACT_MODULE in sys.modules:
-        return sys.modules[_CONTRACT_MODULE]
-    root = backend_env.backend_root()
-    if root is None:
-        return None
-    spec = importlib.util.spec_from_file_location(_CONTRACT_MODULE, root / "backend" / "result.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[_CONTRACT_MODULE] = module
-    spec.loader.exec_module(module)
-    return module
+    return backend_env.load_backend_file("backend/result.py", _CONTRACT_MODULE)
 
 
 def load_result(path: str | Path) -> dict[str, np.ndarray]:

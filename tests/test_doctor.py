@@ -37,9 +37,11 @@ def test_installed_checkpoint_makes_the_estimator_ready(tmp_path):
 
 def test_default_estimator_needs_the_shipped_lasor_weights(monkeypatch, tmp_path):
     import backend.lasor.train as lasor_train
+    from backend.catalog import estimator_info
     from backend.doctor import _estimator_weights
 
-    assert _estimator_weights("mediapipe-fit") == (True, f"shipped LASOR weights {lasor_train.DEFAULT_WEIGHTS.name}")
+    default = estimator_info("mediapipe-fit")
+    assert _estimator_weights(default) == (True, f"shipped LASOR weights {lasor_train.DEFAULT_WEIGHTS.name}")
     monkeypatch.setattr(lasor_train, "DEFAULT_WEIGHTS", tmp_path / "gone.pt")
-    ok, detail = _estimator_weights("mediapipe-fit")
+    ok, detail = _estimator_weights(default)
     assert not ok and "shipped LASOR weights missing" in detail

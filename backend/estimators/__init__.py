@@ -1,7 +1,7 @@
 """The estimator registry: names users type, and how each is created.
 
-Only estimators that really run are registered. The others from the design are listed in ``PLANNED`` so the
-command line and ``doctor`` can say plainly that they are not available yet instead of failing obscurely.
+What each estimator is, its class and its checkpoints are declared once, in :mod:`backend.catalog`;
+the ones that do not run yet are listed there too, so the command line and ``doctor`` can say plainly why.
 """
 
 from __future__ import annotations
@@ -11,41 +11,25 @@ import inspect
 from typing import Any
 
 from backend.estimators.base import Estimator, EstimatorError, FrameEstimates, PersonEstimate
-
-DEFAULT_ESTIMATOR = "mediapipe-fit"
-
-PLANNED = {
-    "crmh": "Jiang et al. (coherent multi-person R-CNN) is not implemented yet",
-    "dimr": "DIMR has no public weights or code; not available",
-}
-
-
-# name -> (module, class); modules are imported only when the estimator is used, so one estimator's heavy
-# dependencies never slow down or break another.
-REGISTERED: dict[str, tuple[str, str]] = {
-    "mediapipe-fit": ("backend.estimators.mediapipe_fit", "MediapipeFitEstimator"),
-    "romp": ("backend.estimators.romp", "RompEstimator"),
-    "bev": ("backend.estimators.bev", "BevEstimator"),
-    "pare": ("backend.estimators.pare", "PareEstimator"),
-    "lasor": ("backend.estimators.lasor", "LasorEstimator"),
-}
+from backend.catalog import DEFAULT_ESTIMATOR, available_estimators, estimator_info
 
 
 def estimator_names() -> list[str]:
-    return sorted(REGISTERED)
+    return available_estimators()
 
 
 def estimator_class(name: str) -> type:
     """The class implementing ``name``; unknown or unavailable names raise :class:`EstimatorError`."""
-    if name in REGISTERED:
-        module_name, class_name = REGISTERED[name]
+    info = estimator_info(name)
+    if info is not None and info.implementation:
+        module_name, class_name = info.implementation.split(":")
         try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
+            module = importlib.import_module(module_name)  # only when used: one estimator's heavy dependencies
+        except ImportError as exc:  # never slow down or break another
             raise EstimatorError(f"estimator {name!r} cannot be loaded: {exc}") from exc
         return getattr(module, class_name)
-    if name in PLANNED:
-        raise EstimatorError(f"estimator {name!r} is not available: {PLANNED[name]}")
+    if info is not None:
+        raise EstimatorError(f"estimator {name!r} is not available: {info.unavailable}")
     raise EstimatorError(f"unknown estimator {name!r}; available: {', '.join(estimator_names())}")
 
 
