@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import signal
 import sys
 import threading
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from backend import __version__
+from backend.doctor import INSTALL_HINT
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,7 +70,9 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     bench.add_argument("--estimator", default="romp", choices=("romp",))
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark (--device, --batch-sizes)")
     bench.set_defaults(handler=_run_bench)
-    if next((arg for arg in argv if not arg.startswith("-")), None) not in _LIGHT_COMMANDS:
+    if not _has_torch():
+        parser.epilog = f"torch is not installed here, so reconstruct and the research tools cannot run: {INSTALL_HINT}"
+    elif next((arg for arg in argv if not arg.startswith("-")), None) not in _LIGHT_COMMANDS:
         from backend import occlusion
         from backend.evaluation.cli import add_parser as add_eval_parser, add_people_parser
 
@@ -78,6 +82,13 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="JSON-lines service on stdin/stdout (used by the Blender add-on)")
     serve.set_defaults(handler=_run_serve)
     return parser
+
+
+def _has_torch() -> bool:
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # a broken install is as good as none here
+        return False
 
 
 def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
@@ -174,6 +185,10 @@ def _run_models_install(args: argparse.Namespace) -> int:
 
 def _run_reconstruct(args: argparse.Namespace) -> int:
     values = _checked_reconstruct_options(args)  # before torch is imported: a bad value fails in a second
+    if not _has_torch():
+        from backend.errors import EstimatorError
+
+        raise EstimatorError(f"torch is not installed in this environment: {INSTALL_HINT}")
     from backend.pipeline import ReconstructOptions, reconstruct
 
     if args.debug:

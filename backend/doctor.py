@@ -15,6 +15,10 @@ from typing import Callable, TextIO
 from backend.catalog import CATALOG, DEFAULT_ESTIMATOR, EstimatorInfo
 
 
+INSTALL_HINT = ("pip install -r backend/requirements.txt in the backend's environment (in Blender: Create Backend "
+                "Environment in the add-on's preferences)")
+
+
 @dataclass
 class Check:
     name: str
@@ -85,13 +89,16 @@ def _torch_check() -> Check:
     try:
         import torch
     except ImportError as exc:
-        return Check("torch", False, f"not importable: {exc}")
+        return Check("torch", False, f"not importable ({exc}): {INSTALL_HINT}")
     build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU build"
     return Check("torch", True, f"{torch.__version__} ({build})")
 
 
 def _cuda_check() -> Check:
-    import torch
+    try:
+        import torch
+    except ImportError:
+        return Check("cuda", False, "needs torch (see above)", required=False)
 
     if not torch.cuda.is_available():
         reason = "torch is a CPU build" if torch.version.cuda is None else "no CUDA device visible"
