@@ -24,7 +24,8 @@ TORCH_INDEX = {
     "cuda": "https://download.pytorch.org/whl/cu128",
 }
 # Used only when neither the bundled pyproject.toml nor requirements.txt is found.
-FALLBACK_REQUIREMENTS = ["numpy<2", "torch", "mediapipe==0.10.21", "scipy", "tqdm"]
+FALLBACK_REQUIREMENTS = ["numpy<2; python_version < '3.13'", "torch", "mediapipe==0.10.21; python_version < '3.13'",
+                         "mediapipe==1.2.3; python_version >= '3.13'", "scipy", "tqdm"]
 
 
 def backend_root() -> Path | None:
