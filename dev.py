@@ -3,7 +3,8 @@
 
     python3 dev.py demo    set up .venv only, reconstruct real footage, write a .blend and a PNG render into out/
     python3 dev.py test    set up the environments, run the whole test suite (Blender 4.5), then the add-on
-                           tests again on Blender 5.0 and on 4.2 LTS
+                           tests again on Blender 5.0 and on 4.2 LTS, then the add-on's Create Environment recipe
+                           on Python 3.13 (Blender 5.1+), timed (marker python313_env: a few minutes, network)
     python3 dev.py setup   only create / update the environments (idempotent; skipped when up to date)
 """
 
@@ -13,6 +14,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -23,6 +25,7 @@ ENVIRONMENTS = {  # folder -> requirement file
     ".venv-bpy5": "requirements-bpy5.txt",
     ".venv-bpy42": "requirements-bpy42.txt",
 }
+PYTHON313_MARKER = "python313_env"  # its own step of `test` (tests/test_backend_env_python313.py)
 ADDON_BLENDERS = {".venv-bpy5": "Blender 5.0", ".venv-bpy42": "Blender 4.2 LTS"}  # add-on tests run again here
 
 
@@ -78,15 +81,25 @@ def setup(environments: tuple[str, ...] = tuple(ENVIRONMENTS)) -> Path:
 
 def test(pytest_args: list[str]) -> int:
     python = setup()
-    first = subprocess.run([str(python), "-m", "pytest", *pytest_args], cwd=ROOT).returncode
+    if pytest_args:
+        return subprocess.run([str(python), "-m", "pytest", *pytest_args], cwd=ROOT).returncode
+    codes = [subprocess.run([str(python), "-m", "pytest", "-m", f"not {PYTHON313_MARKER}"], cwd=ROOT).returncode]
     addon_tests = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_addon_*.py"))
-    if not addon_tests or pytest_args:
-        return first
-    codes = [first]
     for env, blender in ADDON_BLENDERS.items():
         print(f"\n=== add-on tests again on {blender} ({env}) ===", flush=True)
         codes.append(subprocess.run([str(python_in(env)), "-m", "pytest", *addon_tests], cwd=ROOT).returncode)
+    codes.append(python313_step(python))
     return next((code for code in codes if code), 0)
+
+
+def python313_step(python: Path) -> int:
+    """The add-on's environment recipe on Python 3.13, apart: it downloads torch (GBs) and takes minutes."""
+    print("\n=== Create Environment on Python 3.13 (Blender 5.1+), reconstructing a photo there ===", flush=True)
+    started = time.monotonic()
+    code = subprocess.run([str(python), "-m", "pytest", "-m", PYTHON313_MARKER, "tests/test_backend_env_python313.py"],
+                          cwd=ROOT).returncode
+    print(f"=== Python 3.13 environment step: {time.monotonic() - started:.0f} s ===", flush=True)
+    return code
 
 
 def demo() -> int:
