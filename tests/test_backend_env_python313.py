@@ -6,7 +6,8 @@ The commands are the add-on's own (``backend_env.create_env_commands``), run by 
 setting: PyTorch's index cannot be reached from CI machines, so ``$TROUPE_TORCH_INDEX_URL`` (default here: PyPI)
 gives the same torch version from the package registry (a CUDA build on Linux: about 4.7 GB, ~2 minutes here).
 
-Minutes, and network: ``dev.py test`` runs it as its own step (marker ``python313_env``). The interpreter is
+Minutes, and network: ``dev.py test`` runs it as a step of its own, beside the main suite (marker
+``python313_env``). The interpreter is
 ``$TROUPE_TEST_PYTHON313``, else ``python3.13`` on PATH, else pyenv's 3.13.
 """
 
