@@ -3,9 +3,11 @@
 
     python3 dev.py demo    set up .venv only, reconstruct real footage, write a .blend and a PNG render into out/
     python3 dev.py test    set up the environments, run the whole test suite (Blender 4.5), then the add-on
-                           tests again on Blender 5.0 and on 4.2 LTS; beside them, the add-on's Create Environment
-                           recipe on Python 3.13 (Blender 5.1+) (marker python313_env: a few minutes, network)
+                           tests again on Blender 5.0 and on 4.2 LTS
     python3 dev.py setup   only create / update the environments (idempotent; skipped when up to date)
+
+`test` also runs, beside the suite, the add-on's Create Environment recipe on Python 3.13 (Blender 5.1+) for real
+(marker python313_env; a few minutes, network).
 """
 
 from __future__ import annotations
