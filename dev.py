@@ -82,21 +82,6 @@ def setup(environments: tuple[str, ...] = tuple(ENVIRONMENTS)) -> Path:
     return python
 
 
-def test(pytest_args: list[str]) -> int:
-    python = setup()
-    if pytest_args:
-        return subprocess.run([str(python), "-m", "pytest", *pytest_args], cwd=ROOT).returncode
-    with tempfile.TemporaryFile("w+") as python313_log:
-        python313 = start_python313_step(python, python313_log)
-        codes = [subprocess.run([str(python), "-m", "pytest", "-m", f"not {PYTHON313_MARKER}"], cwd=ROOT).returncode]
-        addon_tests = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_addon_*.py"))
-        for env, blender in ADDON_BLENDERS.items():
-            print(f"\n=== add-on tests again on {blender} ({env}) ===", flush=True)
-            codes.append(subprocess.run([str(python_in(env)), "-m", "pytest", *addon_tests], cwd=ROOT).returncode)
-        codes.append(finish_python313_step(python313, python313_log))
-    return next((code for code in codes if code), 0)
-
-
 def start_python313_step(python: Path, log) -> subprocess.Popen:
     """The add-on's environment recipe on Python 3.13, started beside the main suite: it mostly waits on pip
     (torch from the registry, GBs) for a few minutes, which would otherwise add to the whole run."""
@@ -115,6 +100,21 @@ def finish_python313_step(process: subprocess.Popen, log) -> int:
     print(f"=== Python 3.13 step: exit code {code}; waited {time.monotonic() - waited:.0f} s for it after the "
           "other tests ===", flush=True)
     return code
+
+
+def test(pytest_args: list[str]) -> int:
+    python = setup()
+    if pytest_args:
+        return subprocess.run([str(python), "-m", "pytest", *pytest_args], cwd=ROOT).returncode
+    with tempfile.TemporaryFile("w+") as python313_log:
+        python313 = start_python313_step(python, python313_log)
+        codes = [subprocess.run([str(python), "-m", "pytest", "-m", f"not {PYTHON313_MARKER}"], cwd=ROOT).returncode]
+        addon_tests = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_addon_*.py"))
+        for env, blender in ADDON_BLENDERS.items():
+            print(f"\n=== add-on tests again on {blender} ({env}) ===", flush=True)
+            codes.append(subprocess.run([str(python_in(env)), "-m", "pytest", *addon_tests], cwd=ROOT).returncode)
+        codes.append(finish_python313_step(python313, python313_log))
+    return next((code for code in codes if code), 0)
 
 
 def demo() -> int:
