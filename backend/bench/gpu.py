@@ -5,7 +5,7 @@ single unattended command of at most five minutes, written as ``gpu_check.json``
 
 Cases run in order of importance; one that the remaining budget cannot hold is skipped with a note, one that
 fails is recorded with its error, and the report is rewritten after every case. ``--quick --device cpu`` is the
-CI smoke run: batches 1 and 2, one repeat, ROMP at a 128-pixel input, no targets enforced. Weights are random
+CI smoke run: batches 1 and 2, one repeat, ROMP at a 64-pixel input, no targets enforced. Weights are random
 (seeded) in the official layouts: speed with random weights equals speed with trained ones except where work
 depends on the data, the number of centres above the threshold, which is therefore forced (see gpu_cases).
 """
@@ -71,8 +71,8 @@ def settings_for(args: argparse.Namespace, workdir: Path, budget: Budget) -> cas
         batches=QUICK_BATCHES if quick else GPU_BATCHES,
         precisions=("fp32",) if quick else ("bf16", "fp16", "fp32"),
         repeats=1 if quick else 3, warmup=0 if quick else 1, min_seconds=0.0 if quick else 0.3,
-        romp_input=128 if quick else 512, people=8 if not quick else 4,
-        clip_frames=4 if quick else 256, fit_frames=2 if quick else 24,
+        romp_input=64 if quick else 512, people=8 if not quick else 4,
+        clip_frames=3 if quick else 256, fit_frames=1 if quick else 24,
     )
 
 

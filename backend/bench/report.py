@@ -86,7 +86,10 @@ class Report:
         try:
             with _alarm(budget.left()):
                 fn(case)
-            case.status = "mismatch" if any(r.get("ok") is False for r in case.rows) else "ok"
+            if not case.rows:  # the case decided not to run here (its note says why)
+                case.status = "skipped"
+            else:
+                case.status = "mismatch" if any(r.get("ok") is False for r in case.rows) else "ok"
         except Exception as exc:  # noqa: BLE001 - one case's failure is recorded, the rest still run
             case.status = "error"
             case.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
@@ -123,7 +126,8 @@ def markdown(data: dict) -> str:
         lines += _table(c["rows"])
         lines += [f"- {n}" for n in c["notes"]]
         if c["profile"]:
-            lines += ["", "Top kernels by CUDA time:", ""] + _table(c["profile"])
+            lines += ["", "Profile: top kernels by device time (CPU time on the CPU); rows named host: are Python "
+                      "functions by own time (cProfile)", ""] + _table(c["profile"])
     return "\n".join(lines) + "\n"
 
 

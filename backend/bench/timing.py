@@ -84,18 +84,19 @@ def _is_kernel(event: Any) -> bool:
     return device_type is not None and "CUDA" in str(device_type) and getattr(event, "self_device_time_total", 1) > 0
 
 
-def forward_flops(net: torch.nn.Module, images: torch.Tensor, dtype: torch.dtype | None) -> float:
-    """FLOPs of one forward pass of ``net`` on ``images`` (torch.utils.flop_counter: 2 per multiply-add of the
-    convolutions and matrix products; elementwise work is not counted)."""
+def forward_flops(make_net: Callable[[], torch.nn.Module], input_shape: tuple[int, ...]) -> float:
+    """FLOPs of one forward pass of the network ``make_net()`` builds, on an input of ``input_shape``
+    (torch.utils.flop_counter: 2 per multiply-add of the convolutions and matrix products; elementwise work is
+    not counted). Built and run on the meta device: shapes only, no arithmetic, so it costs nothing anywhere;
+    the count does not depend on the dtype."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    with torch.device("meta"):
+        net = make_net().eval()
+        images = torch.zeros(input_shape)
     counter = FlopCounterMode(display=False)
     with torch.inference_mode(), counter:
-        if dtype is None:
-            net(images)
-        else:
-            with torch.autocast(images.device.type, dtype=dtype):
-                net(images)
+        net(images)
     return float(counter.get_total_flops())
 
 
