@@ -36,16 +36,16 @@ QUICK_BATCHES = (1, 2)
 PLAN: list[tuple[str, str, Callable[..., None], float, float]] = [
     ("letterbox", "Letterbox: device vs cv2", cases.letterbox_case, 3, 2),
     ("romp_correctness", "ROMP HRNet-32: device vs CPU, autocast vs fp32", cases.romp_correctness_case, 15, 8),
-    ("romp_speed", "ROMP HRNet-32 speed", partial(cases.speed_case, model="romp-hrnet32"), 60, 5),
+    ("romp_speed", "ROMP HRNet-32 speed", partial(cases.speed_case, model="romp-hrnet32", cap_s=70), 60, 5),
     ("romp_flops", "ROMP HRNet-32: FLOPs and share of the bf16 peak", cases.flops_case, 5, 2),
-    ("bev_speed", "BEV speed", partial(cases.speed_case, model="bev"), 50, 10),
+    ("bev_speed", "BEV speed", partial(cases.speed_case, model="bev", cap_s=55), 50, 10),
     ("clip_romp", "Clip pipeline with ROMP", cases.clip_romp_case, 25, 5),
     ("bev_correctness", "BEV: device vs CPU, autocast vs fp32", cases.bev_correctness_case, 15, 12),
     ("fit_speed", "Default fit + coherence: device vs CPU speed", cases.fit_speed_case, 45, 10),
     ("fit_correctness", "Default fit and coherence: device vs CPU", cases.fit_correctness_case, 20, 8),
     ("pare_correctness", "PARE: device vs CPU, autocast vs fp32", cases.pare_correctness_case, 10, 5),
     ("lasor_correctness", "People finder and LASOR: device vs CPU, autocast", cases.lasor_correctness_case, 15, 8),
-    ("resnet_speed", "ROMP ResNet-50 speed", partial(cases.speed_case, model="romp-resnet50"), 30, 3),
+    ("resnet_speed", "ROMP ResNet-50 speed", partial(cases.speed_case, model="romp-resnet50", cap_s=30), 30, 3),
     ("compile", "torch.compile of ROMP HRNet-32", cases.compile_case, 90, 0),
 ]
 

@@ -52,8 +52,9 @@ def peak_memory(device: torch.device, into: dict) -> Iterator[None]:
 
 
 def top_kernels(step: Callable[[], Any], device: torch.device, count: int = 15) -> list[dict]:
-    """torch.profiler over two calls of ``step``: the ``count`` kernels/ops with the most device time (CPU time
-    on the CPU), as report rows."""
+    """torch.profiler over two calls of ``step`` (after one untimed call): on CUDA the ``count`` kernels with
+    the most device time, on the CPU the ``count`` operators with the most own CPU time, as report rows
+    (``share``: of all kernels' device time, or of all operators' CPU time)."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
@@ -63,25 +64,32 @@ def top_kernels(step: Callable[[], Any], device: torch.device, count: int = 15) 
         for _ in range(2):
             step()
         sync(device)
-    events = prof.key_averages()
-    attr = "device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    events = list(prof.key_averages())
+    if device.type == "cuda":
+        kernels = [e for e in events if _is_kernel(e)]
+        events = kernels or events  # older profilers do not mark device events: then the operators' totals
+        time_of = (lambda e: _attr(e, "self_device_time_total", "self_cuda_time_total")) if kernels else (
+            lambda e: _attr(e, "device_time_total", "cuda_time_total"))
+    else:
+        time_of = lambda e: _attr(e, "self_cpu_time_total")  # noqa: E731
+    ranked = sorted((e for e in events if time_of(e) > 0), key=time_of, reverse=True)
+    total = sum(time_of(e) for e in ranked) or 1.0
+    return [{"name": e.key[:90], "calls": int(e.count), "ms_per_step": time_of(e) / 1000 / 2,
+             "share": time_of(e) / total} for e in ranked[:count]]
 
-    def total(e: Any) -> float:
-        return float(getattr(e, attr, 0.0) or getattr(e, "cuda_time_total", 0.0) or 0.0)
 
-    ranked = sorted((e for e in events if total(e) > 0), key=total, reverse=True)
-    grand = sum(total(e) for e in ranked if device.type != "cuda" or _is_kernel(e)) or 1.0
-    rows = []
-    for e in ranked[:count]:
-        rows.append({"name": e.key[:90], "calls": int(e.count), "ms_per_step": total(e) / 1000 / 2,
-                     "share": total(e) / grand})
-    return rows
+def _attr(event: Any, *names: str) -> float:
+    for name in names:
+        value = getattr(event, name, None)
+        if value is not None:
+            return float(value)
+    return 0.0
 
 
 def _is_kernel(event: Any) -> bool:
-    """Device-side kernels, not the host ops that launch them (whose device totals include their kernels)."""
-    device_type = getattr(event, "device_type", None)
-    return device_type is not None and "CUDA" in str(device_type) and getattr(event, "self_device_time_total", 1) > 0
+    """A device-side kernel (or memcpy/memset), not a host operator whose device total includes its kernels."""
+    return "CUDA" in str(getattr(event, "device_type", "")) and _attr(event, "self_device_time_total",
+                                                                        "self_cuda_time_total") > 0
 
 
 def forward_flops(make_net: Callable[[], torch.nn.Module], input_shape: tuple[int, ...]) -> float:
@@ -148,6 +156,8 @@ class GraphedForward(torch.nn.Module):
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> Any:
+    """Autocast without its cast-weights cache: cached casts made during capture would be freed after it while
+    the graph still reads them (PyTorch's CUDA-graph notes)."""
     from contextlib import nullcontext
 
-    return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+    return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype, cache_enabled=False)
