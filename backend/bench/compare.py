@@ -5,7 +5,8 @@ report, so a reader sees what "agrees" meant.
 Why these numbers: CUDA convolutions use TF32 by default (torch.backends.cudnn.allow_tf32), whose 10-bit
 mantissa gives relative errors around 1e-3 per layer, so a deep HRNet's fp32 maps differ from the CPU's by
 about 1e-3 to 1e-2 in relative L2; bf16 (8-bit mantissa) and fp16 (11 bits, but autocast keeps reductions in
-fp32) give a few 1e-2. The letterbox bounds are the measured cv2 fixed-point rounding (tests/test_romp.py).
+fp32) give a few 1e-2. With TF32 off ("fp32-strict") only the summation order differs: about 1e-5 to 1e-4.
+These are first estimates: the first CUDA run shows the real margins. The letterbox bounds are the measured cv2 fixed-point rounding (tests/test_romp.py).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class Tolerance:
 
 
 TOLERANCES: dict[str, Tolerance] = {
-    "fp32": Tolerance(rel_l2=1e-2, median_px=1.0, max_px=8.0, transl_rel=0.01),  # device (TF32 convs) vs CPU
+    "fp32": Tolerance(rel_l2=2e-2, median_px=1.0, max_px=8.0, transl_rel=0.01),  # device (TF32 convs) vs CPU
+    "fp32-strict": Tolerance(rel_l2=1e-3),  # device with TF32 off vs CPU: only summation order differs
     "bf16": Tolerance(rel_l2=0.08, median_px=8.0, max_px=60.0, transl_rel=0.05, count_diff=1),  # vs device fp32
     "fp16": Tolerance(rel_l2=0.03, median_px=4.0, max_px=40.0, transl_rel=0.03, count_diff=1),
     "fit": Tolerance(rel_l2=0.05, median_px=6.0, max_px=60.0, transl_rel=0.05, count_diff=1),  # nearby minima

@@ -13,9 +13,10 @@ import cProfile
 import pstats
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -160,6 +161,82 @@ def _per_frame(frame: torch.Tensor, joints2d: torch.Tensor, transl: torch.Tensor
     return out
 
 
+@contextmanager
+def strict_fp32() -> Iterator[None]:
+    """TF32 off for convolutions and matrix products (CUDA's fp32 defaults to TF32 convolutions)."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def _strict_rows(settings: Settings, est: Any, images: torch.Tensor, reference: dict[str, torch.Tensor]) -> list:
+    """On CUDA: the device's maps with TF32 off against the CPU's (``reference``: name -> CPU map)."""
+    if not settings.cuda:
+        return []
+    with strict_fp32():
+        maps = _net_maps(est, images)
+    if isinstance(maps, tuple):
+        maps = dict(zip(reference, maps))
+    return [compare_tensors(f"fp32 with TF32 off: {name} vs CPU fp32", ref, maps[name], TOLERANCES["fp32-strict"])
+            for name, ref in reference.items()]
+
+
+class AutocastModule(torch.nn.Module):
+    """``net`` run under autocast ``dtype`` with float32 outputs, as the one-stage estimators scope autocast to
+    their network (what follows the network stays fp32). Attributes fall through to ``net``."""
+
+    def __init__(self, net: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.net, self.device_type, self.dtype = net, device.type, dtype
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        with torch.autocast(self.device_type, dtype=self.dtype):
+            out = self.net(*args, **kwargs)
+        return _to_float(out)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.net, name)
+
+
+def _to_float(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.float() if value.is_floating_point() else value
+    if isinstance(value, dict):
+        return {k: _to_float(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_float(v) for v in value)
+    return value
+
+
+@contextmanager
+def finder_autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
+    """The people finder's networks (``backend.detection.runtime.Network``) under autocast ``dtype`` with
+    float32 outputs, for this block only; a no-op for fp32."""
+    from backend.detection.runtime import Network
+
+    if dtype is None:
+        yield
+        return
+    original = Network.__call__
+
+    def call(self: Any, x: torch.Tensor) -> Any:
+        with torch.autocast(device.type, dtype=dtype):
+            out = original(self, x)
+        return _to_float(out)
+
+    Network.__call__ = call  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Network.__call__ = original  # type: ignore[method-assign]
+
+
 def _net_maps(estimator: Any, images: torch.Tensor) -> Any:
     from backend.estimators.one_stage import autocast
 
@@ -201,6 +278,7 @@ def romp_correctness_case(settings: Settings, case: Case, model: str = "romp-hrn
         case.rows.append(compare_tensors(f"{precision} parameter maps vs {label}", against[1], params, tol))
         if precision == "fp32":
             device_fp32 = (center, params)
+            case.rows += _strict_rows(settings, est, images, {"centre map": ref_center, "parameter maps": ref_params})
             case.rows.append(_parsing_row(parse_centers_2d, ref_center, est, (ref_frame, ref_flat, ref_score)))
         people = people_at_reference_centres(est, params)
         base = ref_people if precision == "fp32" else fp32_people
@@ -284,6 +362,8 @@ def bev_correctness_case(settings: Settings, case: Case) -> None:
         for key in ("center_3d", "cam_3d", "features"):
             case.rows.append(compare_tensors(f"{precision} {key} vs {label}", base_maps[key], maps[key], tol))
         if precision == "fp32":
+            case.rows += _strict_rows(settings, est, images, {k: ref_maps[k] for k in ("center_3d", "cam_3d",
+                                                                                        "features")})
             case.rows.append(_parsing_row(parse_centers_3d, ref_maps["center_3d"], est,
                                           (ref_frame, ref_zyx, ref_score)))
         found = people(est, maps)
@@ -360,18 +440,33 @@ def lasor_correctness_case(settings: Settings, case: Case) -> None:
     ref = reference.estimate(frames, camera, found=found)
     fp32 = on_device.estimate(frames, camera, found=found)
     case.rows.append(compare_people("fp32 LASOR people vs CPU (same detections)", ref, fp32, TOLERANCES["fp32"]))
+    regressor = on_device.regressor
     for precision in _correctness_precisions(settings, networks=False)[1:]:
-        with torch.autocast(settings.device.type, dtype=DTYPES[precision]):
+        dtype = DTYPES[precision]
+        try:
+            with finder_autocast(settings.device, dtype):
+                low_found = on_device.find_people(frames, new_shot=True)
+            case.rows.append(compare_people(f"{precision} autocast people finder landmarks vs device fp32",
+                                            _finder_people(device_found), _finder_people(low_found),
+                                            TOLERANCES["finder"]))
+            on_device.regressor = AutocastModule(regressor, settings.device, dtype)
             low = on_device.estimate(frames, camera, found=found)
-        case.rows.append(compare_people(f"{precision} autocast LASOR people vs device fp32", fp32, low,
-                                        TOLERANCES[precision]))
-    case.notes.append(f"frames: {source}; the finder runs ONNX Runtime on the CPU and torch on CUDA")
+            case.rows.append(compare_people(f"{precision} autocast LASOR people vs device fp32", fp32, low,
+                                            TOLERANCES[precision]))
+        except Exception as exc:  # noqa: BLE001 - a precision that cannot run is a finding, the others still run
+            case.rows.append({"what": f"{precision} autocast", "error": f"{type(exc).__name__}: {exc}"[:300],
+                              "ok": False})
+        finally:
+            on_device.regressor = regressor
+    case.notes.append(f"frames: {source}; the finder runs ONNX Runtime on the CPU and torch on CUDA; autocast "
+                      "covers the networks (finder, regressor), what follows them stays fp32")
 
 
 def fit_correctness_case(settings: Settings, case: Case) -> None:
-    """The default estimator (mediapipe-fit) on the device against the CPU, and coherence's refinement of the
-    same people with the body model on the device against the CPU. The fit itself runs on the CPU by design
-    (tiny tensors); on the device only the people finder runs there, so the fit differs only through it."""
+    """The default estimator (mediapipe-fit) on the device against the CPU, and with its people finder's networks
+    under bf16 autocast against device fp32; coherence's refinement of the same people with the body model on
+    the device against the CPU. The fit itself runs on the CPU in float32 by design (tiny tensors): on the
+    device only the people finder runs there, so the fit differs only through it."""
     from backend.coherence import refine_people
     from backend.estimators import create_estimator
 
@@ -380,9 +475,15 @@ def fit_correctness_case(settings: Settings, case: Case) -> None:
     cpu = torch.device("cpu")
     options = settings.finder_options
     reference = create_estimator("mediapipe-fit", settings.body(cpu), cpu, **options).estimate(frames, camera)
-    found = (create_estimator("mediapipe-fit", settings.body(settings.device), settings.device, **options)
-             .estimate(frames, camera) if settings.cuda else reference)
-    case.rows.append(compare_people("mediapipe-fit people, device vs CPU", reference, found, TOLERANCES["fit"]))
+    found = reference
+    for precision in ("fp32",) + (("bf16",) if settings.cuda else ()):
+        label = "CPU" if precision == "fp32" else "device fp32"
+        with finder_autocast(settings.device, DTYPES[precision]):
+            people = (create_estimator("mediapipe-fit", settings.body(settings.device), settings.device, **options)
+                      .estimate(frames, camera) if settings.cuda else reference)
+        case.rows.append(compare_people(f"mediapipe-fit people, device {precision} vs {label}",
+                                        reference if precision == "fp32" else found, people, TOLERANCES["fit"]))
+        found = people if precision == "fp32" else found
     crowded = max(reference, key=len)
     if len(crowded) < 2:
         case.notes.append("coherence not compared: no frame with two people")
