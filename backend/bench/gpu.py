@@ -50,6 +50,24 @@ PLAN: list[tuple[str, str, Callable[..., None], float, float]] = [
 ]
 
 
+# Host work in the CUDA hot paths, read off the code (not yet measured on a GPU): where to look first when a
+# target is missed. The report carries these notes next to the figures.
+HOT_PATH_NOTES = (
+    "preprocess (one_stage.py): np.stack then pin_memory() copies each batch twice on the host before the "
+    "upload; stacking straight into a pinned buffer would save one copy (about 100 MB a batch of 128 at 512)",
+    "centre parsing (centermaps._topk) and People.keep use boolean masks and nonzero: a few host syncs per "
+    "batch (not per person); BEV's frame_slots reads counts.max() and post_process calls nonzero again",
+    "People.split builds one PersonEstimate per person in Python after a single device-to-host copy: about "
+    "1000 objects per batch of 128 frames with 8 people",
+    "the camera solve (camera.solve_translation) no longer syncs: linalg.solve_ex instead of linalg.solve",
+    "the pipeline decodes frames on the main thread between batches (no overlap of decode and upload with the "
+    "GPU's work) and hands the estimator chunks of ReconstructOptions.chunk_size frames (8; the command line "
+    "cannot change it): ROMP and BEV then run batch 8 (the clip case here uses 64)",
+    "mediapipe-fit's fit runs on the CPU by design (fitting/body_points.py): on CUDA only its people finder "
+    "and coherence move to the GPU, so a 10x speed-up of the whole is not expected from the device alone",
+)
+
+
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m backend bench gpu", description=__doc__.strip().splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("out/gpu_check"), help="folder for the two report files")
@@ -104,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="troupe-gpu-check-") as tmp:
         settings = settings_for(args, Path(tmp), budget)
         report = Report(args.out, context(settings, args))
+        report.notes += [f"hot path: {n}" for n in HOT_PATH_NOTES]
         if settings.device.type != "cuda":
             report.notes.append("no CUDA device: the device runs are CPU runs, CUDA graphs are not tried and no "
                                 "target is enforced")
