@@ -157,3 +157,35 @@ def test_bench_command_line_routes_names(monkeypatch: pytest.MonkeyPatch) -> Non
     assert cli.main(["bench", "--estimator", "romp"]) == 0  # the older form
     assert calls == [("gpu", ["--quick", "--device", "cpu"]), ("romp", ["--device", "cpu"]), ("romp", [])]
     assert cli.main(["bench", "nope"]) == 1
+
+
+def test_autocast_module_scopes_autocast_to_the_network() -> None:
+    from backend.bench.gpu_cases import AutocastModule
+
+    net = torch.nn.Linear(4, 3)
+    net.config = "kept"  # type: ignore[assignment]
+    wrapped = AutocastModule(net, torch.device("cpu"), torch.bfloat16)
+    x = torch.randn(5, 4)
+    out = wrapped(x)
+    assert out.dtype == torch.float32 and wrapped.config == "kept"
+    assert list(wrapped.parameters()) == list(net.parameters())
+    assert compare_tensors("bf16", net(x), out, TOLERANCES["bf16"])["ok"]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_graphed_forward_replays_the_eager_network() -> None:
+    from backend.bench.timing import GraphedForward
+    from backend.nets.romp import ROMPv1
+
+    device = torch.device("cuda")
+    net = ROMPv1("resnet50").eval().to(device)
+    images = torch.rand(2, 512, 512, 3, device=device) * 255
+    graphed = GraphedForward(net, tuple(images.shape), device, None)
+    with torch.inference_mode():
+        eager = net(images)
+        replayed = graphed(images)
+        other = graphed(images[:1])  # another shape: the eager module
+    for a, b in zip(eager, replayed):
+        assert compare_tensors("graph", a, b, TOLERANCES["fp32-strict"])["ok"]
+    assert other[0].shape[0] == 1 and graphed.backbone_name == "resnet50"

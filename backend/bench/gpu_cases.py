@@ -542,6 +542,7 @@ def speed_case(settings: Settings, case: Case, model: str, cap_s: float = 60.0) 
                         best[precision] = (fps, {"mode": mode, "batch": batch, "net": est.net})
                 except Exception as exc:  # noqa: BLE001 - one cell's failure (a graph capture, memory) is a row
                     row["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                    row["ok"] = False  # shown, and the case marked, while the other cells still run
                     if settings.cuda:
                         torch.cuda.empty_cache()
                 case.rows.append(row)

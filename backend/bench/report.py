@@ -21,8 +21,9 @@ STATUSES = ("ok", "mismatch", "error", "skipped")
 
 @dataclass
 class Case:
-    """One case's outcome. ``status``: ok (ran, every comparison within tolerance), mismatch (ran, a comparison
-    outside it), error (raised: ``error`` says what), skipped (``note`` says why)."""
+    """One case's outcome. ``status``: ok (ran, every comparison within tolerance), mismatch (ran, a row with
+    ``ok`` false: a comparison outside its tolerance, or one measurement that failed and says why), error
+    (raised: ``error`` says what), skipped (``notes`` say why)."""
 
     name: str
     title: str
