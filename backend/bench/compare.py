@@ -6,7 +6,8 @@ Why these numbers: CUDA convolutions use TF32 by default (torch.backends.cudnn.a
 mantissa gives relative errors around 1e-3 per layer, so a deep HRNet's fp32 maps differ from the CPU's by
 about 1e-3 to 1e-2 in relative L2; bf16 (8-bit mantissa) and fp16 (11 bits, but autocast keeps reductions in
 fp32) give a few 1e-2. With TF32 off ("fp32-strict") only the summation order differs: about 1e-5 to 1e-4.
-These are first estimates: the first CUDA run shows the real margins. The letterbox bounds are the measured cv2 fixed-point rounding (tests/test_romp.py).
+These are first estimates: the first CUDA run shows the real margins. The letterbox bounds are the measured
+cv2 fixed-point rounding (tests/test_romp.py).
 """
 
 from __future__ import annotations

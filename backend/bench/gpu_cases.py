@@ -288,7 +288,8 @@ def romp_correctness_case(settings: Settings, case: Case, model: str = "romp-hrn
             fp32_people = people
             found = est.estimate(frames, camera)
             case.rows.append({"what": "fp32 estimate() end to end (device letterbox)",
-                              "people": sum(len(f) for f in found), "reference people": sum(len(f) for f in ref_people)})
+                              "people": sum(len(f) for f in found),
+                              "reference people": sum(len(f) for f in ref_people)})
     case.notes.append(f"{model}, input {settings.romp_input}, frames: {source}; random weights in the official "
                       f"layout; the top {settings.people} centres of each frame are taken (threshold below every "
                       "score)")
@@ -684,7 +685,8 @@ def clip_romp_case(settings: Settings, case: Case) -> None:
                       "forced per frame")
     if met is False:
         short = min(settings.clip_frames, 2 * chunk)
-        step = lambda: _reconstruct_fps(settings, clip, short, settings.device, "romp", options, chunk, False)  # noqa: E731
+        step = lambda: _reconstruct_fps(settings, clip, short, settings.device,  # noqa: E731
+                                        "romp", options, chunk, False)
         case.profile = top_kernels(step, settings.device) + _host_profile(step)
 
 
