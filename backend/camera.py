@@ -105,4 +105,5 @@ def solve_translation(joints: torch.Tensor, pixels: torch.Tensor, intrinsics: to
     aw = a * w[..., None]
     lhs = aw.transpose(1, 2) @ a
     rhs = (aw.transpose(1, 2) @ b[..., None])[..., 0]
-    return torch.linalg.solve(lhs.double(), rhs.double()).to(joints.dtype)
+    # solve_ex: linalg.solve would check for singular systems on the host, one CUDA sync per batch
+    return torch.linalg.solve_ex(lhs.double(), rhs.double())[0].to(joints.dtype)

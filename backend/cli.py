@@ -66,9 +66,12 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     _add_body(commands)
     _add_weights(commands)
     _add_models(commands)
-    bench = commands.add_parser("bench", help="speed benchmark of an estimator (frames/s against a naive loop)")
-    bench.add_argument("--estimator", default="romp", choices=("romp",))
-    bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark (--device, --batch-sizes)")
+    bench = commands.add_parser(
+        "bench", help="benchmarks: romp (frames/s against a naive loop), gpu (the one-command GPU check)",
+        description="python -m backend bench romp [--device ...] | python -m backend bench gpu [--out DIR] "
+                    "[--clip VIDEO] [--budget-s 280] [--quick] (each benchmark's --help lists its options)")
+    bench.add_argument("--estimator", default=None, choices=("romp",), help="same as naming romp (older form)")
+    bench.add_argument("rest", nargs=argparse.REMAINDER, help="the benchmark's name (romp | gpu), then its options")
     bench.set_defaults(handler=_run_bench)
     if not _has_torch():
         parser.epilog = f"torch is not installed here, so reconstruct and the research tools cannot run: {INSTALL_HINT}"
@@ -345,9 +348,17 @@ def _run_weights_install(args: argparse.Namespace) -> int:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from backend.bench import run_benchmark
+    """``bench NAME [options]``; ``bench --estimator romp [options]`` and plain ``bench [options]`` run romp."""
+    from backend.bench import BENCHMARKS, run_benchmark
+    from backend.errors import OptionError
 
-    return run_benchmark(args.estimator, args.rest)
+    rest = list(args.rest)
+    name = args.estimator or "romp"
+    if rest and not rest[0].startswith("-"):
+        if rest[0] not in BENCHMARKS:
+            raise OptionError(f"unknown benchmark {rest[0]!r}; choose one of {', '.join(BENCHMARKS)}")
+        name, rest = rest[0], rest[1:]
+    return run_benchmark(name, rest)
 
 
 def _run_serve(args: argparse.Namespace) -> int:

@@ -1,15 +1,24 @@
-"""Speed benchmarks shipped with the backend (``python -m backend bench``): ratios against a baseline in the same
-run, because these machines are noisy."""
+"""Benchmarks shipped with the backend (``python -m backend bench NAME``): ``romp``, ROMP's throughput as ratios
+against a naive loop in the same run (these machines are noisy), and ``gpu``, the one-command GPU check
+(CUDA correctness and speed of every estimator, a Markdown and a JSON report; see backend/bench/gpu.py)."""
 
 from __future__ import annotations
 
 from typing import Sequence
 
+BENCHMARKS = ("romp", "gpu")
 
-def run_benchmark(estimator: str, argv: Sequence[str]) -> int:
-    """Run the benchmark of ``estimator`` with its own command-line options ``argv``."""
-    if estimator == "romp":
+
+def run_benchmark(name: str, argv: Sequence[str]) -> int:
+    """Run the benchmark ``name`` with its own command-line options ``argv``."""
+    if name == "romp":
         from backend.bench.romp import main
 
         return main(list(argv))
-    raise ValueError(f"no benchmark for estimator {estimator!r}")
+    if name == "gpu":
+        from backend.bench.gpu import main as gpu_main
+
+        return gpu_main(list(argv))
+    from backend.errors import OptionError
+
+    raise OptionError(f"no benchmark named {name!r}; choose one of {', '.join(BENCHMARKS)}")

@@ -2,15 +2,15 @@
 measured in the same run on the same frames (random weights in the official layout; centre head biased so that
 parsing and the per-person camera solve do real work).
 
-Usage: python benchmarks/bench_romp.py [--device auto|cpu|cuda] [--batch-sizes 1 8 32 64] [--repeats N]
-Target: 1000 frames/s for ROMP HRNet-32 at 512 on an H200, parsing included (measure with --device cuda).
+Usage: python -m backend bench romp [--device auto|cpu|cuda] [--batch-sizes 1 8 32 64] [--repeats N]
+Target: 2000 frames/s for ROMP HRNet-32 at 512 on an H200 in bf16, parsing included; ``python -m backend bench
+gpu`` measures it with every precision, CUDA graphs and a fixed number of people per frame.
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -19,18 +19,19 @@ import cv2
 import numpy as np
 import torch
 
+from backend.bench.fixtures import romp_checkpoint, synthetic_frames
+from backend.bench.timing import frames_per_second
 from backend.body import load_body_model
 from backend.camera import Camera
 from backend.estimators.romp import RompEstimator
-from backend.nets.romp import ROMPv1
 
-FOOTAGE = Path(__file__).resolve().parents[2] / "shared" / "data" / "football_player_a.jpg"
+FOOTAGE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "football_player_a.jpg"
 GPU_BATCHES = (1, 8, 32, 64)
 CPU_BATCHES = (1, 2)
 
 
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m backend bench romp", description=__doc__.strip().splitlines()[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=None)
     parser.add_argument("--repeats", type=int, default=None, help="timed batches per setting")
@@ -40,7 +41,7 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 def _frame() -> np.ndarray:
     if FOOTAGE.is_file():
         return cv2.cvtColor(cv2.imread(str(FOOTAGE)), cv2.COLOR_BGR2RGB)
-    return np.random.default_rng(0).integers(0, 255, (720, 1280, 3), dtype=np.uint8)
+    return synthetic_frames(1, 720, 1280)[0]
 
 
 def _estimator(checkpoint: Path, device: torch.device, precision: str, batch: int) -> RompEstimator:
@@ -52,13 +53,8 @@ def _estimator(checkpoint: Path, device: torch.device, precision: str, batch: in
 
 
 def _fps(estimator: RompEstimator, frames: list[np.ndarray], camera: Camera, repeats: int) -> float:
-    estimator.estimate(frames[: estimator.batch_size], camera)  # warm-up (cudnn autotune, allocator)
-    if estimator.device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        estimator.estimate(frames, camera)  # ends with a host copy: the work is finished when it returns
-    return repeats * len(frames) / (time.perf_counter() - start)
+    """``estimate`` ends with a host copy, so the work is finished when it returns; one untimed warm-up."""
+    return frames_per_second(lambda: estimator.estimate(frames, camera), len(frames), estimator.device, repeats)[0]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,13 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     repeats = args.repeats or (20 if device.type == "cuda" else 1)
     frame = _frame()
     camera = Camera.from_fov(frame.shape[1], frame.shape[0])
-    torch.manual_seed(0)
-    net = ROMPv1("hrnet32")
-    with torch.no_grad():
-        net.final_layers[2][2].bias.fill_(3.0)
     with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = Path(tmp) / "ROMP.pkl"
-        torch.save(net.state_dict(), checkpoint)
+        checkpoint = romp_checkpoint(Path(tmp), "hrnet32")
         print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), "
               f"threads {torch.get_num_threads()}, input 512x512, frame {frame.shape[1]}x{frame.shape[0]}")
         naive_frames = [frame] * max(sizes)
@@ -86,8 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 fps = _fps(_estimator(checkpoint, device, precision, batch), [frame] * batch, camera, repeats)
                 print(f"{precision} batch {batch:3d}: {fps:8.2f} frames/s  x{fps / naive:5.2f} vs naive")
     if device.type != "cuda":
-        print("note: the H200 target (1000 frames/s, ROMP HRNet-32 at 512 incl. parsing) could not be measured "
-              "here: no GPU; run with --device cuda on a GPU machine")
+        print("note: the H200 target (2000 frames/s, ROMP HRNet-32 at 512 in bf16 incl. parsing) could not be "
+              "measured here: no GPU; run `python -m backend bench gpu` on a GPU machine")
     return 0
 
 

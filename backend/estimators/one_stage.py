@@ -63,16 +63,17 @@ def letterbox_tensor(frames: torch.Tensor, size: int = INPUT_SIZE) -> tuple[torc
 
 
 def preprocess(
-    frames: Sequence[np.ndarray], device: torch.device, on_device: bool | None = None
+    frames: Sequence[np.ndarray], device: torch.device, on_device: bool | None = None, size: int = INPUT_SIZE
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frames -> (B, 512, 512, 3) float 0..255 on ``device`` and (B, 3) float (side, left, top).
+    """Frames -> (B, size, size, 3) float 0..255 on ``device`` and (B, 3) float (side, left, top).
 
     ``on_device`` (default: ``device`` is CUDA) letterboxes with torch on ``device`` (:func:`letterbox_tensor`);
-    otherwise cv2 INTER_CUBIC on the host (:func:`letterbox`), the official preprocessing."""
+    otherwise cv2 INTER_CUBIC on the host (:func:`letterbox`), the official preprocessing. ``size`` is 512 for
+    the official networks; the benchmarks' CPU smoke runs use smaller inputs."""
     if on_device is None:
         on_device = device.type == "cuda"
     if not on_device:
-        boxed = [letterbox(np.ascontiguousarray(f[..., :3])) for f in frames]
+        boxed = [letterbox(np.ascontiguousarray(f[..., :3]), size) for f in frames]
         images = torch.from_numpy(np.stack([b[0] for b in boxed]))
         if device.type == "cuda":
             images = images.pin_memory()
@@ -86,10 +87,10 @@ def preprocess(
 
     frames = [f[..., :3] for f in frames]
     if len({f.shape for f in frames}) == 1:  # one upload and one resize for the batch (the usual video case)
-        images, pad = letterbox_tensor(upload(np.stack(frames)))
+        images, pad = letterbox_tensor(upload(np.stack(frames)), size)
         pads = [pad] * len(frames)
     else:
-        boxed = [letterbox_tensor(upload(f[None])) for f in frames]
+        boxed = [letterbox_tensor(upload(f[None]), size) for f in frames]
         images, pads = torch.cat([b[0] for b in boxed]), [b[1] for b in boxed]
     return images, torch.tensor(pads, dtype=torch.float32, device=device)
 
@@ -218,6 +219,7 @@ class OneStageEstimator:
 
     name: str
     batch_size: int
+    input_size: int = INPUT_SIZE  # the network's square input; 512 for the official weights
 
     def _load_net(self, net: torch.nn.Module, path: Any, body_model: Any, device: Any, precision: str) -> None:
         self.device = torch.device(device)

@@ -30,7 +30,7 @@ from backend.camera import Camera, project, solve_translation
 from backend.estimators.base import EstimatorError
 from backend.estimators.centermaps import ROMP_CENTER_THRESH, parse_centers_2d
 from backend.estimators.one_stage import (
-    OneStageEstimator, People, autocast, decode_poses, input_to_image, preprocess,
+    INPUT_SIZE, OneStageEstimator, People, autocast, decode_poses, input_to_image, preprocess,
 )
 from backend.weights import find_checkpoint
 
@@ -38,7 +38,8 @@ from backend.weights import find_checkpoint
 class RompEstimator(OneStageEstimator):
     """ROMP v1. Options: ``backbone`` (hrnet32 | resnet50), ``checkpoint`` (a path; default: the official file
     name in the weights folder), ``center_thresh`` (0.25), ``batch_size`` (16), ``precision`` (auto | fp32 |
-    bf16 | fp16), ``max_people`` per frame (64)."""
+    bf16 | fp16), ``max_people`` per frame (64), ``input_size`` (512, the official one; smaller multiples of 64 only
+    for benchmark smoke runs on the CPU: the weights were trained at 512)."""
 
     name = "romp"
 
@@ -53,6 +54,7 @@ class RompEstimator(OneStageEstimator):
         batch_size: int = 16,
         precision: str = "auto",
         max_people: int = 64,
+        input_size: int = INPUT_SIZE,
     ) -> None:
         from backend.nets.romp import BACKBONES, ROMPv1
 
@@ -61,11 +63,14 @@ class RompEstimator(OneStageEstimator):
         path = find_checkpoint("romp-hrnet32" if backbone == "hrnet32" else "romp-resnet50", checkpoint)
         self._load_net(ROMPv1(backbone), path, body_model, device, precision)
         self.center_thresh, self.batch_size, self.max_people = center_thresh, max(1, batch_size), max_people
+        if input_size % 64:
+            raise EstimatorError(f"romp: input_size must be a multiple of 64, got {input_size}")
+        self.input_size = input_size
 
     @torch.inference_mode()
     def estimate_batch(self, frames: Sequence[np.ndarray], camera: Camera) -> People:
         """One forward pass and parsing for a batch, all on the device."""
-        images, pads = preprocess(frames, self.device)
+        images, pads = preprocess(frames, self.device, size=self.input_size)
         with autocast(self.device, self.amp):
             center_maps, params_maps = self.net(images)
         frame, flat, score = parse_centers_2d(center_maps, self.center_thresh, self.max_people)

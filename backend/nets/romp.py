@@ -70,7 +70,8 @@ class ROMPv1(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.features(images)
-        x = torch.cat([x, self.coordmaps.to(x.dtype).expand(x.shape[0], -1, -1, -1)], dim=1)
+        coords = self.coordmaps if x.shape[-1] == self.coordmaps.shape[-1] else coord_maps(x.shape[-1]).to(x.device)
+        x = torch.cat([x, coords.to(x.dtype).expand(x.shape[0], -1, -1, -1)], dim=1)
         params = self.final_layers[1](x)
         center = self.final_layers[2](x)
         cam = self.final_layers[3](x)
