@@ -267,6 +267,7 @@ def romp_correctness_case(settings: Settings, case: Case, model: str = "romp-hrn
 
     ref_people = people_at_reference_centres(reference, ref_params)
     device_fp32: tuple | None = None
+    fp32_people: list | None = None  # set by the fp32 pass, which runs first
     for precision in _correctness_precisions(settings):
         est = _on_device(settings, reference, precision, lambda p: one_stage(settings, model, settings.device, p,
                                                                              forced=True))
