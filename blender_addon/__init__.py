@@ -23,7 +23,7 @@ bl_info = {
     "category": "Animation",
 }
 
-_MODULE_NAMES = ("properties", "preferences", "operators", "export", "panels")
+_MODULE_NAMES = ("properties", "preferences", "operators", "export", "panels", "finish")
 
 
 def _modules() -> list:
