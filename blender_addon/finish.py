@@ -87,7 +87,7 @@ class TROUPE_OT_retarget(bpy.types.Operator):
         created = None
         try:
             pairs, created = retarget.pairs_for(people, _target(context, self.target), self.copies)
-            outcomes = retarget.retarget_people(pairs)
+            outcomes = retarget.retarget_people(pairs, created)
         except (retarget.RetargetError, MappingError) as exc:
             if created is not None:
                 created.remove_all()

@@ -190,7 +190,8 @@ def plan_retarget(
         if k > 0 and child is not None:
             d_source = head(s_rest, source, child) - head(s_rest, source, s_name)
             d_target = facing @ (head(t_rest, target, mapping[child]) - head(t_rest, target, t_name))
-            align = swing(d_target, d_source) @ facing
+            if min(np.linalg.norm(d_source), np.linalg.norm(d_target)) > 1e-6:  # Rigify: chest and spine share a head
+                align = swing(d_target, d_source) @ facing
         offsets.append(s_rot[source.index(s_name)].T @ align @ t_rot[target.index(t_name)])
 
     def leg_length(skel_rest: np.ndarray, skel: Skeleton, names: dict[str, str]) -> float:
@@ -264,6 +265,20 @@ def local_from_world(
         pose[:, b] = chain @ basis
         basis_rot[:, slot[b]] = rot
     return basis_rot, root_location
+
+
+def basis_under(parent_pose: np.ndarray, local: np.ndarray, arm_rot: np.ndarray) -> np.ndarray:
+    """Basis rotations (n, 3, 3) giving a bone the armature-space rotations ``arm_rot`` under a parent whose
+    evaluated pose matrices are ``parent_pose`` (n, 4, 4); ``local`` = ``Rest_parent^-1 @ Rest_bone``."""
+    chain_rot = normalised_rotation((parent_pose @ local)[:, :3, :3])
+    return np.swapaxes(chain_rot, -1, -2) @ arm_rot
+
+
+def location_under(parent_pose: np.ndarray, local: np.ndarray, arm_position: np.ndarray) -> np.ndarray:
+    """Basis locations (n, 3) putting a bone's head at ``arm_position`` (n, 3) under ``parent_pose``."""
+    chain = parent_pose @ local
+    chain_rot = normalised_rotation(chain[:, :3, :3])
+    return np.einsum("nji,nj->ni", chain_rot, arm_position - chain[:, :3, 3])
 
 
 # --- rotation conversions -----------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import bpy
 import numpy as np
 
 from . import keyframes, motion, rig, rigmap
-from .export import fcurves, keyed_frames
+from .export import VISIBILITY_PATHS, fcurves, keyed_frames
 from .rigmap import MappingError, RigMapping
 from .scene import PROP_TRACK, _Created
 
@@ -52,11 +52,15 @@ class Outcome:
 # --- reading armatures --------------------------------------------------------------------------------------
 
 
-def skeleton(obj: bpy.types.Object) -> motion.Skeleton:
-    """The armature's rest state, bones ordered parents first."""
+def skeleton(obj: bpy.types.Object, order: tuple[str, ...] | None = None) -> motion.Skeleton:
+    """The armature's rest state, bones ordered parents first (in ``order`` when given, itself parents first)."""
     bones = obj.data.bones
-    names, parents = motion.sort_parents_first([b.name for b in bones],
-                                               [b.parent.name if b.parent else None for b in bones])
+    if order is not None:
+        names = list(order)
+        parents = np.array([names.index(bones[n].parent.name) if bones[n].parent else -1 for n in names])
+    else:
+        names, parents = motion.sort_parents_first([b.name for b in bones],
+                                                   [b.parent.name if b.parent else None for b in bones])
     rest = np.array([np.array(bones[name].matrix_local) for name in names])
     return motion.Skeleton(names=names, parents=parents, rest=rest, world=np.array(obj.matrix_world))
 
@@ -97,9 +101,9 @@ def read_person(person: bpy.types.Object) -> tuple[np.ndarray, np.ndarray, np.nd
 def person_world_pose(person: bpy.types.Object) -> tuple[np.ndarray, np.ndarray, motion.Skeleton]:
     """Frames (n,), world pose matrices (n, 24, 4, 4) of the person's bones, and its skeleton."""
     frames, quat, location = read_person(person)
-    skel = skeleton(person)
-    if skel.names != list(rig.JOINT_NAMES):
+    if sorted(b.name for b in person.data.bones) != sorted(rig.JOINT_NAMES):
         raise RetargetError(f"'{person.name}' does not have Troupe's SMPL bones")
+    skel = skeleton(person, rig.JOINT_NAMES)
     locations = np.zeros(quat.shape[:-1] + (3,))
     locations[:, 0] = location
     pose = motion.forward(skel, motion.basis_matrices(quat, locations))
@@ -226,22 +230,96 @@ def retarget(person: bpy.types.Object, target: bpy.types.Object, created: _Creat
         store_mapping(target, bones, scheme)  # the user sees (and can edit) what was used
     notes = _prepare_rigify(target) if scheme == "rigify" else []
     rotations, root = motion.retarget_world(retarget_plan, source_world)
+    bones_idx = retarget_plan.target_bones
     basis_rot, root_location = motion.local_from_world(
-        target_skel, retarget_plan.target_bones, rotations, int(retarget_plan.target_bones[0]), root,
-        static_basis(target, target_skel))
+        target_skel, bones_idx, rotations, int(bones_idx[0]), root, static_basis(target, target_skel))
     action = _new_action(target, f"{target.name} | {person.name}", created)
-    for k, b in enumerate(retarget_plan.target_bones):
-        name = target_skel.names[int(b)]
-        pose_bone = target.pose.bones[name]
-        if pose_bone.rotation_mode == "AXIS_ANGLE":
-            pose_bone.rotation_mode = "QUATERNION"
-        prop, values = motion.rotation_values(basis_rot[:, k], pose_bone.rotation_mode)
-        keyframes.set_keys(target, f'pose.bones["{name}"].{prop}', frames, values, group=name)
-    root_name = target_skel.names[int(retarget_plan.target_bones[0])]
-    keyframes.set_keys(target, f'pose.bones["{root_name}"].location', frames, root_location, group=root_name)
+    keys = _Keys(target, target_skel, frames)
+    for k, b in enumerate(bones_idx):
+        keys.rotation(int(b), basis_rot[:, k])
+    keys.location(int(bones_idx[0]), root_location)
+    constrained = _constrained(target, target_skel, [int(b) for b in bones_idx])
+    if constrained:
+        joints = [joint for joint in rig.JOINT_NAMES if joint in bones]
+        arm_rot = target_skel.world_rotation().T @ rotations
+        arm_root = root @ np.linalg.inv(target_skel.world)[:3, :3].T + np.linalg.inv(target_skel.world)[:3, 3]
+        _settle(keys, {int(b): (joints[k], arm_rot[:, k]) for k, b in enumerate(bones_idx) if int(b) in constrained},
+                int(bones_idx[0]), arm_root)
+        notes.append(f"'{target.name}': {len(constrained)} bones sit under constraints; solved frame by frame")
     if retarget_plan.scale < 0.3 or retarget_plan.scale > 3.0:
         notes.append(f"'{target.name}' legs are {retarget_plan.scale:.2f}x the person's: check the rig's scale")
     return Outcome(target=target, action=action, frames=len(frames), scheme=scheme, notes=notes)
+
+
+class _Keys:
+    """Writes one target's pose-bone keys in bulk, in each bone's own rotation mode."""
+
+    def __init__(self, target: bpy.types.Object, skel: motion.Skeleton, frames: np.ndarray) -> None:
+        self.target, self.skel, self.frames = target, skel, frames
+
+    def rotation(self, bone: int, basis_rot: np.ndarray) -> None:
+        name = self.skel.names[bone]
+        pose_bone = self.target.pose.bones[name]
+        if pose_bone.rotation_mode == "AXIS_ANGLE":
+            pose_bone.rotation_mode = "QUATERNION"
+        prop, values = motion.rotation_values(basis_rot, pose_bone.rotation_mode)
+        keyframes.set_keys(self.target, f'pose.bones["{name}"].{prop}', self.frames, values, group=name)
+
+    def location(self, bone: int, values: np.ndarray) -> None:
+        name = self.skel.names[bone]
+        keyframes.set_keys(self.target, f'pose.bones["{name}"].location', self.frames, values, group=name)
+
+
+def _active_constraints(pose_bone: bpy.types.PoseBone) -> bool:
+    return any(c.enabled if hasattr(c, "enabled") else not c.mute for c in pose_bone.constraints
+               if c.influence > 0.0 and c.type not in ("COPY_SCALE", "LIMIT_SCALE", "MAINTAIN_VOLUME"))
+
+
+def _constrained(target: bpy.types.Object, skel: motion.Skeleton, mapped: list[int]) -> set[int]:
+    """Mapped bones whose parent chain, up to the nearest mapped ancestor, holds constrained bones (Rigify's
+    MCH bones): their parent's pose cannot be predicted from rest matrices, it must be read from Blender."""
+    mapped_set, out = set(mapped), set()
+    for b in mapped:
+        p = int(skel.parents[b])
+        while p >= 0 and p not in mapped_set:
+            if _active_constraints(target.pose.bones[skel.names[p]]):
+                out.add(b)
+                break
+            p = int(skel.parents[p])
+    return out
+
+
+def _smpl_depth(joint: str) -> int:
+    depth, j = 0, rig.JOINT_NAMES.index(joint)
+    while rig.PARENTS[j] >= 0:
+        depth, j = depth + 1, rig.PARENTS[j]
+    return depth
+
+
+def _settle(keys: _Keys, bones: dict[int, tuple[str, np.ndarray]], root: int, arm_root: np.ndarray) -> None:
+    """Re-solve constrained bones against their parents' poses as Blender evaluates them, frame by frame, one
+    SMPL depth at a time (a constraint follows bones nearer the body's root, already keyed by then)."""
+    scene = bpy.context.scene
+    current = scene.frame_current
+    skel, target = keys.skel, keys.target
+    rest_inv = np.linalg.inv(skel.rest)
+    try:
+        for depth in sorted({_smpl_depth(joint) for joint, _ in bones.values()}):
+            level = [b for b, (joint, _) in bones.items() if _smpl_depth(joint) == depth]
+            parents = {b: np.empty((len(keys.frames), 4, 4)) for b in level}
+            for f, frame in enumerate(keys.frames):
+                scene.frame_set(int(round(frame)))
+                for b in level:
+                    parent = target.pose.bones[skel.names[b]].parent
+                    parents[b][f] = np.array(parent.matrix) if parent is not None else np.eye(4)
+            for b in level:
+                p = int(skel.parents[b])
+                local = skel.rest[b] if p < 0 else rest_inv[p] @ skel.rest[b]
+                keys.rotation(b, motion.basis_under(parents[b], local, bones[b][1]))
+                if b == root:
+                    keys.location(b, motion.location_under(parents[b], local, arm_root))
+    finally:
+        scene.frame_set(current)
 
 
 def _new_action(target: bpy.types.Object, name: str, created: _Created | None) -> bpy.types.Action:
@@ -285,17 +363,32 @@ def copy_for(target: bpy.types.Object, person: bpy.types.Object, created: _Creat
     return copy
 
 
-def retarget_people(pairs: list[tuple[bpy.types.Object, bpy.types.Object]]) -> list[Outcome]:
+def copy_visibility(person: bpy.types.Object, copy: bpy.types.Object) -> None:
+    """A per-person copy hides where its person does (before they enter, after they leave, in long gaps)."""
+    for curve in fcurves(person):
+        if curve.data_path in VISIBILITY_PATHS:
+            co = np.empty(2 * len(curve.keyframe_points), dtype=np.float32)
+            curve.keyframe_points.foreach_get("co", co)
+            keyframes.set_keys(copy, curve.data_path, co[0::2], co[1::2], interpolation="CONSTANT")
+
+
+def retarget_people(pairs: list[tuple[bpy.types.Object, bpy.types.Object]],
+                    created: _Created | None = None) -> list[Outcome]:
     """Retarget each (person, target) pair; all mappings are checked first, and on any failure every action and
-    copy made is removed again, so the scene is left as it was."""
+    copy made (``created``: the copies from :func:`pairs_for`) is removed again, so the scene is left as it was.
+    Copies also take their person's visibility keys."""
     for person, target in pairs:
         _check_armature(target)
         if PROP_TRACK not in person:
             raise RetargetError(f"'{person.name}' is not a Troupe person")
         mapping_for(target)
-    created = _Created()
+    created = created or _Created()
     try:
-        return [retarget(person, target, created) for person, target in pairs]
+        outcomes = [retarget(person, target, created) for person, target in pairs]
+        for person, target in pairs:
+            if target in created.ids:
+                copy_visibility(person, target)
+        return outcomes
     except BaseException:
         created.remove_all()
         raise

@@ -27,12 +27,12 @@ _SIDED = {
             "Collar": "clavicle_{s}", "Shoulder": "upperarm_{s}", "Elbow": "lowerarm_{s}", "Wrist": "hand_{s}"},
     "humanoid": {"Hip": "{S}UpperLeg", "Knee": "{S}LowerLeg", "Ankle": "{S}Foot", "Foot": "{S}Toes",
                  "Collar": "{S}Shoulder", "Shoulder": "{S}UpperArm", "Elbow": "{S}LowerArm", "Wrist": "{S}Hand"},
-    "rigify_metarig": {"Hip": "thigh.{X}", "Knee": "shin.{X}", "Ankle": "foot.{X}", "Foot": "toe.{X}",
-                       "Collar": "shoulder.{X}", "Shoulder": "upper_arm.{X}", "Elbow": "forearm.{X}",
-                       "Wrist": "hand.{X}"},
     "rigify": {"Hip": "thigh_fk.{X}", "Knee": "shin_fk.{X}", "Ankle": "foot_fk.{X}", "Foot": "toe_fk.{X}",
                "Collar": "shoulder.{X}", "Shoulder": "upper_arm_fk.{X}", "Elbow": "forearm_fk.{X}",
                "Wrist": "hand_fk.{X}"},
+    "rigify_metarig": {"Hip": "thigh.{X}", "Knee": "shin.{X}", "Ankle": "foot.{X}", "Foot": "toe.{X}",
+                       "Collar": "shoulder.{X}", "Shoulder": "upper_arm.{X}", "Elbow": "forearm.{X}",
+                       "Wrist": "hand.{X}"},
 }  # fmt: skip
 # Centre joints: candidates in order of preference; spine joints are filled from the chain (see _fill_spine).
 _CENTRE = {
@@ -51,9 +51,9 @@ SCHEME_LABELS = {
     "rigify_metarig": "Rigify metarig", "rigify": "Rigify rig (FK controls)", "heuristic": "bone-name heuristics",
 }  # fmt: skip
 
-_PREFIX = re.compile(r"^(?:mixamorig\d*[:_]|j_bip_[clr]_|def[-_]|bip0?1[ _]?)", re.IGNORECASE)
+_PREFIX = re.compile(r"^(?:mixamorig\d*[:_]|j_bip_[clr]_|bip0?1[ _]?)", re.IGNORECASE)
 _SKIP_TOKENS = {"twist", "ik", "pole", "target", "mch", "org", "roll", "end", "nub", "tip", "helper", "jiggle",
-                "corrective", "ctrl", "tweak", "parent", "socket", "attach", "weapon", "prop", "null", "vb", "ik_target",
+                "corrective", "ctrl", "def", "tweak", "parent", "socket", "attach", "weapon", "prop", "null", "vb", "ik_target",
                 "finger", "index", "middle", "ring", "pinky", "thumb", "metacarpal"}  # fmt: skip
 # Keyword synonyms per joint kind (lower-case tokens, or token pairs written "a b").
 _KEYWORDS: dict[str, tuple[str, ...]] = {
