@@ -78,7 +78,7 @@ def _curve_values(curve: bpy.types.FCurve | None, frames: np.ndarray, default: f
     co = np.empty(2 * len(curve.keyframe_points), dtype=np.float32)
     curve.keyframe_points.foreach_get("co", co)
     keys, values = co[0::2].astype(np.float64), co[1::2].astype(np.float64)
-    if len(keys) == len(frames) and np.allclose(keys, frames):
+    if len(keys) == len(frames) and np.array_equal(keys, frames):
         return values
     return np.interp(frames, keys, values)
 
@@ -235,8 +235,7 @@ def retarget(person: bpy.types.Object, target: bpy.types.Object, created: _Creat
         target_skel, bones_idx, rotations, int(bones_idx[0]), root, static_basis(target, target_skel))
     action = _new_action(target, f"{target.name} | {person.name}", created)
     keys = _Keys(target, target_skel, frames)
-    for k, b in enumerate(bones_idx):
-        keys.rotation(int(b), basis_rot[:, k])
+    keys.rotations([int(b) for b in bones_idx], basis_rot)
     keys.location(int(bones_idx[0]), root_location)
     constrained = _constrained(target, target_skel, [int(b) for b in bones_idx])
     if constrained:
@@ -257,13 +256,26 @@ class _Keys:
     def __init__(self, target: bpy.types.Object, skel: motion.Skeleton, frames: np.ndarray) -> None:
         self.target, self.skel, self.frames = target, skel, frames
 
+    def rotations(self, bones: list[int], basis_rot: np.ndarray) -> None:
+        """Key ``bones`` with basis rotations (n, K, 3, 3); quaternion bones converted in one batch."""
+        modes = []
+        for bone in bones:
+            pose_bone = self.target.pose.bones[self.skel.names[bone]]
+            if pose_bone.rotation_mode == "AXIS_ANGLE":
+                pose_bone.rotation_mode = "QUATERNION"
+            modes.append(pose_bone.rotation_mode)
+        quat_slots = [k for k, mode in enumerate(modes) if mode not in motion.EULER_ORDERS]
+        quats = motion.rotation_values(basis_rot[:, quat_slots], "QUATERNION")[1] if quat_slots else None
+        for k, bone in enumerate(bones):
+            name = self.skel.names[bone]
+            if modes[k] in motion.EULER_ORDERS:
+                prop, values = motion.rotation_values(basis_rot[:, k], modes[k])
+            else:
+                prop, values = "rotation_quaternion", quats[:, quat_slots.index(k)]
+            keyframes.set_keys(self.target, f'pose.bones["{name}"].{prop}', self.frames, values, group=name)
+
     def rotation(self, bone: int, basis_rot: np.ndarray) -> None:
-        name = self.skel.names[bone]
-        pose_bone = self.target.pose.bones[name]
-        if pose_bone.rotation_mode == "AXIS_ANGLE":
-            pose_bone.rotation_mode = "QUATERNION"
-        prop, values = motion.rotation_values(basis_rot, pose_bone.rotation_mode)
-        keyframes.set_keys(self.target, f'pose.bones["{name}"].{prop}', self.frames, values, group=name)
+        self.rotations([bone], basis_rot[:, None])
 
     def location(self, bone: int, values: np.ndarray) -> None:
         name = self.skel.names[bone]
