@@ -8,6 +8,7 @@ one clear line on failure.
 from __future__ import annotations
 
 import bpy
+import numpy as np
 from bpy.props import (
     BoolProperty,
     CollectionProperty,
@@ -18,7 +19,7 @@ from bpy.props import (
     StringProperty,
 )
 
-from . import retarget
+from . import cleanup, retarget
 from .export import people_for_export
 from .properties import SCOPES
 from .rigmap import SCHEME_LABELS, MappingError
@@ -162,6 +163,57 @@ class TROUPE_OT_load_mapping(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class TROUPE_OT_plant_feet(bpy.types.Operator):
+    """Detect foot contacts and hold each planted foot still (root and legs share the correction, no pops)"""
+
+    bl_idname = "troupe.plant_feet"
+    bl_label = "Plant Feet"
+    bl_options = {"REGISTER", "UNDO"}
+
+    scope: EnumProperty(name="People", items=SCOPES, default="ALL")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        people = people_for_export(context, self.scope)
+        if not people:
+            self.report({"ERROR"}, "Troupe: no people to clean up (import or reconstruct first, or select some)")
+            return {"CANCELLED"}
+        settings = context.scene.troupe_finish
+        try:
+            reports = cleanup.plant_feet(context.scene, people, height=settings.contact_height,
+                                         speed=settings.contact_speed, blend=settings.blend_frames)
+        except (ValueError, retarget.RetargetError) as exc:
+            return _report_error(self, exc)
+        for r in reports:
+            self.report({"INFO"}, f"Troupe: {r.person}: {r.contact_frames} contact frames, sliding "
+                        f"{r.before_mm:.1f} -> {r.after_mm:.1f} mm/frame")
+        return {"FINISHED"}
+
+
+class TROUPE_OT_find_floor(bpy.types.Operator):
+    """Find the ground from where feet stand, put it at z = 0 and move the camera with the people"""
+
+    bl_idname = "troupe.find_floor"
+    bl_label = "Find Floor"
+    bl_options = {"REGISTER", "UNDO"}
+
+    snap: BoolProperty(name="Snap People", default=True,
+                       description="Slide each person along the camera ray until their feet meet the floor")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        people = people_for_export(context, "ALL")
+        if not people:
+            self.report({"ERROR"}, "Troupe: no people to stand on a floor (import or reconstruct first)")
+            return {"CANCELLED"}
+        try:
+            floor = cleanup.find_floor(context.scene, people, context.scene.camera, snap=self.snap)
+        except (ValueError, retarget.RetargetError) as exc:
+            return _report_error(self, exc)
+        tilt = float(np.degrees(np.arccos(np.clip(floor.normal[2], -1.0, 1.0))))
+        self.report({"INFO"}, f"Troupe: floor found {tilt:.1f} degrees from level, {floor.offset:+.2f} m; "
+                    "people and camera moved onto z = 0")
+        return {"FINISHED"}
+
+
 class TROUPE_UL_bone_map(bpy.types.UIList):
     """Joint on the left, the target bone (searchable) on the right."""
 
@@ -206,8 +258,29 @@ class VIEW3D_PT_troupe_retarget(bpy.types.Panel):
         col.operator("troupe.retarget", icon="ARMATURE_DATA").scope = settings.scope
 
 
+class VIEW3D_PT_troupe_cleanup(bpy.types.Panel):
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Troupe"
+    bl_label = "Feet and Floor"
+    bl_parent_id = "VIEW3D_PT_troupe"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        settings = context.scene.troupe_finish
+        layout = self.layout
+        layout.use_property_split = True
+        layout.prop(settings, "contact_height")
+        layout.prop(settings, "contact_speed")
+        layout.prop(settings, "blend_frames")
+        row = layout.row(align=True)
+        row.operator("troupe.plant_feet", icon="SNAP_ON").scope = settings.scope
+        row.operator("troupe.find_floor", icon="VIEW_PERSPECTIVE")
+
+
 CLASSES = (TroupeBoneMapItem, TroupeFinishSettings, TROUPE_OT_retarget, TROUPE_OT_detect_mapping,
-           TROUPE_OT_save_mapping, TROUPE_OT_load_mapping, TROUPE_UL_bone_map, VIEW3D_PT_troupe_retarget)
+           TROUPE_OT_save_mapping, TROUPE_OT_load_mapping, TROUPE_OT_plant_feet, TROUPE_OT_find_floor,
+           TROUPE_UL_bone_map, VIEW3D_PT_troupe_retarget, VIEW3D_PT_troupe_cleanup)
 
 
 def register() -> None:
