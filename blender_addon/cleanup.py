@@ -69,12 +69,20 @@ def lowest_foot_points(motions: list[PersonMotion]) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, 3))
 
 
+def body_up(motions: list[PersonMotion]) -> np.ndarray:
+    """The mean pelvis-to-neck direction over everyone and every frame: people stand upright on average, so this
+    is the floor's normal wherever their feet do not spread enough to show it (one person walking a line)."""
+    spans = np.concatenate([m.joints[:, 12] - m.joints[:, 0] for m in motions])
+    up = (spans / np.linalg.norm(spans, axis=-1, keepdims=True)).mean(axis=0)
+    return up / np.linalg.norm(up)
+
+
 def scene_floor(scene: bpy.types.Scene, motions: list[PersonMotion]) -> contacts.Floor:
     """The floor found by Find Floor if it ran, else one fitted to these people's feet now."""
     stored = scene.get(FLOOR_PROP)
     if stored is not None and len(stored) == 4:
         return contacts.Floor(normal=np.array(stored[:3], dtype=np.float64), offset=float(stored[3]))
-    return contacts.fit_floor(lowest_foot_points(motions))
+    return contacts.fit_floor(lowest_foot_points(motions), up=body_up(motions))
 
 
 @dataclass
@@ -110,7 +118,7 @@ def find_floor(scene: bpy.types.Scene, people: list[bpy.types.Object], camera: b
     them. Returns the floor as it was found (before the move).
     """
     motions = [PersonMotion.read(p) for p in people]
-    floor = contacts.fit_floor(lowest_foot_points(motions))
+    floor = contacts.fit_floor(lowest_foot_points(motions), up=body_up(motions))
     ground = floor.to_ground()
     camera_position = np.array(camera.matrix_world.translation) if camera is not None else np.zeros(3)
     new_camera = ground[:3, :3] @ camera_position + ground[:3, 3]
