@@ -385,3 +385,23 @@ def _segment_angles(person, target, names: dict[str, str]) -> list[float]:
             out.append(float(np.degrees(np.arccos(min(1.0, np.dot(src, dst) / np.linalg.norm(src)
                                                        / np.linalg.norm(dst))))))
     return out
+
+
+def test_panels_draw_the_retarget_list_and_cleanup(addon, people) -> None:
+    """The Retarget and Feet and Floor panels name only properties and operators that exist."""
+    from tests.test_addon_ui import RecordingLayout, _draw
+
+    def template_list(self, list_type, list_id, data, prop, active_data, active_prop, **kwargs) -> None:
+        assert prop in data.bl_rna.properties and active_prop in active_data.bl_rna.properties
+        self.log.setdefault("lists", []).append(prop)
+
+    RecordingLayout.template_list = template_list
+    target = build_rig("Char", people[min(people)], MIXAMO)
+    bpy.context.scene.troupe_finish.target = target
+    bpy.ops.troupe.detect_mapping()
+    log = _draw(addon.finish.VIEW3D_PT_troupe_retarget, bpy.context)
+    assert {"troupe.retarget", "troupe.detect_mapping", "troupe.save_mapping", "troupe.load_mapping"} <= set(
+        log["operators"])
+    assert log["lists"] == ["troupe_bone_map"] and {"target", "scope", "copies", "preset_name"} <= set(log["props"])
+    log = _draw(addon.finish.VIEW3D_PT_troupe_cleanup, bpy.context)
+    assert {"troupe.plant_feet", "troupe.find_floor"} <= set(log["operators"])
