@@ -208,7 +208,8 @@ def plant(joints: np.ndarray, world_rot: np.ndarray, floor: Floor, clearance: di
         ankle = joints[:, ANKLE[side]]
         speed = np.linalg.norm(floor.horizontal(np.diff(ankle, axis=0, prepend=ankle[:1])), axis=-1) / dt
         speed[gaps] = np.concatenate([speed[1:], [0.0]])[gaps]  # first frame of a run: the next frame's speed
-        contact[side] = detect_contacts(floor.height(points[side]) - base, speed, height_on=height_on, speed_on=speed_on,
+        contact[side] = detect_contacts(floor.height(points[side]) - base, speed, height_on=height_on,
+                                        speed_on=speed_on,
                                         breaks=gaps)
         offsets[side], weights[side] = plant_offsets(ankle, contact[side], floor, blend)
     total = weights["L"] + weights["R"]

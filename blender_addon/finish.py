@@ -217,7 +217,8 @@ class TROUPE_OT_find_floor(bpy.types.Operator):
 class TROUPE_UL_bone_map(bpy.types.UIList):
     """Joint on the left, the target bone (searchable) on the right."""
 
-    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0) -> None:  # noqa: ANN001
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname,  # noqa: ANN001
+                  index=0) -> None:
         row = layout.row(align=True)
         row.label(text=item.joint)
         if data.type == "ARMATURE":

@@ -53,7 +53,7 @@ SCHEME_LABELS = {
 
 _PREFIX = re.compile(r"^(?:mixamorig\d*[:_]|j_bip_[clr]_|bip0?1[ _]?)", re.IGNORECASE)
 _SKIP_TOKENS = {"twist", "ik", "pole", "target", "mch", "org", "roll", "end", "nub", "tip", "helper", "jiggle",
-                "corrective", "ctrl", "def", "tweak", "parent", "socket", "attach", "weapon", "prop", "null", "vb", "ik_target",
+                "corrective", "ctrl", "def", "tweak", "parent", "socket", "attach", "weapon", "prop", "null", "vb",
                 "finger", "index", "middle", "ring", "pinky", "thumb", "metacarpal"}  # fmt: skip
 # Keyword synonyms per joint kind (lower-case tokens, or token pairs written "a b").
 _KEYWORDS: dict[str, tuple[str, ...]] = {
@@ -236,7 +236,7 @@ def heuristic_bones(bone_names: Sequence[str], parents: Mapping[str, str | None]
         if joint:
             candidates.setdefault(joint, []).append(name)
     bones = {joint: min(names, key=lambda n: (depth[n], len(n))) for joint, names in candidates.items()}
-    _legs_from_chain(bones, candidates, parents)
+    _legs_from_chain(bones, parents)
     spine = bones.pop("Spine", None)
     if "Pelvis" not in bones and spine is not None:
         bones["Pelvis"] = spine
@@ -244,7 +244,7 @@ def heuristic_bones(bone_names: Sequence[str], parents: Mapping[str, str | None]
     return {joint: bone for joint, bone in bones.items() if joint in JOINT_NAMES}
 
 
-def _legs_from_chain(bones: dict[str, str], candidates: dict[str, list[str]], parents: Mapping[str, str | None]) -> None:
+def _legs_from_chain(bones: dict[str, str], parents: Mapping[str, str | None]) -> None:
     """A rig naming its legs Leg/LegLower/... gives ambiguous candidates: keep thigh -> knee -> ankle parent links."""
     for side in ("L", "R"):
         ankle = bones.get(f"{side}_Ankle")

@@ -2,9 +2,10 @@
 
 Bounds: after planting, the stance ankle (as Blender evaluates the armature) moves less than 1 mm per frame inside
 each stance (away from the fade at its edges), the knee keeps bending forward, and the ankles' largest
-frame-to-frame acceleration stays under 1.5 times the original walk's (no pop where a plant fades out). Finding the floor under a camera pitched
-15 degrees gives the pitch back within 2.5 degrees, puts the stance soles at z = 0 within 2 cm, and (without the per-person snap) every joint still
-projects where it did through the moved camera.
+frame-to-frame acceleration stays under 1.5 times the original walk's (no pop where a plant fades out). Finding
+the floor under a camera pitched 15 degrees gives the pitch back within 2.5 degrees, puts the stance soles at
+z = 0 within 2 cm, and (without the per-person snap) every joint still projects where it did through the moved
+camera.
 """
 
 from __future__ import annotations

@@ -405,3 +405,25 @@ def test_panels_draw_the_retarget_list_and_cleanup(addon, people) -> None:
     assert log["lists"] == ["troupe_bone_map"] and {"target", "scope", "copies", "preset_name"} <= set(log["props"])
     log = _draw(addon.finish.VIEW3D_PT_troupe_cleanup, bpy.context)
     assert {"troupe.plant_feet", "troupe.find_floor"} <= set(log["operators"])
+
+
+def test_headless_script_plants_finds_floor_and_retargets(addon, people, tmp_path: Path) -> None:
+    """``scripts/retarget_result.py`` in its own process: a result and a rig .blend in, a finished .blend out."""
+    import subprocess
+    import sys
+
+    from tests.test_addon_fixtures import REPO_ROOT, blender_env, built_zip
+
+    rig_obj = build_rig("Hero", people[min(people)], MIXAMO, a_pose=True)
+    rig_blend = tmp_path / "hero.blend"
+    bpy.data.libraries.write(str(rig_blend), {rig_obj})
+    out = tmp_path / "finished.blend"
+    script = [sys.executable, str(REPO_ROOT / "scripts" / "retarget_result.py"), str(fixture_result()), str(out),
+              "--rig", str(rig_blend), "--plant-feet", "--find-floor", "--no-mesh", "--zip", str(built_zip())]
+    env = {**blender_env(), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(script, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "3 rigs retargeted" in proc.stdout and out.is_file()
+    proc = subprocess.run(script[:4] + ["--rig", str(tmp_path / "missing.fbx"), "--zip", str(built_zip())],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 1 and "retarget_result: error:" in proc.stderr
