@@ -23,7 +23,7 @@ bl_info = {
     "category": "Animation",
 }
 
-_MODULE_NAMES = ("properties", "preferences", "operators", "export", "panels", "menus")
+_MODULE_NAMES = ("properties", "preferences", "operators", "export", "panels", "finish", "menus")
 
 
 def _modules() -> list:

@@ -110,6 +110,32 @@ def export_fbx(context: bpy.types.Context, people: list[bpy.types.Object], filep
     return Path(filepath)
 
 
+GLTF_OPTIONS = {
+    "use_selection": True,
+    "export_yup": True,  # glTF is Y-up; the importer turns it back
+    "export_animations": True,
+    "export_animation_mode": "ACTIONS",
+    "export_force_sampling": True,  # every frame baked, as engines play it
+    "export_optimize_animation_size": False,  # keep one key per frame (engines and the round trip expect them)
+    "export_anim_slide_to_zero": False,
+    "export_def_bones": False,
+    "export_leaf_bone": False,
+}
+
+
+def export_gltf(context: bpy.types.Context, people: list[bpy.types.Object], filepath: str | Path,
+                binary: bool = True) -> Path:
+    """glTF 2.0 (GLB by default) with the armatures, their body meshes and each person's action, sampled every
+    frame: the format web engines, Godot and three.js read."""
+    if not people:
+        raise ValueError("no Troupe people to export")
+    objects = people + [child for p in people for child in p.children if child.type == "MESH"]
+    with _Selection(context, objects):
+        bpy.ops.export_scene.gltf(filepath=str(filepath), export_format="GLB" if binary else "GLTF_SEPARATE",
+                                  **GLTF_OPTIONS)
+    return Path(filepath)
+
+
 def export_bvh(context: bpy.types.Context, armature: bpy.types.Object, filepath: str | Path) -> Path:
     """One person's motion as BVH over the frames they are keyed on."""
     frames = keyed_frames(armature)
@@ -265,7 +291,24 @@ class TROUPE_OT_export_amass(bpy.types.Operator, ExportHelper, _ExportBase):
         return {"FINISHED"} if people else {"CANCELLED"}
 
 
-CLASSES = (TROUPE_OT_export_fbx, TROUPE_OT_export_bvh, TROUPE_OT_export_amass)
+class TROUPE_OT_export_gltf(bpy.types.Operator, ExportHelper, _ExportBase):
+    """Export people as glTF binary (.glb): armatures, body meshes and motion sampled every frame"""
+
+    bl_idname = "troupe.export_gltf"
+    bl_label = "Export glTF"
+    filename_ext = ".glb"
+    filter_glob: StringProperty(default="*.glb", options={"HIDDEN"})
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        people = self._people(context)
+        if not people:
+            return {"CANCELLED"}
+        export_gltf(context, people, self.filepath)
+        self.report({"INFO"}, f"Troupe: exported {len(people)} people to {self.filepath}")
+        return {"FINISHED"}
+
+
+CLASSES = (TROUPE_OT_export_fbx, TROUPE_OT_export_bvh, TROUPE_OT_export_amass, TROUPE_OT_export_gltf)
 
 
 register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -9,6 +9,7 @@ EXPORT_ENTRIES = (
     ("troupe.export_fbx", "Troupe People (.fbx)"),
     ("troupe.export_bvh", "Troupe People (.bvh)"),
     ("troupe.export_amass", "Troupe People, AMASS (.npz)"),
+    ("troupe.export_gltf", "Troupe People (.glb)"),
 )
 
 

@@ -101,6 +101,7 @@ class VIEW3D_PT_troupe_export(_TroupePanel, bpy.types.Panel):
         row = layout.row(align=True)
         row.operator("troupe.export_bvh", text="BVH").scope = settings.export_scope
         row.operator("troupe.export_amass", text="AMASS npz").scope = settings.export_scope
+        row.operator("troupe.export_gltf", text="glTF").scope = settings.export_scope
 
 
 class VIEW3D_PT_troupe_backend(_TroupePanel, bpy.types.Panel):
