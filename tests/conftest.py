@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -24,8 +25,24 @@ for _var in ("BLENDER_USER_RESOURCES", "BLENDER_USER_CONFIG", "BLENDER_USER_SCRI
     os.environ.setdefault(_var, str(_SESSION_DIR / "blender-user" / _var.lower()))
 
 
+_EXIT_STATUS: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the session's folders; then, where Blender was loaded as a module, end the process at once with
+    pytest's status. Blender's static destructors can deadlock at interpreter exit once its GPU worker threads
+    ran (seen here after the whole suite: the results printed, then the process waited forever in
+    ``GlobalState::~GlobalState``), and a test run must end."""
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+    if "bpy" in sys.modules and _EXIT_STATUS:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS[-1])
 
 
 @pytest.fixture
