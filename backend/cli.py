@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from backend import __version__
+from backend.catalog import DEFAULT_ESTIMATOR, available_estimators
 from backend.doctor import INSTALL_HINT
 
 if TYPE_CHECKING:
@@ -103,11 +104,14 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
     cmd = commands.add_parser("reconstruct", help="image, image folder or video -> result .npz")
     cmd.add_argument("input", type=Path, help="image, folder of images, or video file")
     cmd.add_argument("-o", "--output", type=Path, required=True, help="result file to write (.npz)")
-    cmd.add_argument("--estimator", help="default: mediapipe-fit")
+    cmd.add_argument("--estimator", help=f"one of {', '.join(available_estimators())} (default: {DEFAULT_ESTIMATOR}; "
+                                         "`doctor` says which can run here)")
     cmd.add_argument("--body-model", help="open-body (built in, the default) or smpl-neutral/-male/-female")
-    cmd.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    cmd.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
+                     help="auto: CUDA when available, else the CPU (default: auto)")
     lens = cmd.add_mutually_exclusive_group()
-    lens.add_argument("--fov", type=float, help="camera field of view in degrees across the longer side")
+    lens.add_argument("--fov", type=float, help="camera field of view in degrees across the longer side "
+                                                "(default: 55)")
     lens.add_argument("--focal", type=float, help="camera focal length in pixels")
     cmd.add_argument("--start", type=int, help="first frame (0-based, inclusive)")
     cmd.add_argument("--end", type=int, help="last frame (inclusive)")
