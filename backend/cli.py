@@ -99,7 +99,7 @@ def _has_torch() -> bool:
 
 
 def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
-    from backend.options import DEVICE_CHOICES
+    from backend.options import CAMERA_CHOICES, DEVICE_CHOICES
 
     cmd = commands.add_parser("reconstruct", help="image, image folder or video -> result .npz")
     cmd.add_argument("input", type=Path, help="image, folder of images, or video file")
@@ -129,6 +129,12 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument(
         "--no-coherence", dest="coherence", action="store_false",
         help="skip the refinement that separates interpenetrating people and fixes their depth order",
+    )  # fmt: skip
+    cmd.add_argument(
+        "--camera", choices=CAMERA_CHOICES, default=None,
+        help="clips: auto measures the camera's rotation and zoom on the background and leaves still shots "
+             "still (the default); static skips it; moving keeps even the smallest measured motion. The "
+             "result then also holds the camera and the people in a gravity-up world with the floor at z = 0",
     )  # fmt: skip
     cmd.add_argument("--quiet", action="store_true", help="no progress bar")
     cmd.add_argument("--debug", action="store_true",
@@ -262,7 +268,7 @@ def _checked_reconstruct_options(args: argparse.Namespace) -> dict:
     values = check_options({
         "estimator": args.estimator, "body_model": args.body_model, "device": args.device, "fov": args.fov,
         "focal": args.focal, "frame_start": args.start, "frame_end": args.end, "keep_partial": args.keep_partial,
-        "smoothing": args.smoothing, "coherence": args.coherence,
+        "smoothing": args.smoothing, "coherence": args.coherence, "camera": args.camera,
     }, cli=True)  # fmt: skip
     check_paths(args.input, args.output)
     return values

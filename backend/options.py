@@ -19,6 +19,9 @@ from typing import Any, Callable, Mapping
 from backend.errors import OptionError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")  # plus "cuda:N"
+# auto: measure the camera's motion and leave static shots still; static: never measure it; moving: keep the
+# measured motion even when it is below the static threshold (backend.world)
+CAMERA_CHOICES = ("auto", "static", "moving")
 MAX_FOCAL_PX = 1e6
 MAX_FRAME = 10_000_000
 
@@ -47,6 +50,10 @@ def _device(value: str) -> str | None:
     return f"must be one of {', '.join(DEVICE_CHOICES)} (or cuda:N)"
 
 
+def _camera_mode(value: str) -> str | None:
+    return None if value in CAMERA_CHOICES else f"must be one of {', '.join(CAMERA_CHOICES)}"
+
+
 def _name(value: str) -> str | None:
     return None if value.strip() and len(value) <= 100 else "must be a non-empty name"
 
@@ -72,6 +79,7 @@ FIELDS: dict[str, OptionField] = {
     "keep_partial": OptionField(bool, None, "--keep-partial"),
     "smoothing": OptionField(float, _unit, "--smoothing"),
     "coherence": OptionField(bool, None, "--no-coherence"),
+    "camera": OptionField(str, _camera_mode, "--camera"),
 }
 
 
@@ -176,4 +184,4 @@ def _check_writable(output: Path) -> None:
         raise ResultFileError(f"cannot write the output {output}: {exc.strerror or exc}") from None
 
 
-__all__ = ["DEVICE_CHOICES", "FIELDS", "check_options", "check_paths", "resolve_request_path"]
+__all__ = ["CAMERA_CHOICES", "DEVICE_CHOICES", "FIELDS", "check_options", "check_paths", "resolve_request_path"]
