@@ -112,7 +112,7 @@ def _zoom_corrected(transl: np.ndarray, relative: np.ndarray, joints2d: np.ndarr
         return transl.copy()
     intrinsics = np.column_stack([zoom[zoomed, None] * focal0[None], np.tile(principal, (len(zoomed), 1))])
     solved = solve_translation(torch.as_tensor(relative[zoomed]), torch.as_tensor(joints2d[zoomed]),
-                               torch.as_tensor(intrinsics))
+                               torch.as_tensor(intrinsics)[:, None])
     out = transl.copy()
     out[zoomed] = solved.numpy()
     return out
