@@ -23,6 +23,7 @@ from scipy.spatial.transform import Rotation
 from backend.camera import Camera
 from backend.evaluation.poses import sample_pose
 from backend.render import rasterize
+from backend.torch_threads import single_thread
 
 _LEVEL_TO_WORLD = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # level OpenCV camera -> z-up
 
@@ -42,7 +43,7 @@ class ClipConfig:
     walk_speed: float = 1.2  # m/s of the walkers (the first person stands still)
     fps: float = 30.0
     static: bool = False  # a tripod shot: no pan, tilt or zoom
-    cut_at: int | None = None  # a hard cut to another background at this frame (the camera path restarts)
+    cut_at: int | None = None  # a hard cut to another background at this frame (the camera path starts again)
 
 
 @dataclass
@@ -78,26 +79,26 @@ def make_camera_clip(background: np.ndarray, body: torch.nn.Module, config: Clip
     config = config or ClipConfig()
     rng = np.random.default_rng(seed)
     rotations, zoom = camera_path(config)
+    if config.cut_at is not None:  # the second shot starts the same path again, from the first frame's lens
+        rotations[config.cut_at:] = rotations[:config.frames - config.cut_at].copy()
+        zoom[config.cut_at:] = zoom[:config.frames - config.cut_at].copy()
     camera = Camera.from_fov(config.width, config.height, config.fov_degrees)
     pitch = math.radians(config.pitch_deg)
     world_from_reference = _LEVEL_TO_WORLD @ Rotation.from_euler("x", -pitch).as_matrix()
     centre = np.array([0.0, 0.0, config.camera_height])
     walkers = _walkers(rng, body, config, world_from_reference, centre, camera)
     frames, people = [], []
-    for index in range(config.frames):
-        after_cut = config.cut_at is not None and index >= config.cut_at
-        photo = second_background if after_cut and second_background is not None else background
-        focal = camera.fx * zoom[index]
-        frame_camera = Camera(camera.width, camera.height, focal, focal, camera.cx, camera.cy)
-        image = _background_view(photo, camera, frame_camera, rotations[index])
-        truth = [w.at(index / config.fps, rotations[index] @ world_from_reference.T, centre, frame_camera)
-                 for w in walkers]
-        frames.append(_draw_people(image, truth, body, frame_camera))
-        people.append(truth)
-    if config.cut_at is not None:  # each segment's path is relative to its first frame
-        cut = config.cut_at
-        rotations[cut:] = rotations[cut:] @ rotations[cut].T
-        zoom[cut:] = zoom[cut:] / zoom[cut]
+    with single_thread():  # small rasterizations: threads only contend (10x slower on 2 loaded cores)
+        for index in range(config.frames):
+            after_cut = config.cut_at is not None and index >= config.cut_at
+            photo = second_background if after_cut and second_background is not None else background
+            focal = camera.fx * zoom[index]
+            frame_camera = Camera(camera.width, camera.height, focal, focal, camera.cx, camera.cy)
+            truth = [w.at(index / config.fps, rotations[index] @ world_from_reference.T, centre, frame_camera)
+                     for w in walkers]
+            image = _background_view(photo, camera, frame_camera, rotations[index])
+            frames.append(_draw_people(image, truth, body, frame_camera))
+            people.append(truth)
     return CameraClip(frames, camera, rotations, zoom, world_from_reference, centre, people)
 
 
@@ -172,6 +173,57 @@ def _draw_people(image: np.ndarray, people: list[dict], body, camera: Camera) ->
     return image
 
 
+@torch.no_grad()
+def clip_result(clip: CameraClip, body, path, depth_noise: float = 0.0, seed: int = 0) -> dict[str, np.ndarray]:
+    """The result arrays an estimator with the first frame's fixed lens would give for the clip's true people
+    (each row's translation solved through that lens onto the true 2D joints, its distance then scaled by
+    1 + N(0, ``depth_noise``)), with the world keys ``backend.world`` derives under ``path`` (a CameraPath)."""
+    from backend.camera import solve_translation
+    from backend.world import add_world_frame
+
+    rng = np.random.default_rng(seed)
+    rows = [(frame, person, truth) for frame, people in enumerate(clip.people) for person, truth in enumerate(people)]
+    poses = np.stack([truth["pose"] for _, _, truth in rows])
+    betas_track = np.stack([truth["betas"] for truth in clip.people[0]])
+    track = np.array([person for _, person, _ in rows])
+    as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
+    relative = body(as_t(poses), as_t(betas_track[track])).joints.double()
+    pixels = torch.as_tensor(np.stack([truth["joints2d"] for _, _, truth in rows]))
+    transl = solve_translation(relative, pixels, clip.camera.intrinsics_tensor(dtype=torch.float64)).numpy()
+    transl = (transl + relative[:, 0].numpy()) * (1.0 + rng.normal(0.0, depth_noise, (len(rows), 1))) \
+        - relative[:, 0].numpy()
+    rest = body.rest_joints(as_t(betas_track))
+    arrays = {
+        "format": np.str_("troupe-result/1"), "fps": np.float64(30.0),
+        "image_size": np.array([clip.camera.width, clip.camera.height]),
+        "focal_length": np.array([clip.camera.fx, clip.camera.fy]),
+        "principal_point": np.array([clip.camera.cx, clip.camera.cy]),
+        "num_frames": np.int64(len(clip.frames)), "body_model": np.str_(body.name), "estimator": np.str_("truth"),
+        "track_id": np.arange(len(betas_track)), "betas": betas_track.astype(np.float32),
+        "rest_joints": rest.numpy().astype(np.float32),
+        "rest_vertices": body.shaped_vertices(as_t(betas_track)).numpy().astype(np.float32),
+        "faces": body.faces.numpy().astype(np.int64), "joint_names": np.array(body.joint_names),
+        "parents": body.parents.numpy().astype(np.int64),
+        "skin_weights": body.skin_weights.numpy().astype(np.float32),
+        "frame_indices": np.arange(len(clip.frames)),
+        "row_track": track, "row_frame": np.array([frame for frame, _, _ in rows]),
+        "poses": poses.astype(np.float32), "transl": transl.astype(np.float32),
+        "joints2d": clip.camera.project(relative.numpy() + transl[:, None]).astype(np.float32),
+        "confidence": np.ones(len(rows), np.float32), "observed": np.ones(len(rows), bool),
+    }
+    arrays.update(add_world_frame(arrays, path, body))
+    return arrays
+
+
+def true_world_pelvis(clip: CameraClip, body) -> np.ndarray:
+    """(rows, 3): each row's true pelvis in the world, rows in :func:`clip_result`'s order."""
+    betas = np.stack([truth["betas"] for truth in clip.people[0]])
+    with torch.no_grad():
+        pelvis = body.rest_joints(torch.as_tensor(betas, dtype=torch.float32))[:, 0].numpy()
+    return np.array([truth["world_transl"] + pelvis[person] for people in clip.people
+                     for person, truth in enumerate(people)])
+
+
 def load_photo(path: str | Path) -> np.ndarray:
     """An RGB photo for the background."""
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -180,4 +232,5 @@ def load_photo(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-__all__ = ["CameraClip", "ClipConfig", "camera_path", "load_photo", "make_camera_clip"]
+__all__ = ["CameraClip", "ClipConfig", "camera_path", "clip_result", "load_photo", "make_camera_clip",
+           "true_world_pelvis"]

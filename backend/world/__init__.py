@@ -8,7 +8,7 @@ upright bodies and feet, and the result-file keys that express camera and people
 
 from backend.world.frame import add_world_frame
 from backend.world.motion import MotionSettings, RotationTracker, rotation_zoom_from_points
-from backend.world.segments import CameraPath, CameraPathBuilder
+from backend.world.segments import CameraPath, CameraPathBuilder, path_of_frames
 
 __all__ = ["CameraPath", "CameraPathBuilder", "MotionSettings", "RotationTracker", "add_world_frame",
-           "rotation_zoom_from_points"]
+           "path_of_frames", "rotation_zoom_from_points"]

@@ -30,6 +30,8 @@ from backend.world.segments import CameraPath
 FEET = (7, 8, 10, 11)  # L_Ankle, R_Ankle, L_Foot, R_Foot
 PELVIS, NECK = 0, 12
 LEAN_LIMIT_DEG = 30.0
+FLOOR_SPREAD_M = 0.5  # rms spread of the soles along the floor's second direction for the floor to count
+FLOOR_THICKNESS_M = 0.1  # rms distance of the soles from their plane for the floor to count
 ZOOM_TOLERANCE = 1e-3  # below this relative focal change a row keeps its translation
 
 
@@ -46,7 +48,8 @@ def add_world_frame(arrays: dict[str, np.ndarray], path: CameraPath, body: BodyM
     for segment in range(path.num_segments):
         frames = path.frames_of(segment)
         in_segment = np.isin(rows.frame, frames)
-        world_from_ref = _gravity_frame(rows.up_in_reference[in_segment], rows.observed[in_segment])
+        world_from_ref = _gravity_frame(rows.up_in_reference[in_segment], rows.lowest_sole[in_segment],
+                                        rows.observed[in_segment])
         centre = np.array([0.0, 0.0, -_floor(rows, in_segment, world_from_ref)])
         to_camera[frames] = path.rotations[frames] @ world_from_ref.T
         position[frames] = centre
@@ -93,6 +96,8 @@ class _Rows:
         feet = relative[:, FEET] + self.transl[:, None]  # (n, 4, 3) camera frame
         self.feet_in_reference = np.einsum("nij,nkj->nki", to_reference, feet)
         self.sole = _sole_depth(arrays, track)
+        lowest = np.argmax(feet[..., 1], axis=1)  # y down: lowest
+        self.lowest_sole = self.feet_in_reference[np.arange(self.count), lowest]
 
 
 def _posed_joints(body: BodyModel, poses: np.ndarray, betas: np.ndarray) -> np.ndarray:
@@ -132,15 +137,34 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
 
 
-def _gravity_frame(ups: np.ndarray, observed: np.ndarray) -> np.ndarray:
-    """Rotation world <- reference camera: +z the people's robust mean up, +y the camera's view laid flat."""
-    up = _robust_up(ups[observed] if observed.any() else ups)
+def _gravity_frame(ups: np.ndarray, soles: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Rotation world <- reference camera: +z the up of the floor the feet trace (when they trace one) or else
+    the people's robust mean up, +y the camera's view laid flat."""
+    body_up = _robust_up(ups[observed] if observed.any() else ups)
+    up = _floor_normal(soles[observed], body_up)
     forward = np.array([0.0, 0.0, 1.0]) - up * up[2]
     if np.linalg.norm(forward) < 1e-6:  # looking straight down or up: any horizontal direction will do
         forward = np.array([0.0, -1.0, 0.0]) - up * -up[1]
     forward = _unit(forward)
     right = np.cross(forward, up)
     return np.stack([right, forward, up])
+
+
+def _floor_normal(soles: np.ndarray, body_up: np.ndarray) -> np.ndarray:
+    """The normal of the plane the lowest soles lie on, when they cover a floor (spread at least
+    ``FLOOR_SPREAD_M`` in two directions and within ``FLOOR_THICKNESS_M`` of a plane) that is within
+    ``LEAN_LIMIT_DEG`` of the bodies' up; otherwise the bodies' up. Monocular depth errors thicken the plane on
+    real footage, and then the bodies decide."""
+    if len(soles) < 10:
+        return body_up
+    _, spread, axes = np.linalg.svd(soles - soles.mean(0), full_matrices=False)
+    spread = spread / np.sqrt(len(soles))
+    normal = axes[2] if axes[2] @ body_up > 0 else -axes[2]
+    if spread[1] < FLOOR_SPREAD_M or spread[2] > FLOOR_THICKNESS_M:
+        return body_up
+    if normal @ body_up < np.cos(np.radians(LEAN_LIMIT_DEG)):
+        return body_up
+    return normal
 
 
 def _robust_up(ups: np.ndarray) -> np.ndarray:

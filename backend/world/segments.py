@@ -9,11 +9,12 @@ into a trembling one (unless the user said the camera moves).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
 from backend.options import CAMERA_CHOICES as CAMERA_MODES
-from backend.world.motion import FrameMotion
+from backend.world.motion import FrameMotion, MotionSettings, RotationTracker
 
 STATIC_PX = 0.6  # pixels at the tracking width: tracking noise on a still, compressed picture stays below this
 
@@ -93,4 +94,19 @@ class CameraPathBuilder:
         return bool(shift.max(initial=0.0) < self.static_px)
 
 
-__all__ = ["CAMERA_MODES", "CameraPath", "CameraPathBuilder", "STATIC_PX"]
+def path_of_frames(frames: Sequence[np.ndarray], focal: float, boxes: Sequence[Sequence[np.ndarray]] | None = None,
+                   new_segments: Sequence[int] = (), mode: str = "auto",
+                   settings: MotionSettings | None = None) -> CameraPath:
+    """The camera path of RGB ``frames`` (principal point at the centre, ``focal`` in pixels), with people's
+    ``boxes`` per frame kept out, a new segment at each frame of ``new_segments``: the pipeline's stage on
+    frames already in memory (benchmarks, tests)."""
+    height, width = frames[0].shape[:2]
+    tracker = RotationTracker(width, height, focal, (width / 2, height / 2), settings)
+    builder = CameraPathBuilder(mode)
+    starts = set(new_segments)
+    for index, frame in enumerate(frames):
+        builder.add(tracker.update(frame, boxes[index] if boxes is not None else (), index in starts))
+    return builder.build()
+
+
+__all__ = ["CAMERA_MODES", "CameraPath", "CameraPathBuilder", "STATIC_PX", "path_of_frames"]
