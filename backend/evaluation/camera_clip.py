@@ -176,8 +176,8 @@ def _draw_people(image: np.ndarray, people: list[dict], body, camera: Camera) ->
 @torch.no_grad()
 def clip_result(clip: CameraClip, body, path, depth_noise: float = 0.0, seed: int = 0) -> dict[str, np.ndarray]:
     """The result arrays an estimator with the first frame's fixed lens would give for the clip's true people
-    (each row's translation solved through that lens onto the true 2D joints, its distance then scaled by
-    1 + N(0, ``depth_noise``)), with the world keys ``backend.world`` derives under ``path`` (a CameraPath)."""
+    (each row's translation solved through that lens onto the true 2D joints, its distance then scaled by one
+    factor 1 + N(0, ``depth_noise``) per person: monocular depth is off by a bias per person), with the world keys ``backend.world`` derives under ``path`` (a CameraPath)."""
     from backend.camera import solve_translation
     from backend.world import add_world_frame
 
@@ -190,8 +190,8 @@ def clip_result(clip: CameraClip, body, path, depth_noise: float = 0.0, seed: in
     relative = body(as_t(poses), as_t(betas_track[track])).joints.double()
     pixels = torch.as_tensor(np.stack([truth["joints2d"] for _, _, truth in rows]))
     transl = solve_translation(relative, pixels, clip.camera.intrinsics_tensor(dtype=torch.float64)).numpy()
-    transl = (transl + relative[:, 0].numpy()) * (1.0 + rng.normal(0.0, depth_noise, (len(rows), 1))) \
-        - relative[:, 0].numpy()
+    bias = 1.0 + rng.normal(0.0, depth_noise, (len(betas_track), 1))
+    transl = (transl + relative[:, 0].numpy()) * bias[track] - relative[:, 0].numpy()
     rest = body.rest_joints(as_t(betas_track))
     arrays = {
         "format": np.str_("troupe-result/1"), "fps": np.float64(30.0),

@@ -3,7 +3,8 @@
 Frames arrive one by one from :class:`backend.world.motion.RotationTracker`; a shot cut starts a new segment whose
 first frame is its reference (rotation identity, zoom 1). A segment whose content never moves by more than
 ``static_px`` pixels is a static shot: it is snapped to identity, so tracking noise never turns a tripod shot
-into a trembling one (unless the user said the camera moves).
+into a trembling one (unless the user said the camera moves); likewise a segment whose focal length stays within
+``FIXED_LENS`` keeps its lens.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from backend.options import CAMERA_CHOICES as CAMERA_MODES
 from backend.world.motion import FrameMotion, MotionSettings, RotationTracker
 
 STATIC_PX = 0.6  # pixels at the tracking width: tracking noise on a still, compressed picture stays below this
+FIXED_LENS = 0.005  # a segment whose focal length never strays further (relative) keeps its lens (measured noise:
+#                     0.1 % on the synthetic pan), so a pan does not become a trembling zoom
 
 
 @dataclass
@@ -81,9 +84,11 @@ class CameraPathBuilder:
         zoom = np.array([motion.zoom for motion in frames], np.float64)
         shift = np.array([motion.shift_px for motion in frames])
         static = np.array([self._is_static(shift[segment == s]) for s in range(int(segment[-1]) + 1)])
-        for s in np.flatnonzero(static):
-            rotations[segment == s] = np.eye(3)
-            zoom[segment == s] = 1.0
+        for s in range(len(static)):
+            if static[s]:
+                rotations[segment == s] = np.eye(3)
+            if static[s] or (self.mode == "auto" and np.abs(zoom[segment == s] - 1.0).max() < FIXED_LENS):
+                zoom[segment == s] = 1.0
         return CameraPath(rotations, zoom, segment.astype(np.int64), static)
 
     def _is_static(self, shift: np.ndarray) -> bool:
