@@ -135,11 +135,11 @@ def resolve_request_path(text: str, field: str, base: str | None) -> Path:
 def check_paths(input_path: str | os.PathLike, output_path: str | os.PathLike) -> None:
     """Refuse, before any work, an input that does not exist and an output that cannot be written or that is
     one of the input files. Raises ``SourceError`` or ``ResultFileError`` (one line each)."""
-    from backend.result import ResultFileError
+    from backend.result.contract import ResultFileError
 
     source, output = Path(input_path), Path(output_path)
     if not source.exists():
-        from backend.sources import SourceError
+        from backend.sources.frames import SourceError
 
         raise SourceError(f"input not found: {source}")
     if output.exists() or output.is_symlink():
@@ -167,8 +167,8 @@ def _is_an_input(source: Path, output: Path) -> bool:
 def _check_writable(output: Path) -> None:
     """Create and remove a file where the output's temporary file will go: a read-only folder or filesystem,
     a missing permission or a path through a file fails now, not after the run."""
-    from backend.atomic import probe_writable
-    from backend.result import ResultFileError
+    from backend.result.contract import ResultFileError
+    from backend.runtime.atomic import probe_writable
 
     try:
         probe_writable(output)

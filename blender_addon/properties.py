@@ -10,7 +10,7 @@ from . import backend_env
 
 def _estimator_catalog() -> tuple[list[tuple[str, str, str]], dict[str, str]]:
     """The estimator menu and the weights' terms, from the backend's own catalog (loaded by path: no torch)."""
-    catalog = backend_env.load_backend_file("backend/catalog.py", "_troupe_estimator_catalog")
+    catalog = backend_env.load_backend_file("backend/estimators/catalog.py", "_troupe_estimator_catalog")
     if catalog is None:  # no backend source beside the add-on: only the default, which needs no weights
         return [("mediapipe-fit", "MediaPipe fit", "The default estimator")], {}
     items = [(e.name, e.label, e.summary + (f" ({e.unavailable})" if e.unavailable else "")) for e in catalog.CATALOG]

@@ -145,7 +145,7 @@ def test_real_backend_answers_hello_and_reports_a_bad_input(tmp_path: Path) -> N
     """The lead's ``backend serve``: the handshake and a clear error for a missing input, through this client."""
     python = torch_python()
     if python is None or not (REPO_ROOT / "backend" / "server.py").is_file():
-        pytest.skip("needs the backend's interpreter (torch) and backend/server.py")
+        pytest.skip("needs the backend's interpreter (torch) and backend/app/server.py")
     job = _job(python, tmp_path)
     job.options.input = str(tmp_path / "missing.mp4")
     job.start()

@@ -339,7 +339,7 @@ def write_fixture(path: Path, **kwargs: object) -> Path:
     The posed body-model vertices of each track's first row go to ``<path>.expected.npz`` (the truth the skinned
     Blender mesh is compared with), not into the result.
     """
-    from backend.result import write_result
+    from backend.result.contract import write_result
 
     arrays = make_result_arrays(**kwargs)
     np.savez(expected_path(path), vertices=arrays.pop(EXPECTED_KEY))

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from backend.result import write_result
+from backend.result.contract import write_result
 from tests.bad_input import assert_untouched, children_of, run_troupe, snapshot, the_error_line
 from tests.test_result import minimal_result
 

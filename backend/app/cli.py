@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from backend import __version__
-from backend.catalog import DEFAULT_ESTIMATOR, available_estimators
-from backend.doctor import INSTALL_HINT
+from backend.app.doctor import INSTALL_HINT
+from backend.estimators.catalog import DEFAULT_ESTIMATOR, available_estimators
 
 if TYPE_CHECKING:
     from backend.detection.models import NpmModel, WheelModels
@@ -80,7 +80,7 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     if not _has_torch():
         parser.epilog = f"torch is not installed here, so reconstruct and the research tools cannot run: {INSTALL_HINT}"
     elif next((arg for arg in argv if not arg.startswith("-")), None) not in _LIGHT_COMMANDS:
-        from backend import occlusion
+        from backend.evaluation import occlusion
         from backend.evaluation.cli import add_parser as add_eval_parser, add_people_parser
 
         occlusion.add_parser(commands)
@@ -326,7 +326,7 @@ class _ProgressBar:
 
 
 def _run_doctor(args: argparse.Namespace) -> int:
-    from backend.doctor import run_doctor
+    from backend.app.doctor import run_doctor
 
     return run_doctor(sys.stdout)
 
@@ -348,7 +348,7 @@ def _run_body_list(args: argparse.Namespace) -> int:
 
 
 def _run_weights_list(args: argparse.Namespace) -> int:
-    from backend.weights import CHECKPOINTS, checkpoint_status
+    from backend.estimators.weights import CHECKPOINTS, checkpoint_status
 
     for name, status in checkpoint_status().items():
         print(f"{name:16s} {status}")
@@ -357,7 +357,7 @@ def _run_weights_list(args: argparse.Namespace) -> int:
 
 
 def _run_weights_install(args: argparse.Namespace) -> int:
-    from backend.weights import CHECKPOINTS, WeightsError, install_checkpoint
+    from backend.estimators.weights import CHECKPOINTS, WeightsError, install_checkpoint
 
     if args.name not in CHECKPOINTS:
         raise WeightsError(f"unknown checkpoint {args.name!r}; known: {', '.join(CHECKPOINTS)}")
@@ -370,8 +370,13 @@ def _run_weights_install(args: argparse.Namespace) -> int:
 
 def _run_bench(args: argparse.Namespace) -> int:
     """``bench NAME [options]``; ``bench --estimator romp [options]`` and plain ``bench [options]`` run romp."""
-    from backend.bench import BENCHMARKS, run_benchmark
     from backend.errors import OptionError
+
+    try:
+        from benchmarks import BENCHMARKS, run_benchmark
+    except ImportError as exc:  # the add-on bundles the backend without them
+        raise OptionError("the benchmarks live in the repository's benchmarks/ folder: run this from a checkout "
+                          f"of Troupe ({exc})") from exc
 
     rest = list(args.rest)
     name = args.estimator or "romp"
@@ -383,6 +388,6 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from backend.server import serve
+    from backend.app.server import serve
 
     return serve()

@@ -35,7 +35,7 @@ class Checkpoint:
     network: str
     network_args: tuple = ()
     note: str = _ROMP_TERMS
-    lightning: bool = False  # a Lightning .ckpt: read with the restricted fallback (see backend.weights)
+    lightning: bool = False  # a Lightning .ckpt: read with the restricted fallback (see backend.estimators.weights)
 
 
 @dataclass(frozen=True)
