@@ -1,4 +1,4 @@
-"""The one schema of a reconstruction's options, shared by the command line and the service.
+"""The one schema of a reconstruction's options, shared by the command line, the service and the add-on's job.
 
 Every value is checked here, before any frame is read or any model loaded, so a wrong type or an out-of-range
 value fails in a second with one line instead of after the whole run (or as an internal error). The checks need
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from backend.errors import OptionError
+from backend.estimators.catalog import DEFAULT_ESTIMATOR, estimator_info
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")  # plus "cuda:N"
 MAX_FOCAL_PX = 1e6
@@ -72,6 +73,7 @@ FIELDS: dict[str, OptionField] = {
     "keep_partial": OptionField(bool, None, "--keep-partial"),
     "smoothing": OptionField(float, _unit, "--smoothing"),
     "coherence": OptionField(bool, None, "--no-coherence"),
+    "estimator_options": OptionField(dict, None, "--option"),  # checked against the estimator's catalog entry
 }
 
 
@@ -89,7 +91,43 @@ def check_options(raw: Mapping[str, Any], cli: bool = False) -> dict[str, Any]:
     start, end = values.get("frame_start", 0), values.get("frame_end")
     if end is not None and end < start:
         raise OptionError(f"the last frame ({end}) comes before the first ({start})")
+    if "estimator_options" in values:
+        estimator = values.get("estimator", DEFAULT_ESTIMATOR)
+        values["estimator_options"] = check_estimator_options(estimator, values["estimator_options"], cli)
     return values
+
+
+def check_estimator_options(estimator: str, raw: Mapping[str, Any], cli: bool = False) -> dict[str, Any]:
+    """``raw`` checked against the settings ``estimator`` declares in the catalog (an unknown estimator is left
+    to the registry, which names the known ones)."""
+    info = estimator_info(estimator)
+    if info is None:
+        return dict(raw)
+    checked: dict[str, Any] = {}
+    for name, value in raw.items():
+        option = info.option(name) if isinstance(name, str) else None
+        if option is None:
+            known = ", ".join(o.name for o in info.options) or "none"
+            raise OptionError(f"{estimator} has no option {name!r} (its options: {known})")
+        problem = option.check(value)
+        if problem:
+            label = f"--option {name}" if cli else f"{estimator} option {name}"
+            raise OptionError(f"{label} {problem}, got {_shown(value)}")
+        checked[name] = float(value) if isinstance(option.default, float) else value
+    return checked
+
+
+def parse_option_assignments(estimator: str, assignments: list[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` words from the command line as typed values of ``estimator``'s options (checked later)."""
+    info = estimator_info(estimator)
+    parsed: dict[str, Any] = {}
+    for text in assignments:
+        name, sep, value = text.partition("=")
+        if not sep or not name.strip():
+            raise OptionError(f"--option takes NAME=VALUE, got {_shown(text)}")
+        option = info.option(name.strip()) if info is not None else None
+        parsed[name.strip()] = option.parse(value) if option is not None else value
+    return parsed
 
 
 def _checked(name: str, value: Any, field: OptionField, cli: bool) -> Any:
@@ -108,7 +146,8 @@ def _checked(name: str, value: Any, field: OptionField, cli: bool) -> Any:
     return value
 
 
-_KIND_NAMES = {str: "a string", int: "a whole number", float: "a finite number", bool: "true or false"}
+_KIND_NAMES = {str: "a string", int: "a whole number", float: "a finite number", bool: "true or false",
+               dict: "an object of option names and values"}
 
 
 def _shown(value: Any) -> str:
@@ -176,4 +215,5 @@ def _check_writable(output: Path) -> None:
         raise ResultFileError(f"cannot write the output {output}: {exc.strerror or exc}") from None
 
 
-__all__ = ["DEVICE_CHOICES", "FIELDS", "check_options", "check_paths", "resolve_request_path"]
+__all__ = ["DEVICE_CHOICES", "FIELDS", "check_estimator_options", "check_options", "check_paths",
+           "parse_option_assignments", "resolve_request_path"]

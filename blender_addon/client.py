@@ -171,6 +171,7 @@ class JobOptions:
     smoothing: float = 0.5
     coherence: bool = True
     fov: float | None = None  # degrees across the longer side; None lets the backend decide
+    estimator_options: dict[str, Any] = field(default_factory=dict)  # the chosen estimator's own settings
 
     def request(self, job_id: str) -> dict[str, Any]:
         return {"type": "reconstruct", "id": job_id, **self.__dict__}
@@ -212,6 +213,10 @@ class ReconstructionJob:
         self.id = uuid.uuid4().hex[:12]
         self.status = JobStatus()
         self._deadline = 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.status.finished
 
     def start(self) -> None:
         """Start the backend and say hello; errors land in ``status`` rather than raising."""

@@ -6,6 +6,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from . import backend_env
+from .estimator_options import TroupeEstimatorOptions
 
 
 def _estimator_catalog() -> tuple[list[tuple[str, str, str]], dict[str, str]]:
@@ -45,6 +46,7 @@ class TroupeSettings(bpy.types.PropertyGroup):
     frame_start: IntProperty(name="Start", description="First source frame (0-based)", min=0, default=0)
     frame_end: IntProperty(name="End", description="Last source frame (inclusive)", min=0, default=100)
     estimator: EnumProperty(name="Estimator", items=ESTIMATORS, default="mediapipe-fit")
+    estimator_options: PointerProperty(type=TroupeEstimatorOptions)
     body_model: EnumProperty(name="Body Model", items=BODY_MODELS, default="open-body")
     use_fov: BoolProperty(name="Field of View", description="Tell the backend the camera's field of view instead "
                           "of letting it guess", default=False)
@@ -84,7 +86,7 @@ class TroupeJobState(bpy.types.PropertyGroup):
     task_output: StringProperty(default="")
 
 
-CLASSES = (TroupeSettings, TroupeJobState)
+CLASSES = (TroupeEstimatorOptions, TroupeSettings, TroupeJobState)
 
 
 def register() -> None:

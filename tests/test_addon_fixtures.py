@@ -118,7 +118,7 @@ def poll_until(addon, condition, timeout: float = 20.0) -> None:
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up after {timeout} s waiting for the job")
-        addon.jobs.poll()
+        addon.jobs.reconstruction.poll()
         time.sleep(0.01)
 
 

@@ -10,6 +10,7 @@ import contextlib
 import importlib.util
 import signal
 import sys
+import textwrap
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
@@ -98,10 +99,26 @@ def _has_torch() -> bool:
         return False
 
 
+def _estimator_options_text() -> str:
+    """Each estimator's settings for ``--option NAME=VALUE``, from the catalog."""
+    from backend.estimators.catalog import CATALOG
+
+    lines = ["estimator options (--option NAME=VALUE):"]
+    for info in CATALOG:
+        for option in info.options if info.implementation else ():
+            allowed = (" | ".join(option.choices) if option.choices else
+                       f"{option.minimum:g}..{option.maximum:g}" if option.minimum is not None else
+                       "true | false" if isinstance(option.default, bool) else "")
+            lines.append(f"  {info.name}: {option.name}={allowed} (default {option.default})")
+            lines.extend(textwrap.wrap(option.description, 100, initial_indent=" " * 6, subsequent_indent=" " * 6))
+    return "\n".join(lines)
+
+
 def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
     from backend.options import DEVICE_CHOICES
 
-    cmd = commands.add_parser("reconstruct", help="image, image folder or video -> result .npz")
+    cmd = commands.add_parser("reconstruct", help="image, image folder or video -> result .npz",
+                              epilog=_estimator_options_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
     cmd.add_argument("input", type=Path, help="image, folder of images, or video file")
     cmd.add_argument("-o", "--output", type=Path, required=True, help="result file to write (.npz)")
     cmd.add_argument("--estimator", help=f"one of {', '.join(available_estimators())} (default: {DEFAULT_ESTIMATOR}; "
@@ -121,10 +138,12 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
         help="temporal smoothing 0..1 (0 = off; default 0.5): zero-phase per track, stronger on depth",
     )  # fmt: skip
     cmd.add_argument(
+        "--option", "-O", action="append", metavar="NAME=VALUE",
+        help="a setting of the chosen estimator (repeatable); each estimator's settings are listed below",
+    )  # fmt: skip
+    cmd.add_argument(
         "--fit-init", choices=("neutral", "lasor", "lasor-root", "neutral+lasor-root"), default=None,
-        help="mediapipe-fit only: start each new person's fit from MediaPipe's 3D landmarks (neutral), from "
-             "LASOR's prediction (lasor), from the landmarks turned and moved to LASOR's orientation and depth "
-             "(lasor-root), or from both neutral and lasor-root, keeping the fit of lower energy (the default)",
+        help="short for --option initialiser=... with mediapipe-fit",
     )  # fmt: skip
     cmd.add_argument(
         "--no-coherence", dest="coherence", action="store_false",
@@ -242,9 +261,7 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG)
 
-    options = ReconstructOptions(
-        **values, estimator_options={} if args.fit_init is None else {"initialiser": args.fit_init}
-    )
+    options = ReconstructOptions(**values)
     cancel = threading.Event()
     with _ProgressBar(disabled=args.quiet) as bar, _cancel_on_interrupt(cancel):
         summary = reconstruct(args.input, args.output, options, progress=bar.update, cancel=cancel)
@@ -257,12 +274,15 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
 def _checked_reconstruct_options(args: argparse.Namespace) -> dict:
     """The command line's options through the schema the service uses (``backend.options``), and the paths
     checked (input exists, output writable and not the input), all before any work."""
-    from backend.options import check_options, check_paths
+    from backend.options import check_options, check_paths, parse_option_assignments
 
+    estimator_options = parse_option_assignments(args.estimator or DEFAULT_ESTIMATOR, args.option or [])
+    if args.fit_init is not None:
+        estimator_options["initialiser"] = args.fit_init
     values = check_options({
         "estimator": args.estimator, "body_model": args.body_model, "device": args.device, "fov": args.fov,
         "focal": args.focal, "frame_start": args.start, "frame_end": args.end, "keep_partial": args.keep_partial,
-        "smoothing": args.smoothing, "coherence": args.coherence,
+        "smoothing": args.smoothing, "coherence": args.coherence, "estimator_options": estimator_options or None,
     }, cli=True)  # fmt: skip
     check_paths(args.input, args.output)
     return values
@@ -370,13 +390,12 @@ def _run_weights_install(args: argparse.Namespace) -> int:
 
 def _run_bench(args: argparse.Namespace) -> int:
     """``bench NAME [options]``; ``bench --estimator romp [options]`` and plain ``bench [options]`` run romp."""
-    from backend.errors import OptionError
-
     try:
         from benchmarks import BENCHMARKS, run_benchmark
     except ImportError as exc:  # the add-on bundles the backend without them
         raise OptionError("the benchmarks live in the repository's benchmarks/ folder: run this from a checkout "
                           f"of Troupe ({exc})") from exc
+    from backend.errors import OptionError
 
     rest = list(args.rest)
     name = args.estimator or "romp"
