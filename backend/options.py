@@ -54,27 +54,47 @@ def _name(value: str) -> str | None:
 
 @dataclass(frozen=True)
 class OptionField:
-    """One option: its JSON/Python type, its check, and its command-line flag (for messages)."""
+    """One option, declared once: its JSON/Python type, its check, its command-line flag, the value used when it
+    is not given, and its help. The command line's arguments and ``ReconstructOptions``' defaults come from here."""
 
-    kind: type  # str, int, float or bool
+    kind: type  # str, int, float, bool or dict
     check: Callable[[Any], str | None] | None = None
     flag: str = ""
+    default: Any = None  # None: decided later (the camera's field of view, the frame range's end)
+    help: str = ""
 
+
+DEFAULT_ESTIMATOR_OPTIONS: dict = {}
+DEFAULT_FOV_DEGREES = 55.0  # across the longer image side, when neither a field of view nor a focal is given
 
 # Names are the service's request fields and ReconstructOptions' attributes.
 FIELDS: dict[str, OptionField] = {
-    "estimator": OptionField(str, _name, "--estimator"),
-    "body_model": OptionField(str, _name, "--body-model"),
-    "device": OptionField(str, _device, "--device"),
-    "fov": OptionField(float, _fov_range, "--fov"),
-    "focal": OptionField(float, _positive_focal, "--focal"),
-    "frame_start": OptionField(int, _frame, "--start"),
-    "frame_end": OptionField(int, _frame, "--end"),
-    "keep_partial": OptionField(bool, None, "--keep-partial"),
-    "smoothing": OptionField(float, _unit, "--smoothing"),
-    "coherence": OptionField(bool, None, "--no-coherence"),
-    "estimator_options": OptionField(dict, None, "--option"),  # checked against the estimator's catalog entry
+    "estimator": OptionField(str, _name, "--estimator", DEFAULT_ESTIMATOR,
+                             "one of {estimators}; `doctor` says which can run here"),
+    "body_model": OptionField(str, _name, "--body-model", "open-body",
+                              "open-body (built in) or smpl-neutral/-male/-female (your SMPL file)"),
+    "device": OptionField(str, _device, "--device", "auto", "auto (CUDA when available, else the CPU), cpu, cuda, "
+                                                             "cuda:N"),
+    "fov": OptionField(float, _fov_range, "--fov", None, "camera field of view in degrees across the longer side "
+                                                         f"(when no --focal is given: {DEFAULT_FOV_DEGREES:g})"),
+    "focal": OptionField(float, _positive_focal, "--focal", None, "camera focal length in pixels"),
+    "frame_start": OptionField(int, _frame, "--start", None, "first frame (0-based, inclusive)"),
+    "frame_end": OptionField(int, _frame, "--end", None, "last frame (inclusive)"),
+    "keep_partial": OptionField(bool, None, "--keep-partial", False, "on cancel or a broken video, keep what was "
+                                                                      "done"),
+    "smoothing": OptionField(float, _unit, "--smoothing", 0.5, "temporal smoothing 0..1 (0 = off): zero-phase per "
+                                                               "track, stronger on depth"),
+    "coherence": OptionField(bool, None, "--no-coherence", True, "skip the refinement that separates "
+                             "interpenetrating people and fixes their depth order"),
+    "estimator_options": OptionField(dict, None, "--option", DEFAULT_ESTIMATOR_OPTIONS,
+                                     "a setting of the chosen estimator, NAME=VALUE (repeatable; listed below)"),
 }
+
+
+def default(name: str) -> Any:
+    """The value ``name`` takes when it is not given (a fresh copy for mutable ones)."""
+    value = FIELDS[name].default
+    return dict(value) if isinstance(value, dict) else value
 
 
 def check_options(raw: Mapping[str, Any], cli: bool = False) -> dict[str, Any]:
@@ -215,5 +235,5 @@ def _check_writable(output: Path) -> None:
         raise ResultFileError(f"cannot write the output {output}: {exc.strerror or exc}") from None
 
 
-__all__ = ["DEVICE_CHOICES", "FIELDS", "check_estimator_options", "check_options", "check_paths",
+__all__ = ["DEFAULT_FOV_DEGREES", "DEVICE_CHOICES", "FIELDS", "OptionField", "default", "check_estimator_options", "check_options", "check_paths",
            "parse_option_assignments", "resolve_request_path"]

@@ -54,7 +54,7 @@ def test_successful_job_reports_progress_people_warnings_and_output(tmp_path: Pa
     assert hello == {"type": "hello", "protocol": 1}
     assert request == {
         "type": "reconstruct", "id": job.id, "input": str(tmp_path / "clip.mp4"), "output": str(tmp_path / "out.npz"),
-        "estimator": "mediapipe-fit", "body_model": "open-body", "device": "auto", "frame_start": 3, "frame_end": 9,
+        "estimator": None, "body_model": None, "device": None, "frame_start": 3, "frame_end": 9,
         "smoothing": 0.25, "coherence": False, "fov": 55.0, "estimator_options": {},
     }  # fmt: skip
     assert seen.get("stdin_closed") is True

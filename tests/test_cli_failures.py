@@ -64,7 +64,7 @@ def test_unreadable_inputs(tmp_path, name, content, expected):
         (["--estimator", "nope"], "unknown estimator 'nope'; available: "),
         (["--estimator", "crmh"], "not available"),
         (["--estimator", "romp"], "ROMP.pkl not found"),
-        (["--estimator", "romp", "--fit-init", "lasor"], "does not take the options ['initialiser']"),
+        (["--estimator", "romp", "--fit-init", "lasor"], "romp has no option 'initialiser' (its options: backbone, center_thresh, precision)"),
         (["--body-model", "smpl-neutral"], "smpl-neutral is not installed"),
         (["--device", "cuda"], "CUDA was requested"),
         (["--fov", "200"], "between 1 and 179"),

@@ -115,44 +115,37 @@ def _estimator_options_text() -> str:
 
 
 def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
-    from backend.options import DEVICE_CHOICES
-
     cmd = commands.add_parser("reconstruct", help="image, image folder or video -> result .npz",
                               epilog=_estimator_options_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
     cmd.add_argument("input", type=Path, help="image, folder of images, or video file")
     cmd.add_argument("-o", "--output", type=Path, required=True, help="result file to write (.npz)")
-    cmd.add_argument("--estimator", help=f"one of {', '.join(available_estimators())} (default: {DEFAULT_ESTIMATOR}; "
-                                         "`doctor` says which can run here)")
-    cmd.add_argument("--body-model", help="open-body (built in, the default) or smpl-neutral/-male/-female")
-    cmd.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
-                     help="auto: CUDA when available, else the CPU (default: auto)")
-    lens = cmd.add_mutually_exclusive_group()
-    lens.add_argument("--fov", type=float, help="camera field of view in degrees across the longer side "
-                                                "(default: 55)")
-    lens.add_argument("--focal", type=float, help="camera focal length in pixels")
-    cmd.add_argument("--start", type=int, help="first frame (0-based, inclusive)")
-    cmd.add_argument("--end", type=int, help="last frame (inclusive)")
-    cmd.add_argument("--keep-partial", action="store_true", help="on cancel or a broken video, keep what was done")
-    cmd.add_argument(
-        "--smoothing", type=float, default=None,
-        help="temporal smoothing 0..1 (0 = off; default 0.5): zero-phase per track, stronger on depth",
-    )  # fmt: skip
-    cmd.add_argument(
-        "--option", "-O", action="append", metavar="NAME=VALUE",
-        help="a setting of the chosen estimator (repeatable); each estimator's settings are listed below",
-    )  # fmt: skip
+    _add_schema_arguments(cmd)
     cmd.add_argument(
         "--fit-init", choices=("neutral", "lasor", "lasor-root", "neutral+lasor-root"), default=None,
         help="short for --option initialiser=... with mediapipe-fit",
-    )  # fmt: skip
-    cmd.add_argument(
-        "--no-coherence", dest="coherence", action="store_false",
-        help="skip the refinement that separates interpenetrating people and fixes their depth order",
     )  # fmt: skip
     cmd.add_argument("--quiet", action="store_true", help="no progress bar")
     cmd.add_argument("--debug", action="store_true",
                      help="say on stderr what people-finding dropped and why (proposals, fitted bodies)")
     cmd.set_defaults(handler=_run_reconstruct)
+
+
+def _add_schema_arguments(cmd: argparse.ArgumentParser) -> None:
+    """One argument per option of the schema (``backend.options.FIELDS``): its flag, type and help. Every
+    default is None, "not given", so the schema's own defaults apply and the checks see what was typed."""
+    from backend.options import FIELDS
+
+    for name, spec in FIELDS.items():
+        text = spec.help.format(estimators=", ".join(available_estimators()))
+        if spec.kind is bool:
+            cmd.add_argument(spec.flag, dest=name, action="store_const", const=not spec.default, default=None,
+                             help=text)
+        elif spec.kind is dict:
+            cmd.add_argument(spec.flag, "-O", dest=name, action="append", metavar="NAME=VALUE", help=text)
+        else:
+            default = f" (default: {spec.default})" if spec.default is not None else ""
+            metavar = spec.flag.lstrip("-").upper().replace("-", "_")
+            cmd.add_argument(spec.flag, dest=name, type=spec.kind, default=None, metavar=metavar, help=text + default)
 
 
 def _add_body(commands: argparse._SubParsersAction) -> None:
@@ -274,16 +267,14 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
 def _checked_reconstruct_options(args: argparse.Namespace) -> dict:
     """The command line's options through the schema the service uses (``backend.options``), and the paths
     checked (input exists, output writable and not the input), all before any work."""
-    from backend.options import check_options, check_paths, parse_option_assignments
+    from backend.options import FIELDS, check_options, check_paths, parse_option_assignments
 
-    estimator_options = parse_option_assignments(args.estimator or DEFAULT_ESTIMATOR, args.option or [])
+    raw = {name: getattr(args, name) for name in FIELDS}
+    estimator_options = parse_option_assignments(args.estimator or DEFAULT_ESTIMATOR, args.estimator_options or [])
     if args.fit_init is not None:
         estimator_options["initialiser"] = args.fit_init
-    values = check_options({
-        "estimator": args.estimator, "body_model": args.body_model, "device": args.device, "fov": args.fov,
-        "focal": args.focal, "frame_start": args.start, "frame_end": args.end, "keep_partial": args.keep_partial,
-        "smoothing": args.smoothing, "coherence": args.coherence, "estimator_options": estimator_options or None,
-    }, cli=True)  # fmt: skip
+    raw["estimator_options"] = estimator_options or None
+    values = check_options(raw, cli=True)
     check_paths(args.input, args.output)
     return values
 
