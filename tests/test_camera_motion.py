@@ -19,8 +19,8 @@ from backend.body import load_body_model
 from backend.errors import OptionError
 from backend.evaluation.camera_clip import ClipConfig, clip_result, load_photo, make_camera_clip, true_world_pelvis
 from backend.options import check_options
-from backend.result import ResultFileError, read_result, validate, write_result
-from backend.shots import detect_cuts
+from backend.result.contract import ResultFileError, read_result, validate, write_result
+from backend.sources.shots import detect_cuts
 from backend.world import CameraPath, path_of_frames
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

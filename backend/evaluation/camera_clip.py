@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from backend.camera import Camera
+from backend.geometry.camera import Camera
 from backend.evaluation.poses import sample_pose
-from backend.render import rasterize
-from backend.torch_threads import single_thread
+from backend.geometry.render import rasterize
+from backend.runtime.torch_threads import single_thread
 
 _LEVEL_TO_WORLD = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # level OpenCV camera -> z-up
 
@@ -178,7 +178,7 @@ def clip_result(clip: CameraClip, body, path, depth_noise: float = 0.0, seed: in
     """The result arrays an estimator with the first frame's fixed lens would give for the clip's true people
     (each row's translation solved through that lens onto the true 2D joints, its distance then scaled by one
     factor 1 + N(0, ``depth_noise``) per person: monocular depth is off by a bias per person), with the world keys ``backend.world`` derives under ``path`` (a CameraPath)."""
-    from backend.camera import solve_translation
+    from backend.geometry.camera import solve_translation
     from backend.world import add_world_frame
 
     rng = np.random.default_rng(seed)

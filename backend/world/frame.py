@@ -24,7 +24,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from backend.body import BodyModel
-from backend.camera import solve_translation
+from backend.geometry.camera import solve_translation
 from backend.world.segments import CameraPath
 
 FEET = (7, 8, 10, 11)  # L_Ankle, R_Ankle, L_Foot, R_Foot
