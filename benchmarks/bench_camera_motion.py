@@ -134,7 +134,7 @@ def _dribble_motion(body, data: dict[str, np.ndarray]) -> None:
     world_poses = data["poses"].copy()
     world_poses[:, 0] = data["world_orient"]
     world_joints = _joints(body, world_poses, betas, data["world_transl"])
-    speeds, slides = [], {"world": [], "camera": []}
+    speeds, slides = [], {"world": [], "camera": [], "world_across": [], "camera_across": []}
     for t in np.unique(track):
         rows = np.flatnonzero((track == t) & data["observed"])
         rows = rows[np.argsort(data["row_frame"][rows])]
@@ -154,8 +154,16 @@ def _dribble_motion(body, data: dict[str, np.ndarray]) -> None:
         foot_a, foot_b = lowest[a[same]], lowest[b[same]]
         slides["world"].append(np.linalg.norm(world_joints[b[same], foot_b, :2] - world_joints[a[same], foot_a, :2],
                                               axis=1))
-        slides["camera"].append(np.linalg.norm(camera_joints[b[same], foot_b] - camera_joints[a[same], foot_a],
-                                               axis=1))
+        camera_step = camera_joints[b[same], foot_b] - camera_joints[a[same], foot_a]
+        slides["camera"].append(np.linalg.norm(camera_step, axis=1))
+        # across the line of sight only: monocular depth jitter moves a foot along its ray, a camera turn across it
+        world_step = world_joints[b[same], foot_b] - world_joints[a[same], foot_a]
+        world_step = np.einsum("nij,nj->ni", data["camera_rotation"][data["row_frame"][a[same]]], world_step)
+        ray = camera_joints[a[same], foot_a]
+        ray = ray / np.linalg.norm(ray, axis=1, keepdims=True)
+        across = lambda v: np.linalg.norm(v - (v * ray).sum(1, keepdims=True) * ray, axis=1)  # noqa: E731
+        slides["world_across"].append(across(world_step))
+        slides["camera_across"].append(across(camera_step))
     for world_w, camera_w, world, camera, track_id, count in sorted(speeds):
         print(f"  track {track_id} ({count} rows): pelvis speed over 0.4 s world {world_w:.2f} m/s, camera frame "
               f"{camera_w:.2f} m/s; frame to frame world {world:.2f}, camera frame {camera:.2f} m/s")
@@ -170,6 +178,10 @@ def _dribble_motion(body, data: dict[str, np.ndarray]) -> None:
         print(f"  lowest-foot sliding: mean world {slide_world:.2f} m/s, camera frame {slide_camera:.2f} m/s, ratio "
               f"{slide_world / slide_camera:.2f}; median {median_world:.2f} / {median_camera:.2f} m/s, ratio "
               f"{median_world / median_camera:.2f} (same result)")
+        world_across = np.concatenate(slides["world_across"]).mean() * fps
+        camera_across = np.concatenate(slides["camera_across"]).mean() * fps
+        print(f"  ... across the line of sight (depth jitter left out): world {world_across:.2f} m/s, camera frame "
+              f"{camera_across:.2f} m/s, ratio {world_across / camera_across:.2f}")
 
 
 if __name__ == "__main__":

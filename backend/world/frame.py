@@ -10,7 +10,7 @@ segment's rows; the camera's centre is then at height -floor above the world's o
 
 Under a zoom the estimator's fixed lens put people at the wrong depth; each row's translation is re-solved
 through the frame's focal length (``backend.camera.solve_translation``) onto its 2D joints before it is carried
-into the world. The keys added to the result (all optional, see ``backend.result.OPTIONAL``):
+into the world. The keys added to the result (all optional, see ``backend.result.contract.OPTIONAL``):
 ``camera_rotation`` (F, 3, 3) world -> camera (OpenCV axes), ``camera_position`` (F, 3) metres,
 ``camera_focal`` (F, 2) pixels, ``camera_segment`` (F,), ``segment_static`` (S,), ``world_orient`` (N, 3) and
 ``world_transl`` (N, 3): the people in the world, posed joints = FK(poses with joint 0 = world_orient) +
