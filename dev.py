@@ -33,7 +33,8 @@ ENVIRONMENTS = {  # folder -> requirement file
 }
 ENV_PYTHON_VERSIONS = {".venv-bpy53": "3.13"}  # environments on another Python than dev.py's own (3.11)
 PYTHON313_MARKER = "python313_env"  # its own step of `test` (tests/test_backend_env_python313.py)
-ADDON_BLENDERS = {".venv-bpy5": "Blender 5.0", ".venv-bpy42": "Blender 4.2 LTS", ".venv-bpy53": "Blender 5.3"}  # add-on tests run again here
+# add-on tests run again here
+ADDON_BLENDERS = {".venv-bpy5": "Blender 5.0", ".venv-bpy42": "Blender 4.2 LTS", ".venv-bpy53": "Blender 5.3"}
 
 
 def python_in(env: str) -> Path:
