@@ -9,12 +9,14 @@ in metres, is a person the engine sees upright and at their real size. Each pres
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.test_addon_fixtures import enable_addon, fixture_result, isolate_blender
+from tests.test_addon_fixtures import REPO_ROOT, blender_env, built_zip, enable_addon, fixture_result, isolate_blender
 
 isolate_blender()
 bpy = pytest.importorskip("bpy")
@@ -267,3 +269,31 @@ def test_every_export_menu_entry_writes_and_leaves_the_scene_as_it_was(addon, pe
 def test_glb_export_needs_people(addon, tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="no people to export"):
         bpy.ops.troupe.export_gltf(filepath=str(tmp_path / "none.glb"), scope="ALL")
+
+
+# --- headless ------------------------------------------------------------------------------------------------
+
+
+def _script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**blender_env(), "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "export_result.py"), *args, "--zip",
+                           str(built_zip())], cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
+
+
+def test_script_exports_a_result_for_unreal(tmp_path: Path) -> None:
+    proc = _script(str(fixture_result()), str(tmp_path / "out" / "take.fbx"), "--preset", "unreal",
+                   "--animation-only", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    files = sorted((tmp_path / "out").iterdir())
+    assert [f.name for f in files] == ["take_Person_7.fbx", "take_Person_8.fbx", "take_Person_9.fbx"]
+    (imported,) = _reimported(files[0])
+    assert imported.name == "Armature" and not [o for o in bpy.data.objects if o.type == "MESH"]
+    _check_bone_names(imported, "UE5", root=True)
+
+
+def test_script_refuses_a_missing_input_in_one_line(tmp_path: Path) -> None:
+    proc = _script(str(tmp_path / "nothing.npz"), str(tmp_path / "take.glb"), "--preset", "glb", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [f"export_result: error: no result (.npz) or .blend file at "
+                                                f"{tmp_path / 'nothing.npz'}"]
+    assert not (tmp_path / "take.glb").exists()
