@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from math import radians
 
 import bpy
+import numpy as np
 from mathutils import Matrix
 
-from . import bone_naming
+from . import bone_naming, keyframes
 
 ASIDE_SUFFIX = " (troupe export)"
 
@@ -78,6 +79,8 @@ def _copy_person(context: bpy.types.Context, person: bpy.types.Object, name: str
     root = bone_naming.ROOT_BONE.get(naming) if root_bone else None
     if root or y_up_rest:
         _edit_rest(context, arm, root, y_up_rest)
+    if root:
+        _move_travel_to_root(arm, bone_naming.bone_names(naming)["Pelvis"], root)
 
 
 def _copy_mesh(child: bpy.types.Object, arm: bpy.types.Object, made: ExportCopies) -> None:
@@ -146,6 +149,33 @@ def _edit_rest(context: bpy.types.Context, arm: bpy.types.Object, root: str | No
         finally:
             bpy.ops.object.mode_set(mode="OBJECT")
     view_layer.objects.active = active
+
+
+def _move_travel_to_root(arm: bpy.types.Object, pelvis: str, root: str) -> None:
+    """Engines with a root bone (Unreal) take root motion from it: the pelvis's travel over the floor (armature
+    x, y) moves to the root, the pelvis keeps its height and its offset from the root. World poses are unchanged."""
+    from .export import fcurves
+
+    path = f'pose.bones["{pelvis}"].location'
+    curves = sorted((c for c in fcurves(arm) if c.data_path == path), key=lambda c: c.array_index)
+    if len(curves) != 3:
+        return
+    keys = []
+    for curve in curves:
+        co = np.empty(2 * len(curve.keyframe_points), dtype=np.float64)
+        curve.keyframe_points.foreach_get("co", co)
+        keys.append(co.reshape(-1, 2))
+    frames = keys[0][:, 0]
+    if any(len(k) != len(frames) or not np.allclose(k[:, 0], frames) for k in keys):
+        return  # not keyed together: leave the travel on the pelvis
+    location = np.stack([k[:, 1] for k in keys], axis=1)
+    bone = arm.data.bones[pelvis]
+    rest = np.array(bone.matrix_local.to_3x3())  # pose location is along the bone's rest axes
+    travel = np.array(bone.head_local) + location @ rest.T
+    travel[:, 2] = 0.0
+    keyframes.set_keys(arm, path, frames, location - travel @ rest, group=pelvis)
+    root_rest = np.array(arm.data.bones[root].matrix_local.to_3x3())
+    keyframes.set_keys(arm, f'pose.bones["{root}"].location', frames, travel @ root_rest, group=root)
 
 
 def _remove(made: ExportCopies) -> None:

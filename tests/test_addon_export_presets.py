@@ -195,6 +195,14 @@ def test_fbx_preset_has_engine_names_axes_units_and_motion(people, tmp_path: Pat
     frames = len(original)
     assert _key_counts(imported) == {frames}
     _check_motion(imported, original, scheme, shifts=(0, 1, -1))
+    if preset == "UNREAL":  # root motion: the root travels under the pelvis, on the floor
+        travel = []
+        for frame in sorted(original):
+            bpy.context.scene.frame_set(frame)
+            root, pelvis = _heads(imported, ["root", "pelvis"])
+            assert np.abs(root[:2] - pelvis[:2]).max() < 1e-3 and abs(root[2]) < 1e-3, frame
+            travel.append(root[:2])
+        assert np.ptp(np.array(travel), axis=0).max() > 0.05  # the fixture's person does move
     height = max(h[:, 2].max() - h[:, 2].min() for h in original.values())
     assert 0.5 < height < 2.5  # the fixture's people are people-sized: the check above is in metres
 
