@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                 bpy.ops.wm.read_homefile(use_empty=True)
                 bpy.context.scene.render.fps = fps  # glTF keeps seconds
                 if path.suffix == ".fbx":
-                    bpy.ops.import_scene.fbx(filepath=str(path))
+                    bpy.ops.import_scene.fbx(filepath=str(path), anim_offset=0.0)  # key times as written
                 else:
                     bpy.ops.import_scene.gltf(filepath=str(path))
                 heights = {k: round(v, 3) for k, v in _mesh_heights(args.frame).items()}
