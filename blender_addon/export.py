@@ -256,14 +256,36 @@ def _person_path(filepath: str, armature: bpy.types.Object, many: bool, suffix: 
     return path.with_name(f"{path.stem}_{bpy.path.clean_name(armature.name)}{suffix}")
 
 
+def _last_line(exc: BaseException) -> str:
+    """The telling line of an exporter's error: a nested operator's message ends with its traceback's last line,
+    then where the call was made."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not line.startswith("Location:")]
+    return lines[-1] if lines else type(exc).__name__
+
+
 class _ExportBase:
+    """Shared by the export operators: the people to export, and a failed write reported in one line (the scene
+    is left as it was: exports work on copies that are removed whatever happens)."""
+
     scope: EnumProperty(name="People", items=SCOPES, default="ALL")
 
-    def _people(self, context: bpy.types.Context) -> list[bpy.types.Object]:
+    def execute(self, context: bpy.types.Context) -> set[str]:
         people = people_for_export(context, self.scope)
         if not people:
             self.report({"ERROR"}, "Troupe: no people to export (import or reconstruct first, or select some)")
-        return people
+            return {"CANCELLED"}
+        try:
+            paths = self.export(context, people)
+        except (OSError, RuntimeError) as exc:
+            reason = _last_line(exc)
+            self.report({"ERROR"}, f"Troupe: could not export to {self.filepath}: {reason}")
+            return {"CANCELLED"}
+        where = str(paths[0]) if len(paths) == 1 else f"{len(paths)} files beside {self.filepath}"
+        self.report({"INFO"}, f"Troupe: exported {len(people)} people to {where}")
+        return {"FINISHED"}
+
+    def export(self, context: bpy.types.Context, people: list[bpy.types.Object]) -> list[Path]:
+        raise NotImplementedError
 
 
 class _BoneNames:
@@ -276,8 +298,8 @@ class _AnimationOnly:
                                  description="Armatures and their motion without the body meshes")
 
 
-class TROUPE_OT_export_fbx(bpy.types.Operator, ExportHelper, _ExportBase, _AnimationOnly):
-    """Export people as FBX with settings for a game engine or Mixamo-style tools"""
+class TROUPE_OT_export_fbx(_ExportBase, bpy.types.Operator, ExportHelper, _AnimationOnly):
+    """Export people as FBX with the axes, units and bone names a game engine or Mixamo expects"""
 
     bl_idname = "troupe.export_fbx"
     bl_label = "Export FBX"
@@ -287,32 +309,24 @@ class TROUPE_OT_export_fbx(bpy.types.Operator, ExportHelper, _ExportBase, _Anima
     naming: EnumProperty(name="Bone Names", items=NAMING_CHOICES, default="PRESET",
                          description="Bone names in the file (the scene keeps its own)")
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        people = self._people(context)
-        if not people:
-            return {"CANCELLED"}
-        paths = export_fbx(context, people, self.filepath, self.preset, self.naming, self.animation_only)
-        where = self.filepath if len(paths) == 1 else f"{len(paths)} files beside {self.filepath}"
-        self.report({"INFO"}, f"Troupe: exported {len(people)} people to {where}")
-        return {"FINISHED"}
+    def export(self, context: bpy.types.Context, people: list[bpy.types.Object]) -> list[Path]:
+        return export_fbx(context, people, self.filepath, self.preset, self.naming, self.animation_only)
 
 
-class TROUPE_OT_export_bvh(bpy.types.Operator, ExportHelper, _ExportBase, _BoneNames):
-    """Export each person's motion as BVH (one file per person)"""
+class TROUPE_OT_export_bvh(_ExportBase, bpy.types.Operator, ExportHelper, _BoneNames):
+    """Export each person's motion as BVH (one file per person), Y up, in metres"""
 
     bl_idname = "troupe.export_bvh"
     bl_label = "Export BVH"
     filename_ext = ".bvh"
     filter_glob: StringProperty(default="*.bvh", options={"HIDDEN"})
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        people = self._people(context)
-        for person in people:
-            export_bvh(context, person, _person_path(self.filepath, person, len(people) > 1, ".bvh"), self.naming)
-        return {"FINISHED"} if people else {"CANCELLED"}
+    def export(self, context: bpy.types.Context, people: list[bpy.types.Object]) -> list[Path]:
+        return [export_bvh(context, person, _person_path(self.filepath, person, len(people) > 1, ".bvh"),
+                           self.naming) for person in people]
 
 
-class TROUPE_OT_export_amass(bpy.types.Operator, ExportHelper, _ExportBase):
+class TROUPE_OT_export_amass(_ExportBase, bpy.types.Operator, ExportHelper):
     """Export each person as an AMASS-style .npz (SMPL poses, translation, shape, frame rate)"""
 
     bl_idname = "troupe.export_amass"
@@ -320,15 +334,13 @@ class TROUPE_OT_export_amass(bpy.types.Operator, ExportHelper, _ExportBase):
     filename_ext = ".npz"
     filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        people = self._people(context)
+    def export(self, context: bpy.types.Context, people: list[bpy.types.Object]) -> list[Path]:
         fps = context.scene.render.fps / context.scene.render.fps_base
-        for person in people:
-            export_amass(person, _person_path(self.filepath, person, len(people) > 1, ".npz"), fps)
-        return {"FINISHED"} if people else {"CANCELLED"}
+        return [export_amass(person, _person_path(self.filepath, person, len(people) > 1, ".npz"), fps)
+                for person in people]
 
 
-class TROUPE_OT_export_gltf(bpy.types.Operator, ExportHelper, _ExportBase, _BoneNames, _AnimationOnly):
+class TROUPE_OT_export_gltf(_ExportBase, bpy.types.Operator, ExportHelper, _BoneNames, _AnimationOnly):
     """Export people as glTF binary (.glb): armatures, body meshes and motion sampled every frame"""
 
     bl_idname = "troupe.export_gltf"
@@ -336,13 +348,8 @@ class TROUPE_OT_export_gltf(bpy.types.Operator, ExportHelper, _ExportBase, _Bone
     filename_ext = ".glb"
     filter_glob: StringProperty(default="*.glb", options={"HIDDEN"})
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        people = self._people(context)
-        if not people:
-            return {"CANCELLED"}
-        export_gltf(context, people, self.filepath, naming=self.naming, animation_only=self.animation_only)
-        self.report({"INFO"}, f"Troupe: exported {len(people)} people to {self.filepath}")
-        return {"FINISHED"}
+    def export(self, context: bpy.types.Context, people: list[bpy.types.Object]) -> list[Path]:
+        return [export_gltf(context, people, self.filepath, naming=self.naming, animation_only=self.animation_only)]
 
 
 CLASSES = (TROUPE_OT_export_fbx, TROUPE_OT_export_bvh, TROUPE_OT_export_amass, TROUPE_OT_export_gltf)

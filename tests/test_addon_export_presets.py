@@ -300,3 +300,13 @@ def test_script_refuses_a_missing_input_in_one_line(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines() == [f"export_result: error: no result (.npz) or .blend file at "
                                                 f"{tmp_path / 'nothing.npz'}"]
     assert not (tmp_path / "take.glb").exists()
+
+
+@pytest.mark.parametrize("preset", ["UNITY", "UNREAL"])
+def test_failed_export_leaves_the_scene_as_it_was(people, tmp_path: Path, preset: str) -> None:
+    """The exporter fails part-way (its folder does not exist): one line, the copies gone, the originals' names
+    back."""
+    before = _scene_state()
+    with pytest.raises(RuntimeError, match=r"Troupe: could not export to .*missing.*take\.fbx: .*No such file"):
+        bpy.ops.troupe.export_fbx(filepath=str(tmp_path / "missing" / "take.fbx"), preset=preset, scope="ALL")
+    _assert_unchanged(before)
