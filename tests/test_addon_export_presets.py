@@ -310,3 +310,18 @@ def test_failed_export_leaves_the_scene_as_it_was(people, tmp_path: Path, preset
     with pytest.raises(RuntimeError, match=r"Troupe: could not export to .*missing.*take\.fbx: .*No such file"):
         bpy.ops.troupe.export_fbx(filepath=str(tmp_path / "missing" / "take.fbx"), preset=preset, scope="ALL")
     _assert_unchanged(before)
+
+
+def test_script_exports_people_from_a_blend(people, tmp_path: Path) -> None:
+    """A saved scene (here with a person renamed by the user) exports as it is, without being saved over."""
+    people[min(people)].name = "Dancer"
+    blend = tmp_path / "scene.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend), check_existing=False)
+    saved = blend.stat().st_mtime_ns
+    proc = _script(str(blend), str(tmp_path / "out" / "take.bvh"), "--preset", "bvh", "--naming", "mixamo",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        f"take_{bpy.path.clean_name(name)}.bvh" for name in ["Dancer", *sorted(people)[1:]])
+    assert "ROOT mixamorig:Hips" in (tmp_path / "out" / "take_Dancer.bvh").read_text()
+    assert blend.stat().st_mtime_ns == saved
