@@ -96,7 +96,7 @@ def _worst_joint_error(addon, collection, data) -> float:
 def test_animated_camera_keeps_projected_joints_on_joints2d(addon, camera_result: Path, data) -> None:
     collection = _import(camera_result)
     camera = bpy.context.scene.camera
-    curves = {(c.data_path, c.array_index): c for c in camera.animation_data.action.fcurves}
+    curves = {(c.data_path, c.array_index): c for c in addon.export.fcurves(camera)}
     assert len(curves[("rotation_quaternion", 0)].keyframe_points) == int(data["num_frames"])
     assert camera.data.animation_data is None  # no zoom measured, no lens keys
     worst = _worst_joint_error(addon, collection, data)
@@ -107,7 +107,8 @@ def test_zooming_camera_animates_the_lens_and_keeps_joints_near_joints2d(addon, 
     data = _load(zoom_result)
     collection = _import(zoom_result)
     camera = bpy.context.scene.camera
-    lens = [k.co[1] for k in camera.data.animation_data.action.fcurves[0].keyframe_points]
+    (lens_curve,) = [c for c in addon.export.fcurves(camera.data) if c.data_path == "lens"]
+    lens = [k.co[1] for k in lens_curve.keyframe_points]
     assert len(lens) == int(data["num_frames"]) and max(lens) / min(lens) > 1.3  # the zoom reaches the lens
     worst = _worst_joint_error(addon, collection, data)
     assert worst < ZOOM_JOINT_BOUND_PX, f"worst joint reprojection error {worst:.3f} px through the zooming camera"
