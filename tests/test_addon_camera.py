@@ -138,3 +138,13 @@ def test_result_without_camera_keys_imports_with_the_fixed_camera(addon, data, t
     assert camera.animation_data is None and camera.data.animation_data is None
     assert tuple(camera.rotation_euler) == pytest.approx((math.pi / 2, 0.0, 0.0))
     assert _worst_joint_error(addon, collection, old) < 0.05  # the camera-frame contract, unchanged
+
+
+def test_find_floor_leaves_a_moving_camera_scene_alone(addon, camera_result: Path) -> None:
+    collection = _import(camera_result)
+    people = addon.scene.iter_people(collection)
+    before = [np.array(arm.matrix_world) for arm in people] + [np.array(bpy.context.scene.camera.matrix_world)]
+    with pytest.raises(RuntimeError, match="already in a gravity-up world"):
+        bpy.ops.troupe.find_floor()
+    after = [np.array(arm.matrix_world) for arm in people] + [np.array(bpy.context.scene.camera.matrix_world)]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))
