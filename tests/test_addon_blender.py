@@ -35,15 +35,6 @@ SMPL_BONES = [
 ]  # fmt: skip  (DESIGN.md's list, written out independently of the add-on)
 
 
-@pytest.fixture()
-def addon():
-    """The enabled add-on package (extension install) in an empty scene; timers cleaned up afterwards."""
-    module = enable_addon("extension")
-    bpy.ops.wm.read_homefile(use_empty=True)
-    yield module
-    module.jobs.shutdown()
-
-
 @pytest.fixture(scope="module")
 def result_file() -> Path:
     return fixture_result()

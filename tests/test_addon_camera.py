@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_addon_fixtures import REPO_ROOT, enable_addon, isolate_blender, session_dir, torch_python
+from tests.test_addon_fixtures import REPO_ROOT, isolate_blender, session_dir, torch_python
 
 isolate_blender()
 bpy = pytest.importorskip("bpy")
@@ -62,14 +62,6 @@ def _load(path: Path) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def data(camera_result: Path) -> dict[str, np.ndarray]:
     return _load(camera_result)
-
-
-@pytest.fixture()
-def addon():
-    module = enable_addon("extension")
-    bpy.ops.wm.read_homefile(use_empty=True)
-    yield module
-    module.jobs.shutdown()
 
 
 def _import(path: Path) -> bpy.types.Collection:

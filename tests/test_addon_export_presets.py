@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_addon_fixtures import REPO_ROOT, blender_env, built_zip, enable_addon, fixture_result, isolate_blender
+from tests.test_addon_fixtures import REPO_ROOT, blender_env, built_zip, fixture_result, isolate_blender
 
 isolate_blender()
 bpy = pytest.importorskip("bpy")
@@ -37,14 +37,6 @@ ENGINE_BONES = {
 RIGMAP_SCHEME = {"HUMANOID": "humanoid", "UE5": "ue5", "MIXAMO": "mixamo"}
 # preset -> (bone names, FBX UnitScaleFactor: centimetres per file unit, one file per person)
 FBX_PRESETS = {"UNITY": ("HUMANOID", 100.0, False), "UNREAL": ("UE5", 1.0, True), "MIXAMO": ("MIXAMO", 1.0, True)}
-
-
-@pytest.fixture()
-def addon():
-    module = enable_addon("extension")
-    bpy.ops.wm.read_homefile(use_empty=True)
-    yield module
-    module.jobs.shutdown()
 
 
 @pytest.fixture()
