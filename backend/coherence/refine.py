@@ -2,9 +2,11 @@
 their depth order agrees with the observed instance masks, while their 2D projections stay where they were.
 
 The free variables are per observation: a log-scale ``s`` of the pelvis along its camera ray (depth, the
-direction a monocular estimate is least sure of, and the one that keeps 2D nearly fixed) and a small lateral
-offset, bounded to ``max_lateral`` of the person's image size: a body moved beside its person is worse than
-two bodies that touch. Poses and shapes are kept; meshes therefore move rigidly, so each person's penetration
+direction a monocular estimate is least sure of) and a small lateral offset, bounded to ``max_lateral`` of the
+person's image size: a body moved beside its person is worse than two bodies that touch. The body keeps its
+size, so a move along the ray rescales its drawing about the pelvis and takes the head off the face it was
+fitted to; ``s`` is bounded too (``max_depth_drift``: no joint's drawing moves by more than that fraction of
+the person's size). Poses and shapes are kept; meshes therefore move rigidly, so each person's penetration
 field is built once (when a pair's boxes first overlap) and shifted. Terms:
 
 - interpenetration: robust sum of other people's vertices inside each person's field (paper Eq. 3);
@@ -66,6 +68,10 @@ class CoherenceOptions:
     smoothness_weight: float = 50.0
     lateral: bool = True  # also allow a small image-plane offset (helps side-by-side collisions)
     max_lateral: float = 0.03  # ... of at most this fraction of the person's image size
+    # A move along the ray rescales the person's drawing about the pelvis (the body keeps its size): bounded so
+    # that no joint of the drawing moves by more than this fraction of the person's image size (a fitted body
+    # pushed 20 % back draws its head a face width below the face it was fitted to). None: unbounded.
+    max_depth_drift: float | None = 0.03
     min_penetration: float = 0.25  # metre-vertices: less is touching (arms brushing), not a collision
     check_every: int = 5  # iterations between checks whether the scene is coherent yet (then it stops)
     contact_order_weight: float = 1000.0  # 0: off (see coherence.contact)
@@ -182,6 +188,7 @@ class _Problem:
         self.pelvis = torch.stack([o.joints[0] for o in observations]) if observations else torch.zeros(0, 3)
         sizes = torch.tensor([o.size for o in observations], dtype=self.pelvis.dtype, device=self.pelvis.device)
         self.lateral_bound = options.max_lateral * sizes / (0.5 * (camera.fx + camera.fy))  # x/z units
+        self.depth_bound = _depth_bounds(observations, sizes, options.max_depth_drift)
         self.links = _track_links(observations)
         self.ground, self.ground_weights = self._ground_targets(masks)
         self.grounded = self.ground_weights > 0
@@ -211,6 +218,12 @@ class _Problem:
         margin = torch.where(gap > 0, gap.clamp(max=self.options.contact_margin), self.options.contact_margin)
         return index, margin
 
+    def log_scale(self, params: torch.Tensor) -> torch.Tensor:
+        """(N,) each person's log depth change: the free parameter squashed into ``depth_bound``."""
+        if self.depth_bound is None:
+            return params[:, 0]
+        return self.depth_bound * torch.tanh(params[:, 0] / self.depth_bound)
+
     def _sole_depth(self, log_scale: torch.Tensor) -> torch.Tensor:
         """(N,) depth of each person's lowest point after scaling the pelvis depth by exp(log_scale): the contact
         rows order where people touch the ground, which can be a stride in front of or behind the pelvis."""
@@ -220,7 +233,7 @@ class _Problem:
         """(C,) how far each contact-ordered pair is from its margin (> 0: violated)."""
         if not self.contact_pairs.numel():
             return params.new_zeros(0)
-        log_depth = self._sole_depth(params[:, 0]).log()
+        log_depth = self._sole_depth(self.log_scale(params)).log()
         near, far = self.contact_pairs[:, 0], self.contact_pairs[:, 1]
         violation = log_depth[near] - log_depth[far] + self.contact_margins
         return torch.where(self.contact_active, violation, -1.0)
@@ -243,14 +256,14 @@ class _Problem:
         return target, weight
 
     def _off_floor(self, params: torch.Tensor | None = None) -> bool:
-        log_scale = 0.0 if params is None else params[:, 0]
+        log_scale = 0.0 if params is None else self.log_scale(params)
         off = (self.ground - log_scale).abs() > self.options.ground_deadband
         return bool((self.grounded & off).any())
 
     def shifts(self, params: torch.Tensor) -> torch.Tensor:
         """Translation change (N, 3) of each observation: pelvis scaled along its ray, plus a bounded lateral
         offset (``max_lateral`` of the person's image size)."""
-        along = self.pelvis * torch.expm1(params[:, :1])
+        along = self.pelvis * torch.expm1(self.log_scale(params))[:, None]
         offset = torch.tanh(params[:, 1:3]) * self.lateral_bound[:, None]
         lateral = torch.cat([offset, torch.zeros_like(params[:, :1])], 1) * self.pelvis[:, 2:3]
         return along + (lateral if self.options.lateral else 0)
@@ -313,11 +326,12 @@ class _Problem:
         anchors = torch.stack([ob.anchor for ob in self.obs])
         size = torch.tensor([ob.size for ob in self.obs], dtype=joints.dtype, device=joints.device)
         drift = _drift(self.camera.project(joints), anchors) / size.square()
-        total = total + o.reprojection_weight * drift.sum() + o.depth_prior_weight * params[:, 0].square().sum()
+        depth_prior = self.log_scale(params).square().sum()
+        total = total + o.reprojection_weight * drift.sum() + o.depth_prior_weight * depth_prior
         if self.contact_pairs.numel():
             total = total + o.contact_order_weight * self._contact_violation(params).clamp(min=0).square().sum()
         if self.grounded.any():
-            off = (params[:, 0] - self.ground)[self.grounded]
+            off = (self.log_scale(params) - self.ground)[self.grounded]
             off = off.sign() * (off.abs() - o.ground_deadband).clamp(min=0)
             cauchy = o.ground_scale ** 2 * torch.log1p((off / o.ground_scale).square())
             total = total + o.ground_weight * (self.ground_weights[self.grounded] * cauchy).sum()
@@ -358,6 +372,20 @@ class _Problem:
             row = self.contact_row.get((idx[back], idx[front]))
             if row is not None:
                 self.contact_active[row] = False
+
+
+def _depth_bounds(observations: list[_Observation], sizes: torch.Tensor, drift: float | None
+                  ) -> torch.Tensor | None:
+    """(N,) the largest log depth change that moves no joint of a person's drawing by more than ``drift`` of
+    their image size: scaling the depth by exp(s) moves a joint r pixels from the pelvis by r |1 - exp(-s)|, so
+    pushing back (s > 0) is bounded by -log(1 - d) and pulling forward by log(1 + d), d = drift * size / r; the
+    smaller of the two bounds both ways (the bound is symmetric)."""
+    if drift is None or not observations:
+        return None
+    anchors = torch.stack([ob.anchor for ob in observations])
+    reach = (anchors - anchors[:, :1]).norm(dim=-1).amax(-1).clamp(min=1.0)
+    d = (drift * sizes / reach).clamp(max=0.5)
+    return torch.log1p(d)
 
 
 def _drift(pixels: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
