@@ -42,6 +42,7 @@ from backend.coherence.losses import (
     pair_penetration,
 )
 from backend.estimators.base import PersonEstimate
+from backend.fitting.adam import Adam
 from backend.render import interpolate_depth, rasterize
 from backend.torch_threads import single_thread
 
@@ -279,7 +280,7 @@ class _Problem:
         return self.shifts(params).detach()
 
     def _descend(self, params: torch.Tensor, iterations: int, collisions: bool) -> None:
-        optimizer = torch.optim.Adam([params], lr=self.options.learning_rate)
+        optimizer = Adam([([params], self.options.learning_rate)])
         for step in range(iterations):
             optimizer.zero_grad()
             self.loss(params, rerender=step % self.options.rerender_every == 0, collisions=collisions).backward()
