@@ -209,14 +209,16 @@ def test_contact_rows_order_people_that_never_overlap(body) -> None:
     masks = _masks(body, truth)
     estimate = [_seen_by_detector(_rescaled(body, p, f), p.joints2d) for p, f in zip(truth, (1.25, 0.85, 1.0))]
     assert estimate[0].transl[2] > estimate[1].transl[2]  # side by side, the depth order wrong
-    # depth errors of 25 % and 15 %: restoring them redraws the bodies at another size (unbounded moves only)
-    unbounded = CoherenceOptions(max_depth_drift=None)
-    refined = refine_people(estimate, body, CAMERA, masks, unbounded)
+    # depth errors of 25 % and 15 %, drawn at the wrong size: the detected keypoints say where they are drawn
+    # right, so the default bound on depth moves lets them go there
+    refined = refine_people(estimate, body, CAMERA, masks)
     assert refined[0].transl[2] < refined[1].transl[2] < refined[2].transl[2]
     assert refined[2].transl[2] == estimate[2].transl[2]  # already in order with both: untouched
-    off = refine_people(estimate, body, CAMERA, masks, CoherenceOptions(contact_order_weight=0.0, max_depth_drift=None))
+    off = refine_people(estimate, body, CAMERA, masks, CoherenceOptions(contact_order_weight=0.0))
     assert off[0].transl[2] > off[1].transl[2]
-    bounded = refine_people(estimate, body, CAMERA, masks)  # the default moves them towards the order, not past
+    # the same bodies drawn the size the detector saw them (fitted bodies): their depths stay within the bound
+    fitted = [_seen_by_detector(p, p.joints2d) for p in estimate]
+    bounded = refine_people(fitted, body, CAMERA, masks)
     assert refined[0].transl[2] < bounded[0].transl[2] < estimate[0].transl[2]
 
 

@@ -6,7 +6,9 @@ direction a monocular estimate is least sure of) and a small lateral offset, bou
 person's image size: a body moved beside its person is worse than two bodies that touch. The body keeps its
 size, so a move along the ray rescales its drawing about the pelvis and takes the head off the face it was
 fitted to; ``s`` is bounded too (``max_depth_drift``: no joint's drawing moves by more than that fraction of
-the person's size). Poses and shapes are kept; meshes therefore move rigidly, so each person's penetration
+the person's size), around the current depth and the depth at which the body is drawn the size the detector saw
+its person (``coherence.drawing``): a fitted body stays on its person, a regressed one drawn at the wrong size
+may still go where it is drawn right. Poses and shapes are kept; meshes therefore move rigidly, so each person's penetration
 field is built once (when a pair's boxes first overlap) and shifted. Terms:
 
 - interpenetration: robust sum of other people's vertices inside each person's field (paper Eq. 3);
@@ -35,6 +37,7 @@ from backend.camera import Camera
 from backend.coherence.contact import (
     ContactGate, bottom_vertex, contact_order, detected_contact_row, foot_vertices, lowest_seen_row,
 )
+from backend.coherence.drawing import detected_scale
 from backend.coherence.fields import LazyField
 from backend.coherence.ground import ground_targets
 from backend.coherence.losses import (
@@ -70,8 +73,9 @@ class CoherenceOptions:
     lateral: bool = True  # also allow a small image-plane offset (helps side-by-side collisions)
     max_lateral: float = 0.03  # ... of at most this fraction of the person's image size
     # A move along the ray rescales the person's drawing about the pelvis (the body keeps its size): bounded so
-    # that no joint of the drawing moves by more than this fraction of the person's image size (a fitted body
-    # pushed 20 % back draws its head a face width below the face it was fitted to). None: unbounded.
+    # that no joint of the drawing moves by more than this fraction of the person's image size beyond the range
+    # between its depth and the depth that draws it the detected size (a fitted body pushed 20 % back draws its
+    # head a face width below the face it was fitted to). None: unbounded.
     max_depth_drift: float | None = 0.03
     min_penetration: float = 0.25  # metre-vertices: less is touching (arms brushing), not a collision
     check_every: int = 5  # iterations between checks whether the scene is coherent yet (then it stops)
@@ -94,6 +98,7 @@ class _Observation:
     field: LazyField
     contact: tuple[float, float] | None  # detected contact row and its uncertainty (see coherence.contact)
     seen_row: float  # the feet are at least this low in the image (NaN: unknown)
+    detected_scale: float  # the detected keypoints' size over the drawn body's (1: unknown; coherence.drawing)
 
 
 def refine_people(
@@ -169,8 +174,9 @@ def _observations(frames, track_ids, body, camera, options, device) -> list[_Obs
             contact = detected_contact_row(person.extras, np.asarray(person.joints2d), drawn, feet,
                                            options.contact_gate)
             seen = lowest_seen_row(person.extras, np.asarray(person.joints2d), drawn, feet, options.contact_gate)
+            scale = detected_scale(person.extras, np.asarray(person.joints2d))
             out.append(_Observation(f, track, posed.vertices[k], posed.joints[k], anchor, max(extent, 1.0), field,
-                                    contact, seen))
+                                    contact, seen, 1.0 if scale is None else scale))
     return out
 
 
@@ -220,10 +226,12 @@ class _Problem:
         return index, margin
 
     def log_scale(self, params: torch.Tensor) -> torch.Tensor:
-        """(N,) each person's log depth change: the free parameter squashed into ``depth_bound``."""
+        """(N,) each person's log depth change: the free parameter squashed into ``depth_bound`` (0 at 0)."""
         if self.depth_bound is None:
             return params[:, 0]
-        return self.depth_bound * torch.tanh(params[:, 0] / self.depth_bound)
+        low, high = self.depth_bound
+        centre, half = 0.5 * (low + high), 0.5 * (high - low)
+        return centre + half * torch.tanh(params[:, 0] / half + torch.atanh(-centre / half))
 
     def _sole_depth(self, log_scale: torch.Tensor) -> torch.Tensor:
         """(N,) depth of each person's lowest point after scaling the pelvis depth by exp(log_scale): the contact
@@ -376,17 +384,20 @@ class _Problem:
 
 
 def _depth_bounds(observations: list[_Observation], sizes: torch.Tensor, drift: float | None
-                  ) -> torch.Tensor | None:
-    """(N,) the largest log depth change that moves no joint of a person's drawing by more than ``drift`` of
-    their image size: scaling the depth by exp(s) moves a joint r pixels from the pelvis by r |1 - exp(-s)|, so
-    pushing back (s > 0) is bounded by -log(1 - d) and pulling forward by log(1 + d), d = drift * size / r; the
-    smaller of the two bounds both ways (the bound is symmetric)."""
+                  ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(N,), (N,): the range of each person's log depth change. Scaling the depth by exp(s) moves a joint r
+    pixels from the pelvis by r |1 - exp(-s)|; it may move by ``drift`` of the person's image size, d = drift *
+    size / r, i.e. |s| <= log(1 + d) (the tighter of the two sides), around both the current depth and the depth
+    that draws the body the size the detector saw it (``detected_scale`` k: s = -log k). A fitted body is drawn
+    that size already, so it stays within the bound; a regressed one drawn too small may go to where it fits."""
     if drift is None or not observations:
         return None
     anchors = torch.stack([ob.anchor for ob in observations])
     reach = (anchors - anchors[:, :1]).norm(dim=-1).amax(-1).clamp(min=1.0)
-    d = (drift * sizes / reach).clamp(max=0.5)
-    return torch.log1p(d)
+    bound = torch.log1p((drift * sizes / reach).clamp(max=0.5))
+    fits = -torch.log(torch.tensor([ob.detected_scale for ob in observations], dtype=sizes.dtype,
+                                   device=sizes.device).clamp(0.5, 2.0))
+    return torch.minimum(fits, torch.zeros_like(fits)) - bound, torch.maximum(fits, torch.zeros_like(fits)) + bound
 
 
 def _drift(pixels: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
