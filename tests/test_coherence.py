@@ -216,10 +216,11 @@ def test_contact_rows_order_people_that_never_overlap(body) -> None:
     assert refined[2].transl[2] == estimate[2].transl[2]  # already in order with both: untouched
     off = refine_people(estimate, body, CAMERA, masks, CoherenceOptions(contact_order_weight=0.0))
     assert off[0].transl[2] > off[1].transl[2]
-    # the same bodies drawn the size the detector saw them (fitted bodies): their depths stay within the bound
+    # the same bodies drawn the size the detector saw them (fitted bodies): an order 47 % away is out of reach
+    # of the bounded moves, so it is not enforced and nobody is pushed to the bounds for it
     fitted = [_seen_by_detector(p, p.joints2d) for p in estimate]
-    bounded = refine_people(fitted, body, CAMERA, masks)
-    assert refined[0].transl[2] < bounded[0].transl[2] < estimate[0].transl[2]
+    for before, after in zip(fitted, refine_people(fitted, body, CAMERA, masks)):
+        np.testing.assert_array_equal(after.transl, before.transl)
 
 
 def test_coherent_scene_with_detected_feet_does_not_move(body) -> None:

@@ -202,7 +202,7 @@ class _Problem:
         self.sole_z = torch.stack([o.vertices[bottom_vertex(o.vertices, camera), 2] for o in observations]) \
             if observations else torch.zeros(0)
         self.contact_pairs, self.contact_margins = self._contact_pairs(masks)
-        self.contact_active = torch.ones(len(self.contact_pairs), dtype=torch.bool, device=self.pelvis.device)
+        self.contact_active = self._reachable_contacts()
         self.contact_row = {tuple(p): r for r, p in enumerate(self.contact_pairs.tolist())}
 
     def _contact_pairs(self, masks) -> tuple[torch.Tensor, torch.Tensor]:
@@ -373,6 +373,17 @@ class _Problem:
         face, bary = self.fragments[frame]
         depth = interpolate_depth(face, bary, verts, self.faces)
         return orders_violated(depth, self.observed[frame], sorted(self.pairs[frame])) > 0
+
+    def _reachable_contacts(self) -> torch.Tensor:
+        """(C,) bool: the contact orders the bounded depth moves can restore (the near person at its nearest, the
+        far one at its farthest). Enforcing one they cannot would pin both people at their bounds for nothing."""
+        active = torch.ones(len(self.contact_pairs), dtype=torch.bool, device=self.pelvis.device)
+        if self.depth_bound is None or not self.contact_pairs.numel():
+            return active
+        low, high = self.depth_bound
+        near, far = self.contact_pairs[:, 0], self.contact_pairs[:, 1]
+        best = self._sole_depth(low).log()[near] - self._sole_depth(high).log()[far] + self.contact_margins
+        return best <= 0
 
     def _drop_contradicted_contacts(self, frame: int) -> None:
         """Occlusion seen in the masks outranks the contact rows (a stray foot keypoint, a person on a step)."""
