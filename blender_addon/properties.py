@@ -6,11 +6,12 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from . import backend_env
+from .estimator_options import TroupeEstimatorOptions
 
 
 def _estimator_catalog() -> tuple[list[tuple[str, str, str]], dict[str, str]]:
     """The estimator menu and the weights' terms, from the backend's own catalog (loaded by path: no torch)."""
-    catalog = backend_env.load_backend_file("backend/catalog.py", "_troupe_estimator_catalog")
+    catalog = backend_env.load_backend_file("backend/estimators/catalog.py", "_troupe_estimator_catalog")
     if catalog is None:  # no backend source beside the add-on: only the default, which needs no weights
         return [("mediapipe-fit", "MediaPipe fit", "The default estimator")], {}
     items = [(e.name, e.label, e.summary + (f" ({e.unavailable})" if e.unavailable else "")) for e in catalog.CATALOG]
@@ -26,9 +27,10 @@ BODY_MODELS = [
     ("smpl-female", "SMPL female", "Your SMPL file, installed in the add-on preferences"),
 ]
 FBX_PRESETS = [
-    ("UNITY", "Unity", "Y up, -Z forward, transform applied, no leaf bones"),
-    ("UNREAL", "Unreal", "Y up, -Z forward, unit scale in the file, deform bones only, no leaf bones"),
-    ("MIXAMO", "Mixamo", "Y up, centimetres (x100), no leaf bones: like Mixamo characters"),
+    ("UNITY", "Unity", "Y up, metres, transform applied, Unity humanoid bone names, no leaf bones, all in one file"),
+    ("UNREAL", "Unreal", "Y up, centimetres, UE5 mannequin bone names under a root bone, no leaf bones, "
+     "one file per person"),
+    ("MIXAMO", "Mixamo", "Y up, centimetres, mixamorig: bone names, no leaf bones, one file per person"),
 ]
 SCOPES = [
     ("SELECTED", "Selected", "People whose armature or body is selected"),
@@ -45,6 +47,7 @@ class TroupeSettings(bpy.types.PropertyGroup):
     frame_start: IntProperty(name="Start", description="First source frame (0-based)", min=0, default=0)
     frame_end: IntProperty(name="End", description="Last source frame (inclusive)", min=0, default=100)
     estimator: EnumProperty(name="Estimator", items=ESTIMATORS, default="mediapipe-fit")
+    estimator_options: PointerProperty(type=TroupeEstimatorOptions)
     body_model: EnumProperty(name="Body Model", items=BODY_MODELS, default="open-body")
     use_fov: BoolProperty(name="Field of View", description="Tell the backend the camera's field of view instead "
                           "of letting it guess", default=False)
@@ -84,7 +87,7 @@ class TroupeJobState(bpy.types.PropertyGroup):
     task_output: StringProperty(default="")
 
 
-CLASSES = (TroupeSettings, TroupeJobState)
+CLASSES = (TroupeEstimatorOptions, TroupeSettings, TroupeJobState)
 
 
 def register() -> None:
