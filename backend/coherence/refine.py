@@ -2,9 +2,13 @@
 their depth order agrees with the observed instance masks, while their 2D projections stay where they were.
 
 The free variables are per observation: a log-scale ``s`` of the pelvis along its camera ray (depth, the
-direction a monocular estimate is least sure of, and the one that keeps 2D nearly fixed) and a small lateral
-offset, bounded to ``max_lateral`` of the person's image size: a body moved beside its person is worse than
-two bodies that touch. Poses and shapes are kept; meshes therefore move rigidly, so each person's penetration
+direction a monocular estimate is least sure of) and a small lateral offset, bounded to ``max_lateral`` of the
+person's image size: a body moved beside its person is worse than two bodies that touch. The body keeps its
+size, so a move along the ray rescales its drawing about the pelvis and takes the head off the face it was
+fitted to; ``s`` is bounded too (``max_depth_drift``: no joint's drawing moves by more than that fraction of
+the person's size), around the current depth and the depth at which the body is drawn the size the detector saw
+its person (``coherence.drawing``): a fitted body stays on its person, a regressed one drawn at the wrong size
+may still go where it is drawn right. Poses and shapes are kept; meshes therefore move rigidly, so each person's penetration
 field is built once (when a pair's boxes first overlap) and shifted. Terms:
 
 - interpenetration: robust sum of other people's vertices inside each person's field (paper Eq. 3);
@@ -37,6 +41,7 @@ from backend.coherence.contact import (
     foot_vertices,
     lowest_seen_row,
 )
+from backend.coherence.drawing import detected_scale
 from backend.coherence.fields import LazyField
 from backend.coherence.ground import ground_targets
 from backend.coherence.losses import (
@@ -48,6 +53,7 @@ from backend.coherence.losses import (
     pair_penetration,
 )
 from backend.estimators.base import PersonEstimate
+from backend.fitting.adam import Adam
 from backend.geometry.camera import Camera
 from backend.geometry.render import interpolate_depth, rasterize
 from backend.runtime.torch_threads import single_thread
@@ -75,6 +81,11 @@ class CoherenceOptions:
     smoothness_weight: float = 50.0
     lateral: bool = True  # also allow a small image-plane offset (helps side-by-side collisions)
     max_lateral: float = 0.03  # ... of at most this fraction of the person's image size
+    # A move along the ray rescales the person's drawing about the pelvis (the body keeps its size): bounded so
+    # that no joint of the drawing moves by more than this fraction of the person's image size beyond the range
+    # between its depth and the depth that draws it the detected size (a fitted body pushed 20 % back draws its
+    # head a face width below the face it was fitted to). None: unbounded.
+    max_depth_drift: float | None = 0.03
     min_penetration: float = 0.25  # metre-vertices: less is touching (arms brushing), not a collision
     check_every: int = 5  # iterations between checks whether the scene is coherent yet (then it stops)
     contact_order_weight: float = 1000.0  # 0: off (see coherence.contact)
@@ -96,6 +107,7 @@ class _Observation:
     field: LazyField
     contact: tuple[float, float] | None  # detected contact row and its uncertainty (see coherence.contact)
     seen_row: float  # the feet are at least this low in the image (NaN: unknown)
+    detected_scale: float  # the detected keypoints' size over the drawn body's (1: unknown; coherence.drawing)
 
 
 def refine_people(
@@ -171,8 +183,9 @@ def _observations(frames, track_ids, body, camera, options, device) -> list[_Obs
             contact = detected_contact_row(person.extras, np.asarray(person.joints2d), drawn, feet,
                                            options.contact_gate)
             seen = lowest_seen_row(person.extras, np.asarray(person.joints2d), drawn, feet, options.contact_gate)
+            scale = detected_scale(person.extras, np.asarray(person.joints2d))
             out.append(_Observation(f, track, posed.vertices[k], posed.joints[k], anchor, max(extent, 1.0), field,
-                                    contact, seen))
+                                    contact, seen, 1.0 if scale is None else scale))
     return out
 
 
@@ -191,13 +204,14 @@ class _Problem:
         self.pelvis = torch.stack([o.joints[0] for o in observations]) if observations else torch.zeros(0, 3)
         sizes = torch.tensor([o.size for o in observations], dtype=self.pelvis.dtype, device=self.pelvis.device)
         self.lateral_bound = options.max_lateral * sizes / (0.5 * (camera.fx + camera.fy))  # x/z units
+        self.depth_bound = _depth_bounds(observations, sizes, options.max_depth_drift)
         self.links = _track_links(observations)
         self.ground, self.ground_weights = self._ground_targets(masks)
         self.grounded = self.ground_weights > 0
         self.sole_z = torch.stack([o.vertices[bottom_vertex(o.vertices, camera), 2] for o in observations]) \
             if observations else torch.zeros(0)
         self.contact_pairs, self.contact_margins = self._contact_pairs(masks)
-        self.contact_active = torch.ones(len(self.contact_pairs), dtype=torch.bool, device=self.pelvis.device)
+        self.contact_active = self._reachable_contacts()
         self.contact_row = {tuple(p): r for r, p in enumerate(self.contact_pairs.tolist())}
 
     def _contact_pairs(self, masks) -> tuple[torch.Tensor, torch.Tensor]:
@@ -220,6 +234,14 @@ class _Problem:
         margin = torch.where(gap > 0, gap.clamp(max=self.options.contact_margin), self.options.contact_margin)
         return index, margin
 
+    def log_scale(self, params: torch.Tensor) -> torch.Tensor:
+        """(N,) each person's log depth change: the free parameter squashed into ``depth_bound`` (0 at 0)."""
+        if self.depth_bound is None:
+            return params[:, 0]
+        low, high = self.depth_bound
+        centre, half = 0.5 * (low + high), 0.5 * (high - low)
+        return centre + half * torch.tanh(params[:, 0] / half + torch.atanh(-centre / half))
+
     def _sole_depth(self, log_scale: torch.Tensor) -> torch.Tensor:
         """(N,) depth of each person's lowest point after scaling the pelvis depth by exp(log_scale): the contact
         rows order where people touch the ground, which can be a stride in front of or behind the pelvis."""
@@ -229,7 +251,7 @@ class _Problem:
         """(C,) how far each contact-ordered pair is from its margin (> 0: violated)."""
         if not self.contact_pairs.numel():
             return params.new_zeros(0)
-        log_depth = self._sole_depth(params[:, 0]).log()
+        log_depth = self._sole_depth(self.log_scale(params)).log()
         near, far = self.contact_pairs[:, 0], self.contact_pairs[:, 1]
         violation = log_depth[near] - log_depth[far] + self.contact_margins
         return torch.where(self.contact_active, violation, -1.0)
@@ -252,14 +274,14 @@ class _Problem:
         return target, weight
 
     def _off_floor(self, params: torch.Tensor | None = None) -> bool:
-        log_scale = 0.0 if params is None else params[:, 0]
+        log_scale = 0.0 if params is None else self.log_scale(params)
         off = (self.ground - log_scale).abs() > self.options.ground_deadband
         return bool((self.grounded & off).any())
 
     def shifts(self, params: torch.Tensor) -> torch.Tensor:
         """Translation change (N, 3) of each observation: pelvis scaled along its ray, plus a bounded lateral
         offset (``max_lateral`` of the person's image size)."""
-        along = self.pelvis * torch.expm1(params[:, :1])
+        along = self.pelvis * torch.expm1(self.log_scale(params))[:, None]
         offset = torch.tanh(params[:, 1:3]) * self.lateral_bound[:, None]
         lateral = torch.cat([offset, torch.zeros_like(params[:, :1])], 1) * self.pelvis[:, 2:3]
         return along + (lateral if self.options.lateral else 0)
@@ -275,7 +297,7 @@ class _Problem:
         return self.shifts(params).detach()
 
     def _descend(self, params: torch.Tensor, iterations: int, collisions: bool) -> None:
-        optimizer = torch.optim.Adam([params], lr=self.options.learning_rate)
+        optimizer = Adam([([params], self.options.learning_rate)])
         for step in range(iterations):
             optimizer.zero_grad()
             self.loss(params, rerender=step % self.options.rerender_every == 0, collisions=collisions).backward()
@@ -322,11 +344,12 @@ class _Problem:
         anchors = torch.stack([ob.anchor for ob in self.obs])
         size = torch.tensor([ob.size for ob in self.obs], dtype=joints.dtype, device=joints.device)
         drift = _drift(self.camera.project(joints), anchors) / size.square()
-        total = total + o.reprojection_weight * drift.sum() + o.depth_prior_weight * params[:, 0].square().sum()
+        depth_prior = self.log_scale(params).square().sum()
+        total = total + o.reprojection_weight * drift.sum() + o.depth_prior_weight * depth_prior
         if self.contact_pairs.numel():
             total = total + o.contact_order_weight * self._contact_violation(params).clamp(min=0).square().sum()
         if self.grounded.any():
-            off = (params[:, 0] - self.ground)[self.grounded]
+            off = (self.log_scale(params) - self.ground)[self.grounded]
             off = off.sign() * (off.abs() - o.ground_deadband).clamp(min=0)
             cauchy = o.ground_scale ** 2 * torch.log1p((off / o.ground_scale).square())
             total = total + o.ground_weight * (self.ground_weights[self.grounded] * cauchy).sum()
@@ -360,6 +383,17 @@ class _Problem:
         depth = interpolate_depth(face, bary, verts, self.faces)
         return orders_violated(depth, self.observed[frame], sorted(self.pairs[frame])) > 0
 
+    def _reachable_contacts(self) -> torch.Tensor:
+        """(C,) bool: the contact orders the bounded depth moves can restore (the near person at its nearest, the
+        far one at its farthest). Enforcing one they cannot would pin both people at their bounds for nothing."""
+        active = torch.ones(len(self.contact_pairs), dtype=torch.bool, device=self.pelvis.device)
+        if self.depth_bound is None or not self.contact_pairs.numel():
+            return active
+        low, high = self.depth_bound
+        near, far = self.contact_pairs[:, 0], self.contact_pairs[:, 1]
+        best = self._sole_depth(low).log()[near] - self._sole_depth(high).log()[far] + self.contact_margins
+        return best <= 0
+
     def _drop_contradicted_contacts(self, frame: int) -> None:
         """Occlusion seen in the masks outranks the contact rows (a stray foot keypoint, a person on a step)."""
         idx = self.members[frame]
@@ -367,6 +401,23 @@ class _Problem:
             row = self.contact_row.get((idx[back], idx[front]))
             if row is not None:
                 self.contact_active[row] = False
+
+
+def _depth_bounds(observations: list[_Observation], sizes: torch.Tensor, drift: float | None
+                  ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(N,), (N,): the range of each person's log depth change. Scaling the depth by exp(s) moves a joint r
+    pixels from the pelvis by r |1 - exp(-s)|; it may move by ``drift`` of the person's image size, d = drift *
+    size / r, i.e. |s| <= log(1 + d) (the tighter of the two sides), around both the current depth and the depth
+    that draws the body the size the detector saw it (``detected_scale`` k: s = -log k). A fitted body is drawn
+    that size already, so it stays within the bound; a regressed one drawn too small may go to where it fits."""
+    if drift is None or not observations:
+        return None
+    anchors = torch.stack([ob.anchor for ob in observations])
+    reach = (anchors - anchors[:, :1]).norm(dim=-1).amax(-1).clamp(min=1.0)
+    bound = torch.log1p((drift * sizes / reach).clamp(max=0.5))
+    fits = -torch.log(torch.tensor([ob.detected_scale for ob in observations], dtype=sizes.dtype,
+                                   device=sizes.device).clamp(0.5, 2.0))
+    return torch.minimum(fits, torch.zeros_like(fits)) - bound, torch.maximum(fits, torch.zeros_like(fits)) + bound
 
 
 def _drift(pixels: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:

@@ -38,6 +38,9 @@ log = logging.getLogger("troupe.people")
 class FinderSettings:
     pose_tiles: tuple[float, ...] = (0.0, 1.0, 0.6, 0.4)  # 0 = whole image; s = tiles of s x the shorter side
     face_tiles: tuple[float, ...] = (0.0, 1.0, 0.5, 0.3)
+    # The smallest face tiles are at most this many pixels wide, so faces as small in pixels are found in a large
+    # picture (a wide group shot, a collage, 4K) as in a 720p one: such pictures get more tiles, not coarser ones.
+    face_tile_max_px: float = 216.0
     body_tiles: tuple[float, ...] = (0.0, 1.0)  # () = no body detector
     body_input: int = 256
     pose_min_score: float = 0.5
@@ -115,7 +118,8 @@ class PeopleFinder:
         (:func:`rotation_slice`)."""
         height, width = image.shape[:2]
         s = self.settings
-        detectors = {"pose": (self.pose_detector, s.pose_tiles), "face": (self.face_detector, s.face_tiles)}
+        face_tiles = bounded_scales(s.face_tiles, s.face_tile_max_px / min(width, height))
+        detectors = {"pose": (self.pose_detector, s.pose_tiles), "face": (self.face_detector, face_tiles)}
         if self.body_detector is not None:
             detectors["body"] = (self.body_detector, s.body_tiles)
         plan = {name: rois.square_tiles(width, height, scales) for name, (_, scales) in detectors.items()}
@@ -221,6 +225,15 @@ class PeopleFinder:
             else:
                 owner.append(int(i))
         return groups
+
+
+def bounded_scales(scales: tuple[float, ...], largest_smallest: float) -> tuple[float, ...]:
+    """``scales`` with the smallest tile scale (0, the whole image, aside) at most ``largest_smallest``."""
+    tiles = [x for x in scales if x > 0]
+    if not tiles or min(tiles) <= largest_smallest:
+        return tuple(scales)
+    smallest = min(tiles)
+    return tuple(largest_smallest if x == smallest else x for x in scales)
 
 
 def rotation_slice(plan: dict[str, list[tuple[int, int, int]]], frame: int, per_frame: int

@@ -3,9 +3,12 @@
 Each labelled picture (a photo, or frame N of a clip as ``CLIP.mp4#N``) is reconstructed with the default
 pipeline through the command line, exactly as a user runs it, and its result file is scored:
 
-* **covered**: people whose head point has a body's projected Head joint within one face width (one body per
-  person at most: an optimal one-to-one matching);
-* **on a person**: bodies whose Head joint lies within one face width of some labelled head; **on nobody**: the
+* **covered**: people whose head point has a body's projected head centre within one face width (one body per
+  person at most: an optimal one-to-one matching). The head centre is the middle of the body's head (the box
+  of the vertices that move with the Head joint, carried by that joint), not the Head joint itself: the joint
+  sits at jaw height, about half a face width below the face centre the labels mark, so a body whose head lies
+  on the face could be scored as missing it, the more so the closer the person;
+* **on a person**: bodies whose head centre lies within one face width of some labelled head; **on nobody**: the
   others, except those whose head falls in an ``ignore_boxes`` region (an unlabelled crowd, a person whose head
   is outside the picture): they count as neither.
 
@@ -82,6 +85,27 @@ def score(label: Label, heads: np.ndarray) -> Score:
     return Score(len(label.heads), covered, int((near | ~ignored).sum()), int(near.sum()))
 
 
+def head_centres(result) -> np.ndarray:
+    """(B, 2) pixels: each body's head centre in a result file (an open ``np.load``), projected. The rest head's
+    centre (box of the vertices skinned mostly to the Head joint) moves rigidly with that joint."""
+    import torch
+
+    from backend.body.kinematics import forward_kinematics
+    from backend.body.rotations import axis_angle_to_matrix
+
+    track = np.searchsorted(result["track_id"], result["row_track"])
+    rest_vertices, rest_joints = result["rest_vertices"][track], result["rest_joints"][track]
+    head = result["skin_weights"].argmax(1) == HEAD_JOINT
+    centre = 0.5 * (rest_vertices[:, head].max(1) + rest_vertices[:, head].min(1))  # (B, 3)
+    rotmats = axis_angle_to_matrix(torch.as_tensor(result["poses"], dtype=torch.float64))
+    _, transforms = forward_kinematics(rotmats, torch.as_tensor(rest_joints, dtype=torch.float64),
+                                       result["parents"].tolist())
+    t = transforms[:, HEAD_JOINT].numpy()
+    points = np.einsum("bij,bj->bi", t[:, :3, :3], centre) + t[:, :3, 3] + result["transl"]
+    (fx, fy), (cx, cy) = result["focal_length"], result["principal_point"]
+    return np.stack([fx * points[:, 0] / points[:, 2] + cx, fy * points[:, 1] / points[:, 2] + cy], -1)
+
+
 def load_labels(path: Path = DEFAULT_LABELS) -> dict[str, Label]:
     entries = json.loads(Path(path).read_text())
     return {name: Label.from_json(entry) for name, entry in entries.items() if not name.startswith("_")}
@@ -106,7 +130,7 @@ def evaluate(labels: dict[str, Label], data: Path, code: Path = REPO_ROOT, extra
             result = Path(tmp) / "result.npz"
             seconds = reconstruct(source, result, frame, code, extra or [])
             with np.load(result, allow_pickle=False) as npz:
-                heads = npz["joints2d"][:, HEAD_JOINT]
+                heads = head_centres(npz)
             out[name] = Run(score(label, heads), seconds)
     return out
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from backend.body.rotations import axis_angle_to_matrix, matrix_to_axis_angle, matrix_to_rot6d, rot6d_to_matrix
+from backend.fitting.adam import Adam, cosine_rates
 from backend.fitting.body_points import BodyPoints
 from backend.fitting.init import depth_from_limbs, ik_body_pose, orientation_from_world, ray_rotations, torso_centre
 from backend.fitting.losses import reprojection_loss, world_loss
@@ -234,13 +235,12 @@ def _run(problem: _Problem, params: _Params, steps: int, names: tuple[str, ...],
     # Per-variable step sizes (Adam moves each by ~lr per step): 0.1 of the image-plane position is ~100 px, so
     # it gets small steps; log-depth moves ~0.5 % per step; rotations and shape the base rate.
     scales = {"rot6d": 0.5, "body_pose": 1.0, "betas": 1.0, "image_xy": 0.1, "log_depth": 0.25}
-    opt = torch.optim.Adam([{"params": [getattr(params, n)], "lr": options.lr * scales[n]} for n in names])
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=options.lr * 0.1)
-    for _ in range(steps):
+    opt = Adam([([getattr(params, n)], options.lr * scales[n]) for n in names])
+    for step in range(steps):
+        cosine_rates(opt, step, steps, options.lr * 0.1)
         opt.zero_grad()
         problem.energy(params, with_pose).sum().backward()
         opt.step()
-        schedule.step()
 
 
 def fit_people(
