@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from backend import __version__
-from backend.catalog import DEFAULT_ESTIMATOR, available_estimators
 from backend.doctor import INSTALL_HINT
 
 if TYPE_CHECKING:
@@ -55,7 +54,7 @@ def _report_failure(exc: Exception) -> int:
     return 1
 
 
-_LIGHT_COMMANDS = ("reconstruct", "doctor", "body", "weights", "models", "bench", "serve")
+_LIGHT_COMMANDS = ("reconstruct", "batch", "doctor", "body", "weights", "models", "bench", "serve")
 
 
 def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
@@ -65,6 +64,7 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"troupe {__version__}")
     commands = parser.add_subparsers(title="commands")
     _add_reconstruct(commands)
+    _add_batch(commands)
     doctor = commands.add_parser("doctor", help="report what is installed and usable, and why not")
     doctor.set_defaults(handler=_run_doctor)
     _add_body(commands)
@@ -99,41 +99,22 @@ def _has_torch() -> bool:
 
 
 def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
-    from backend.options import DEVICE_CHOICES
+    from backend.app.reconstruct_args import add_reconstruct_options
 
     cmd = commands.add_parser("reconstruct", help="image, image folder or video -> result .npz")
     cmd.add_argument("input", type=Path, help="image, folder of images, or video file")
     cmd.add_argument("-o", "--output", type=Path, required=True, help="result file to write (.npz)")
-    cmd.add_argument("--estimator", help=f"one of {', '.join(available_estimators())} (default: {DEFAULT_ESTIMATOR}; "
-                                         "`doctor` says which can run here)")
-    cmd.add_argument("--body-model", help="open-body (built in, the default) or smpl-neutral/-male/-female")
-    cmd.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
-                     help="auto: CUDA when available, else the CPU (default: auto)")
-    lens = cmd.add_mutually_exclusive_group()
-    lens.add_argument("--fov", type=float, help="camera field of view in degrees across the longer side "
-                                                "(default: 55)")
-    lens.add_argument("--focal", type=float, help="camera focal length in pixels")
-    cmd.add_argument("--start", type=int, help="first frame (0-based, inclusive)")
-    cmd.add_argument("--end", type=int, help="last frame (inclusive)")
-    cmd.add_argument("--keep-partial", action="store_true", help="on cancel or a broken video, keep what was done")
-    cmd.add_argument(
-        "--smoothing", type=float, default=None,
-        help="temporal smoothing 0..1 (0 = off; default 0.5): zero-phase per track, stronger on depth",
-    )  # fmt: skip
-    cmd.add_argument(
-        "--fit-init", choices=("neutral", "lasor", "lasor-root", "neutral+lasor-root"), default=None,
-        help="mediapipe-fit only: start each new person's fit from MediaPipe's 3D landmarks (neutral), from "
-             "LASOR's prediction (lasor), from the landmarks turned and moved to LASOR's orientation and depth "
-             "(lasor-root), or from both neutral and lasor-root, keeping the fit of lower energy (the default)",
-    )  # fmt: skip
-    cmd.add_argument(
-        "--no-coherence", dest="coherence", action="store_false",
-        help="skip the refinement that separates interpenetrating people and fixes their depth order",
-    )  # fmt: skip
+    add_reconstruct_options(cmd)
     cmd.add_argument("--quiet", action="store_true", help="no progress bar")
     cmd.add_argument("--debug", action="store_true",
                      help="say on stderr what people-finding dropped and why (proposals, fitted bodies)")
     cmd.set_defaults(handler=_run_reconstruct)
+
+
+def _add_batch(commands: argparse._SubParsersAction) -> None:
+    from backend.batch.cli import add_parser
+
+    add_parser(commands)
 
 
 def _add_body(commands: argparse._SubParsersAction) -> None:
@@ -231,6 +212,7 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
         from backend.errors import EstimatorError
 
         raise EstimatorError(f"torch is not installed in this environment: {INSTALL_HINT}")
+    from backend.app.reconstruct_args import estimator_options
     from backend.pipeline import ReconstructOptions, reconstruct
 
     if args.debug:
@@ -242,9 +224,7 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG)
 
-    options = ReconstructOptions(
-        **values, estimator_options={} if args.fit_init is None else {"initialiser": args.fit_init}
-    )
+    options = ReconstructOptions(**values, estimator_options=estimator_options(args))
     cancel = threading.Event()
     with _ProgressBar(disabled=args.quiet) as bar, _cancel_on_interrupt(cancel):
         summary = reconstruct(args.input, args.output, options, progress=bar.update, cancel=cancel)
@@ -257,13 +237,10 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
 def _checked_reconstruct_options(args: argparse.Namespace) -> dict:
     """The command line's options through the schema the service uses (``backend.options``), and the paths
     checked (input exists, output writable and not the input), all before any work."""
-    from backend.options import check_options, check_paths
+    from backend.app.reconstruct_args import checked_option_values
+    from backend.options import check_paths
 
-    values = check_options({
-        "estimator": args.estimator, "body_model": args.body_model, "device": args.device, "fov": args.fov,
-        "focal": args.focal, "frame_start": args.start, "frame_end": args.end, "keep_partial": args.keep_partial,
-        "smoothing": args.smoothing, "coherence": args.coherence,
-    }, cli=True)  # fmt: skip
+    values = checked_option_values(args)
     check_paths(args.input, args.output)
     return values
 

@@ -1,0 +1,1 @@
+"""The application's entry points: command-line pieces shared by several commands."""
