@@ -9,6 +9,7 @@ starts, every few seconds while clips finish, and at the end.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -181,6 +182,8 @@ def _stitch(state: _ClipState, out_dir: Path) -> tuple[int, int]:
     arrays = stitch_results([read_result(job.output) for job in state.jobs])
     write_result(out_dir / state.clip.result_name, arrays)
     shutil.rmtree(out_dir / CHUNKS_FOLDER / state.clip.name, ignore_errors=True)
+    with contextlib.suppress(OSError):  # the working folder goes once no other clip's chunks are in it
+        (out_dir / CHUNKS_FOLDER).rmdir()
     return int(arrays["num_frames"]), len(arrays["track_id"])
 
 
