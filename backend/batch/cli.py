@@ -5,6 +5,7 @@ checked, and the inputs expanded, before Ray is started."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -54,6 +55,11 @@ def run(args: argparse.Namespace) -> int:
 
     clips = expand_inputs(args.inputs)
     check_ray_installed()
+    if args.address is None and importlib.util.find_spec("torch") is None:
+        from backend.doctor import INSTALL_HINT
+        from backend.errors import EstimatorError
+
+        raise EstimatorError(f"torch is not installed in this environment: {INSTALL_HINT}")
     report = run_batch(clips, args.output, values, estimator_options(args), settings)
     print(summary_table(Manifest.load(args.output), report.names), file=sys.stderr)
     rate = f", {report.frames / report.seconds:.2f} frames/s" if report.seconds > 0 and report.frames else ""

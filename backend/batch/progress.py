@@ -9,11 +9,26 @@ from typing import IO
 from backend.batch.manifest import FAILED, Manifest
 
 
+class ProgressBoard:
+    """Frames done by the tasks under way, as they report them (a Ray actor in a batch: its workers call
+    :meth:`report`, the driver reads :meth:`frames`). A retried task starts again from 0."""
+
+    def __init__(self) -> None:
+        self._done: dict[tuple[str, int], int] = {}
+
+    def report(self, name: str, chunk: int, frames: int, people: int) -> None:
+        self._done[(name, chunk)] = frames
+
+    def frames(self) -> dict[tuple[str, int], int]:
+        return dict(self._done)
+
+
 class BatchProgress:
     """A tqdm bar over the batch's clips on stderr, its counts in the postfix (disabled: silent)."""
 
     def __init__(self, total: int, skipped: int, disabled: bool) -> None:
         self.frames = self.people = self.failed = 0
+        self.running_frames = 0  # frames done so far by the clips still under way
         self._bar = None
         if not disabled:
             from tqdm import tqdm
@@ -29,8 +44,17 @@ class BatchProgress:
             self._bar.update(1)
             self._show()
 
+    def frames_under_way(self, frames: int) -> None:
+        """Frames done by the tasks under way; shown when they grow (when they shrink, a clip has just
+        finished, and :meth:`clip_finished` shows its frames with the rest)."""
+        grew = frames > self.running_frames
+        self.running_frames = frames
+        if grew and self._bar is not None:
+            self._show()
+
     def _show(self) -> None:
-        self._bar.set_postfix(frames=self.frames, people=self.people, failed=self.failed, refresh=True)
+        self._bar.set_postfix(frames=self.frames + self.running_frames, people=self.people, failed=self.failed,
+                              refresh=True)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -58,4 +82,4 @@ def print_status(manifest: Manifest, stream: IO[str]) -> None:
     print(summary_table(manifest), file=stream)
 
 
-__all__ = ["BatchProgress", "print_status", "summary_table"]
+__all__ = ["BatchProgress", "ProgressBoard", "print_status", "summary_table"]

@@ -115,7 +115,8 @@ def _run(todo: list[Clip], out_dir: Path, manifest: Manifest, values: dict[str, 
         manifest.save()
         slots = max(1, int(cluster.cpus // max(settings.cpus_per_task, 1e-3)))
         saved = time.perf_counter()
-        for job, outcome in run_tasks(jobs, resources, settings.max_retries, max_in_flight=2 * slots + 2):
+        for job, outcome in run_tasks(jobs, resources, settings.max_retries, 2 * slots + 2,
+                                      on_frames=None if settings.quiet else progress.frames_under_way):
             state = states[job.name]
             state.outcomes[job.chunk] = outcome
             if len(state.outcomes) == len(state.jobs):

@@ -46,12 +46,13 @@ class ClipOutcome:
     worker: str = ""
 
 
-def run_clip(job: ClipJob) -> ClipOutcome:
-    """Reconstruct ``job``; never raises for an expected failure (see the module docstring)."""
+def run_clip(job: ClipJob, board: Any = None) -> ClipOutcome:
+    """Reconstruct ``job``; never raises for an expected failure (see the module docstring). ``board``: a Ray
+    actor handle of :class:`backend.batch.progress.ProgressBoard`, told the frames done about once a second."""
     started = time.perf_counter()
     worker = f"{socket.gethostname()}:{os.getpid()}"
     try:
-        summary = _reconstruct(job)
+        summary = _reconstruct(job, _reporter(job, board))
     except Exception as exc:  # noqa: BLE001 - every failure becomes this clip's report
         return failed_outcome(job.name, job.chunk, exc, time.perf_counter() - started, worker)
     return ClipOutcome(job.name, job.chunk, True, summary.frames, summary.people, time.perf_counter() - started,
@@ -70,14 +71,29 @@ def failed_outcome(name: str, chunk: int, exc: BaseException, seconds: float = 0
     return ClipOutcome(name, chunk, False, seconds=seconds, error_code=code, error=message, worker=worker)
 
 
-def _reconstruct(job: ClipJob):
+def _reporter(job: ClipJob, board: Any):
+    """A pipeline progress callback that tells ``board`` (at most once a second, never waiting for it)."""
+    if board is None:
+        return None
+    last = [0.0]
+
+    def report(progress) -> None:  # backend.pipeline.Progress
+        now = time.monotonic()
+        if now - last[0] >= 1.0 or progress.done == progress.total:
+            last[0] = now
+            board.report.remote(job.name, job.chunk, progress.done, progress.people)
+
+    return report
+
+
+def _reconstruct(job: ClipJob, progress=None):
     from backend.pipeline import ReconstructOptions, reconstruct
 
     values = dict(job.options)
     if job.frame_start is not None:
         values["frame_start"], values["frame_end"] = job.frame_start, job.frame_end
     options = ReconstructOptions(**values, estimator_options=dict(job.estimator_options))
-    return reconstruct(job.source, job.output, options)
+    return reconstruct(job.source, job.output, options, progress=progress)
 
 
 __all__ = ["ClipJob", "ClipOutcome", "failed_outcome", "run_clip"]
