@@ -122,6 +122,8 @@ def _listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def run_batch_command(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "backend", "batch", *args, "--quiet"], cwd=REPO_ROOT, env=env,
+def run_batch_command(args: list[str], env: dict[str, str], timeout: float = 300,
+                      quiet: bool = True) -> subprocess.CompletedProcess:
+    quiet_flag = ["--quiet"] if quiet else []
+    return subprocess.run([sys.executable, "-m", "backend", "batch", *args, *quiet_flag], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)

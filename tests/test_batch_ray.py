@@ -53,8 +53,10 @@ def _left_behind(out: Path) -> list[str]:
 
 def test_three_results_one_reported_failure_then_resume_skips_them(cluster, inputs: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    first = run_batch_command([str(inputs), "-o", str(out), "--address", cluster.address], cluster.env)
+    first = run_batch_command([str(inputs), "-o", str(out), "--address", cluster.address], cluster.env, quiet=False)
     assert first.returncode == 1, first.stderr  # one clip failed
+    bar = first.stderr.replace("\r", "\n").splitlines()
+    assert any("4/4" in line and "failed=1" in line and "frames=8," in line for line in bar)  # the batch's bar
     clips = _manifest(out)["clips"]
     assert {name: entry["status"] for name, entry in clips.items()} == {
         "player_a": "done", "player_b": "done", "dribble": "done", "broken": "failed"}
