@@ -15,7 +15,7 @@ from backend.batch.inputs import expand_inputs, input_fingerprint
 from backend.batch.manifest import DONE, ClipEntry, Manifest, options_hash
 from backend.batch.stitch import stitch_results
 from backend.errors import BatchError, OptionError, SourceError
-from backend.result import validate
+from backend.result.contract import validate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -138,7 +138,7 @@ def test_a_result_is_complete_only_for_the_same_options_and_input(tmp_path: Path
 
 
 def _batch(args: list[str], prelude: str = "") -> subprocess.CompletedProcess:
-    code = f"import sys; {prelude}from backend.cli import main; sys.exit(main({args!r}))"
+    code = f"import sys; {prelude}from backend.app.cli import main; sys.exit(main({args!r}))"
     return subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
 
 

@@ -1,6 +1,6 @@
-"""The reconstruction options on the command line, declared once for every command that reconstructs
-(``reconstruct`` one input, ``batch`` many): the flags, their check through the option schema
-(``backend.options``) and the :class:`~backend.pipeline.ReconstructOptions` they make.
+"""The reconstruction options on the command line, for every command that reconstructs (``reconstruct`` one
+input, ``batch`` many): one flag per option of the schema (``backend.options.FIELDS``), ``--fit-init``, the
+estimators' settings for the help, and the check of what was typed through the schema the service uses.
 
 Standard library only at import time: the command line checks options before it imports torch.
 """
@@ -8,56 +8,62 @@ Standard library only at import time: the command line checks options before it 
 from __future__ import annotations
 
 import argparse
+import textwrap
 from typing import Any
 
-from backend.catalog import DEFAULT_ESTIMATOR, available_estimators
-from backend.options import DEVICE_CHOICES, check_options
+from backend.estimators.catalog import DEFAULT_ESTIMATOR, available_estimators
 
 FIT_INITIALISERS = ("neutral", "lasor", "lasor-root", "neutral+lasor-root")
 
 
 def add_reconstruct_options(cmd: argparse.ArgumentParser) -> None:
-    """The flags every reconstructing command takes (the input and output are each command's own)."""
-    cmd.add_argument("--estimator", help=f"one of {', '.join(available_estimators())} (default: {DEFAULT_ESTIMATOR}; "
-                                         "`doctor` says which can run here)")
-    cmd.add_argument("--body-model", help="open-body (built in, the default) or smpl-neutral/-male/-female")
-    cmd.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
-                     help="auto: CUDA when available, else the CPU (default: auto)")
-    lens = cmd.add_mutually_exclusive_group()
-    lens.add_argument("--fov", type=float, help="camera field of view in degrees across the longer side "
-                                                "(default: 55)")
-    lens.add_argument("--focal", type=float, help="camera focal length in pixels")
-    cmd.add_argument("--start", type=int, help="first frame (0-based, inclusive)")
-    cmd.add_argument("--end", type=int, help="last frame (inclusive)")
-    cmd.add_argument("--keep-partial", action="store_true", help="on cancel or a broken video, keep what was done")
-    cmd.add_argument(
-        "--smoothing", type=float, default=None,
-        help="temporal smoothing 0..1 (0 = off; default 0.5): zero-phase per track, stronger on depth",
-    )  # fmt: skip
+    """One argument per option of the schema (its flag, type and help) and ``--fit-init``. Every default is
+    None, "not given", so the schema's own defaults apply and the checks see what was typed."""
+    from backend.options import FIELDS
+
+    for name, spec in FIELDS.items():
+        text = spec.help.format(estimators=", ".join(available_estimators()))
+        if spec.kind is bool:
+            cmd.add_argument(spec.flag, dest=name, action="store_const", const=not spec.default, default=None,
+                             help=text)
+        elif spec.kind is dict:
+            cmd.add_argument(spec.flag, "-O", dest=name, action="append", metavar="NAME=VALUE", help=text)
+        else:
+            default = f" (default: {spec.default})" if spec.default is not None else ""
+            metavar = spec.flag.lstrip("-").upper().replace("-", "_")
+            cmd.add_argument(spec.flag, dest=name, type=spec.kind, default=None, metavar=metavar, help=text + default)
     cmd.add_argument(
         "--fit-init", choices=FIT_INITIALISERS, default=None,
-        help="mediapipe-fit only: start each new person's fit from MediaPipe's 3D landmarks (neutral), from "
-             "LASOR's prediction (lasor), from the landmarks turned and moved to LASOR's orientation and depth "
-             "(lasor-root), or from both neutral and lasor-root, keeping the fit of lower energy (the default)",
+        help="short for --option initialiser=... with mediapipe-fit",
     )  # fmt: skip
-    cmd.add_argument(
-        "--no-coherence", dest="coherence", action="store_false",
-        help="skip the refinement that separates interpenetrating people and fixes their depth order",
-    )  # fmt: skip
+
+
+def estimator_options_text() -> str:
+    """Each estimator's settings for ``--option NAME=VALUE``, from the catalog (a help epilog)."""
+    from backend.estimators.catalog import CATALOG
+
+    lines = ["estimator options (--option NAME=VALUE):"]
+    for info in CATALOG:
+        for option in info.options if info.implementation else ():
+            allowed = (" | ".join(option.choices) if option.choices else
+                       f"{option.minimum:g}..{option.maximum:g}" if option.minimum is not None else
+                       "true | false" if isinstance(option.default, bool) else "")
+            lines.append(f"  {info.name}: {option.name}={allowed} (default {option.default})")
+            lines.extend(textwrap.wrap(option.description, 100, initial_indent=" " * 6, subsequent_indent=" " * 6))
+    return "\n".join(lines)
 
 
 def checked_option_values(args: argparse.Namespace) -> dict[str, Any]:
-    """The flags' values through the schema the service uses; only the options that were set."""
-    return check_options({
-        "estimator": args.estimator, "body_model": args.body_model, "device": args.device, "fov": args.fov,
-        "focal": args.focal, "frame_start": args.start, "frame_end": args.end, "keep_partial": args.keep_partial,
-        "smoothing": args.smoothing, "coherence": args.coherence,
-    }, cli=True)  # fmt: skip
+    """The options typed, through the schema the service uses (``backend.options.check_options``): the
+    ``ReconstructOptions`` fields that were set, estimator settings included."""
+    from backend.options import FIELDS, check_options, parse_option_assignments
+
+    raw = {name: getattr(args, name) for name in FIELDS}
+    estimator_options = parse_option_assignments(args.estimator or DEFAULT_ESTIMATOR, args.estimator_options or [])
+    if args.fit_init is not None:
+        estimator_options["initialiser"] = args.fit_init
+    raw["estimator_options"] = estimator_options or None
+    return check_options(raw, cli=True)
 
 
-def estimator_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Options passed to the estimator itself (``ReconstructOptions.estimator_options``)."""
-    return {} if args.fit_init is None else {"initialiser": args.fit_init}
-
-
-__all__ = ["FIT_INITIALISERS", "add_reconstruct_options", "checked_option_values", "estimator_options"]
+__all__ = ["FIT_INITIALISERS", "add_reconstruct_options", "checked_option_values", "estimator_options_text"]

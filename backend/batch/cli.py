@@ -9,7 +9,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from backend.app.reconstruct_args import add_reconstruct_options, checked_option_values, estimator_options
+from backend.app.reconstruct_args import add_reconstruct_options, checked_option_values, estimator_options_text
 from backend.batch.chunks import check_chunking
 from backend.errors import BatchError, OptionError
 
@@ -19,7 +19,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "batch", help="many inputs -> one result each, on Ray (this machine, or a cluster with --address)",
         description="Reconstruct every input (image, video, image folder; a folder of them; a .txt file listing "
                     "paths) into OUT_DIR/<name>.npz with reconstruct's options. Rerunning skips results complete "
-                    "for the same options. Needs Ray: pip install 'troupe[batch]'.")
+                    "for the same options. Needs Ray: pip install 'troupe[batch]'.",
+        epilog=estimator_options_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
     cmd.add_argument("inputs", nargs="*", type=Path, help="files, folders, or .txt files listing paths")
     cmd.add_argument("-o", "--output", type=Path, help="folder for the results and the batch manifest")
     cmd.add_argument("--status", type=Path, metavar="OUT_DIR", help="print the batch manifest in OUT_DIR and exit")
@@ -56,11 +57,11 @@ def run(args: argparse.Namespace) -> int:
     clips = expand_inputs(args.inputs)
     check_ray_installed()
     if args.address is None and importlib.util.find_spec("torch") is None:
-        from backend.doctor import INSTALL_HINT
+        from backend.app.doctor import INSTALL_HINT
         from backend.errors import EstimatorError
 
         raise EstimatorError(f"torch is not installed in this environment: {INSTALL_HINT}")
-    report = run_batch(clips, args.output, values, estimator_options(args), settings)
+    report = run_batch(clips, args.output, values, settings)
     print(summary_table(Manifest.load(args.output), report.names), file=sys.stderr)
     rate = f", {report.frames / report.seconds:.2f} frames/s" if report.seconds > 0 and report.frames else ""
     print(f"batch: {report.done} done, {report.skipped} already complete, {report.failed} failed in "

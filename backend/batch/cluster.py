@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from backend.errors import BatchError
-from backend.paths import cache_dir
+from backend.runtime.paths import cache_dir
 
 RAY_VERSION = "2.60.0"
 INSTALL_HINT = f"batch runs on Ray, which is not installed here: pip install 'troupe[batch]' (or ray=={RAY_VERSION})"

@@ -3,7 +3,7 @@ options it was (or is being) reconstructed with, its status, error and timings.
 
 It is what makes a batch resumable: a clip whose entry is ``done`` for the same options hash and the same input
 (size and modification time) and whose result file is there is skipped by the next run; everything else is
-redone. Only the batch's driver writes it, always atomically (``backend.atomic``), after every clip, so a killed
+redone. Only the batch's driver writes it, always atomically (``backend.runtime.atomic``), after every clip, so a killed
 run leaves the manifest as it was after the last clip that finished.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from backend import __version__
-from backend.atomic import atomic_path
+from backend.runtime.atomic import atomic_path
 from backend.errors import BatchError
 
 MANIFEST_NAME = "troupe-batch.json"

@@ -10,6 +10,7 @@ starts, every few seconds while clips finish, and at the end.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -62,15 +63,13 @@ class _ClipState:
     outcomes: dict[int, ClipOutcome] = field(default_factory=dict)
 
 
-def run_batch(clips: list[Clip], out_dir: Path, values: dict[str, Any], estimator_options: dict[str, Any],
-              settings: BatchSettings) -> BatchReport:
+def run_batch(clips: list[Clip], out_dir: Path, values: dict[str, Any], settings: BatchSettings) -> BatchReport:
     """Reconstruct every clip not yet complete for these options into ``out_dir``; see the module docstring."""
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = Manifest.load(out_dir)
-    digest = options_hash({**{k: v for k, v in values.items() if k not in _HASH_IGNORES},
-                           "estimator_options": estimator_options})
-    manifest.options = {**values, "estimator_options": estimator_options, "hash": digest}
+    digest = options_hash({key: value for key, value in values.items() if key not in _HASH_IGNORES})
+    manifest.options = {**values, "hash": digest}
     report = BatchReport([clip.name for clip in clips])
     todo = []
     for clip in clips:
@@ -83,7 +82,7 @@ def run_batch(clips: list[Clip], out_dir: Path, values: dict[str, Any], estimato
     progress = BatchProgress(len(clips), report.skipped, settings.quiet)
     try:
         if todo:
-            _run(todo, out_dir, manifest, values, estimator_options, settings, progress, report)
+            _run(todo, out_dir, manifest, values, settings, progress, report)
     finally:
         progress.close()
         manifest.save()
@@ -91,9 +90,8 @@ def run_batch(clips: list[Clip], out_dir: Path, values: dict[str, Any], estimato
     return report
 
 
-def _run(todo: list[Clip], out_dir: Path, manifest: Manifest, values: dict[str, Any],
-         estimator_options: dict[str, Any], settings: BatchSettings, progress: BatchProgress,
-         report: BatchReport) -> None:
+def _run(todo: list[Clip], out_dir: Path, manifest: Manifest, values: dict[str, Any], settings: BatchSettings,
+         progress: BatchProgress, report: BatchReport) -> None:
     states: dict[str, _ClipState] = {}
     for clip in todo:
         try:
@@ -101,7 +99,7 @@ def _run(todo: list[Clip], out_dir: Path, manifest: Manifest, values: dict[str, 
         except Exception as exc:  # noqa: BLE001 - an unreadable input fails alone, before any task
             _failed(manifest.clips[clip.name], failed_outcome(clip.name, 0, exc), progress, report)
             continue
-        states[clip.name] = _ClipState(clip, _jobs(clip, ranges, out_dir, values, estimator_options))
+        states[clip.name] = _ClipState(clip, _jobs(clip, ranges, out_dir, values))
     if not states:
         return
     with connected(settings.address, settings.num_cpus, settings.num_gpus) as cluster:
@@ -137,18 +135,16 @@ def _frame_ranges(clip: Clip, values: dict[str, Any], settings: BatchSettings) -
     return ranges if len(ranges) > 1 else None
 
 
-def _jobs(clip: Clip, ranges: list[tuple[int, int]] | None, out_dir: Path, values: dict[str, Any],
-          estimator_options: dict[str, Any]) -> list[ClipJob]:
+def _jobs(clip: Clip, ranges: list[tuple[int, int]] | None, out_dir: Path, values: dict[str, Any]) -> list[ClipJob]:
     if ranges is None:
-        return [ClipJob(clip.name, str(clip.source), str(out_dir / clip.result_name), values, estimator_options)]
+        return [ClipJob(clip.name, str(clip.source), str(out_dir / clip.result_name), values)]
     folder = out_dir / CHUNKS_FOLDER / clip.name
-    return [ClipJob(clip.name, str(clip.source), str(folder / f"chunk-{index:03d}.npz"), values, estimator_options,
-                    index, start, end) for index, (start, end) in enumerate(ranges)]
+    return [ClipJob(clip.name, str(clip.source), str(folder / f"chunk-{index:03d}.npz"), values, index, start, end)
+            for index, (start, end) in enumerate(ranges)]
 
 
 def _on_device(job: ClipJob, device: str) -> ClipJob:
-    return ClipJob(job.name, job.source, job.output, {**job.options, "device": device}, job.estimator_options,
-                   job.chunk, job.frame_start, job.frame_end)
+    return dataclasses.replace(job, options={**job.options, "device": device})
 
 
 def _finish_clip(state: _ClipState, out_dir: Path, entry: ClipEntry, progress: BatchProgress,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -24,7 +24,6 @@ class ClipJob:
     source: str
     output: str
     options: dict[str, Any]  # ReconstructOptions' fields, already checked (backend.options)
-    estimator_options: dict[str, Any] = field(default_factory=dict)
     chunk: int = 0  # index of the chunk in its clip (0 for a whole clip)
     frame_start: int | None = None  # a chunk's frames, overriding the options' range
     frame_end: int | None = None
@@ -92,7 +91,7 @@ def _reconstruct(job: ClipJob, progress=None):
     values = dict(job.options)
     if job.frame_start is not None:
         values["frame_start"], values["frame_end"] = job.frame_start, job.frame_end
-    options = ReconstructOptions(**values, estimator_options=dict(job.estimator_options))
+    options = ReconstructOptions(**values)
     return reconstruct(job.source, job.output, options, progress=progress)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from backend import __version__
-from backend.doctor import INSTALL_HINT
+from backend.app.doctor import INSTALL_HINT
 
 if TYPE_CHECKING:
     from backend.detection.models import NpmModel, WheelModels
@@ -80,7 +80,7 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     if not _has_torch():
         parser.epilog = f"torch is not installed here, so reconstruct and the research tools cannot run: {INSTALL_HINT}"
     elif next((arg for arg in argv if not arg.startswith("-")), None) not in _LIGHT_COMMANDS:
-        from backend import occlusion
+        from backend.evaluation import occlusion
         from backend.evaluation.cli import add_parser as add_eval_parser, add_people_parser
 
         occlusion.add_parser(commands)
@@ -99,9 +99,10 @@ def _has_torch() -> bool:
 
 
 def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
-    from backend.app.reconstruct_args import add_reconstruct_options
+    from backend.app.reconstruct_args import add_reconstruct_options, estimator_options_text
 
-    cmd = commands.add_parser("reconstruct", help="image, image folder or video -> result .npz")
+    cmd = commands.add_parser("reconstruct", help="image, image folder or video -> result .npz",
+                              epilog=estimator_options_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
     cmd.add_argument("input", type=Path, help="image, folder of images, or video file")
     cmd.add_argument("-o", "--output", type=Path, required=True, help="result file to write (.npz)")
     add_reconstruct_options(cmd)
@@ -212,7 +213,6 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
         from backend.errors import EstimatorError
 
         raise EstimatorError(f"torch is not installed in this environment: {INSTALL_HINT}")
-    from backend.app.reconstruct_args import estimator_options
     from backend.pipeline import ReconstructOptions, reconstruct
 
     if args.debug:
@@ -224,7 +224,7 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG)
 
-    options = ReconstructOptions(**values, estimator_options=estimator_options(args))
+    options = ReconstructOptions(**values)
     cancel = threading.Event()
     with _ProgressBar(disabled=args.quiet) as bar, _cancel_on_interrupt(cancel):
         summary = reconstruct(args.input, args.output, options, progress=bar.update, cancel=cancel)
@@ -303,7 +303,7 @@ class _ProgressBar:
 
 
 def _run_doctor(args: argparse.Namespace) -> int:
-    from backend.doctor import run_doctor
+    from backend.app.doctor import run_doctor
 
     return run_doctor(sys.stdout)
 
@@ -325,7 +325,7 @@ def _run_body_list(args: argparse.Namespace) -> int:
 
 
 def _run_weights_list(args: argparse.Namespace) -> int:
-    from backend.weights import CHECKPOINTS, checkpoint_status
+    from backend.estimators.weights import CHECKPOINTS, checkpoint_status
 
     for name, status in checkpoint_status().items():
         print(f"{name:16s} {status}")
@@ -334,7 +334,7 @@ def _run_weights_list(args: argparse.Namespace) -> int:
 
 
 def _run_weights_install(args: argparse.Namespace) -> int:
-    from backend.weights import CHECKPOINTS, WeightsError, install_checkpoint
+    from backend.estimators.weights import CHECKPOINTS, WeightsError, install_checkpoint
 
     if args.name not in CHECKPOINTS:
         raise WeightsError(f"unknown checkpoint {args.name!r}; known: {', '.join(CHECKPOINTS)}")
@@ -347,7 +347,11 @@ def _run_weights_install(args: argparse.Namespace) -> int:
 
 def _run_bench(args: argparse.Namespace) -> int:
     """``bench NAME [options]``; ``bench --estimator romp [options]`` and plain ``bench [options]`` run romp."""
-    from backend.bench import BENCHMARKS, run_benchmark
+    try:
+        from benchmarks import BENCHMARKS, run_benchmark
+    except ImportError as exc:  # the add-on bundles the backend without them
+        raise OptionError("the benchmarks live in the repository's benchmarks/ folder: run this from a checkout "
+                          f"of Troupe ({exc})") from exc
     from backend.errors import OptionError
 
     rest = list(args.rest)
@@ -360,6 +364,6 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from backend.server import serve
+    from backend.app.server import serve
 
     return serve()
