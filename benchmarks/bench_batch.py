@@ -27,8 +27,10 @@ from tests.batch_fixtures import cut_clip  # noqa: E402  (the tests' own clip cu
 SOURCE = ROOT.parent / "shared" / "data" / "football_dribble.mp4"
 
 
-def batch(inputs: list[Path], out: Path, cpus: int, *extra: str) -> tuple[float, int]:
-    """(wall seconds, frames) of one batch command."""
+def batch(inputs: list[Path], out: Path, cpus: int, *extra: str) -> tuple[float, int, float]:
+    """(wall seconds, frames, worker seconds) of one batch command; worker seconds are the time the clips'
+    tasks ran, summed over workers (from the manifest), so worker seconds / wall seconds is how many workers
+    were busy on average, whatever else loads the machine."""
     command = [sys.executable, "-m", "backend", "batch", *map(str, inputs), "-o", str(out), "--num-cpus", str(cpus),
                "--quiet", *extra]
     started = time.perf_counter()
@@ -37,7 +39,7 @@ def batch(inputs: list[Path], out: Path, cpus: int, *extra: str) -> tuple[float,
     if run.returncode != 0:
         raise SystemExit(f"batch failed:\n{run.stderr}")
     clips = json.loads((out / "troupe-batch.json").read_text())["clips"].values()
-    return seconds, sum(entry["frames"] for entry in clips)
+    return seconds, sum(entry["frames"] for entry in clips), sum(entry["seconds"] or 0.0 for entry in clips)
 
 
 def main() -> None:
@@ -53,17 +55,16 @@ def main() -> None:
         batch(clips[:1], work / "warm-up", 1, "--end", "1")
         rows = []
         for cpus in (1, 2):
-            seconds, frames = batch(clips, work / f"w{cpus}", cpus)
-            rows.append((f"{args.clips} clips x {args.frames} frames, {cpus} worker(s)", seconds, frames))
+            rows.append((f"{args.clips} clips x {args.frames} frames, {cpus} worker(s)",
+                         *batch(clips, work / f"w{cpus}", cpus)))
         half = args.long_frames // 2 + 8
         for label, cpus, extra in (("long clip whole, 1 worker", 1, ("--chunk-frames", "0")),
                                    ("long clip in 2 chunks, 2 workers", 2, ("--chunk-frames", str(half),
                                                                             "--chunk-overlap", "8"))):
-            seconds, frames = batch([long_clip], work / label.replace(" ", "-").replace(",", ""), cpus, *extra)
-            rows.append((label, seconds, frames))
-    print(f"{'run':42s} {'s':>7s} {'frames':>7s} {'frames/s':>9s}")
-    for label, seconds, frames in rows:
-        print(f"{label:42s} {seconds:7.1f} {frames:7d} {frames / seconds:9.2f}")
+            rows.append((label, *batch([long_clip], work / label.replace(" ", "-").replace(",", ""), cpus, *extra)))
+    print(f"{'run':42s} {'s':>7s} {'frames':>7s} {'frames/s':>9s} {'workers busy':>13s}")
+    for label, seconds, frames, worker_seconds in rows:
+        print(f"{label:42s} {seconds:7.1f} {frames:7d} {frames / seconds:9.2f} {worker_seconds / seconds:13.2f}")
     print(f"2 workers / 1 worker throughput: {rows[1][2] / rows[1][1] / (rows[0][2] / rows[0][1]):.2f}x")
     print(f"long clip, 2 chunks on 2 workers / whole on 1: {rows[2][1] / rows[3][1]:.2f}x faster")
 

@@ -136,7 +136,8 @@ def test_a_clip_split_in_two_chunks_keeps_one_identity(cluster, shared_data: Pat
     result = read_result(out / "dancer.npz")
     assert int(result["num_frames"]) == 24 and list(result["frame_indices"]) == list(range(24))
     # chunks 0-13 and 10-23, border at frame 12: the dancer is one track on both sides of it
-    spans = [np.asarray(result["row_frame"])[np.asarray(result["row_track"]) == t] for t in range(len(result["track_id"]))]
+    row_frame, row_track = np.asarray(result["row_frame"]), np.asarray(result["row_track"])
+    spans = [row_frame[row_track == t] for t in range(len(result["track_id"]))]
     crossing = [frames for frames in spans if frames.min() < 12 <= frames.max()]
     assert len(crossing) == 1 and crossing[0].min() == 0 and crossing[0].max() == 23
     assert len(result["track_id"]) == 1  # no second track for the same dancer after the border

@@ -117,4 +117,5 @@ def _private_auth_token() -> None:
             pass
 
 
-__all__ = ["INSTALL_HINT", "RAY_VERSION", "ClusterInfo", "check_ray_installed", "connected", "ray_temp_dir", "require_ray"]
+__all__ = ["INSTALL_HINT", "RAY_VERSION", "ClusterInfo", "check_ray_installed", "connected", "ray_temp_dir",
+           "require_ray"]
