@@ -46,6 +46,12 @@ class DeviceError(TroupeError, RuntimeError):
     troupe_code = "DEVICE_ERROR"
 
 
+class BatchError(TroupeError):
+    """A batch cannot start or go on: Ray missing or unreachable, an unusable output folder or manifest."""
+
+    troupe_code = "BATCH_ERROR"
+
+
 class Cancelled(TroupeError):
     """The user cancelled the reconstruction."""
 

@@ -57,7 +57,7 @@ def test_errors_imports_nothing_from_the_backend() -> None:
 def test_every_expected_failure_has_its_protocol_code() -> None:
     from backend.body import BodyModelError
     from backend.detection.models import ModelsError
-    from backend.errors import OptionError, error_code
+    from backend.errors import BatchError, OptionError, error_code
     from backend.estimators.base import EstimatorError
     from backend.estimators.weights import WeightsError
     from backend.pipeline import Cancelled
@@ -67,6 +67,7 @@ def test_every_expected_failure_has_its_protocol_code() -> None:
 
     expected = {Cancelled: "CANCELLED", SourceError: "INPUT_ERROR", EstimatorError: "ESTIMATOR_ERROR",
                 WeightsError: "ESTIMATOR_ERROR", ModelsError: "ESTIMATOR_ERROR", BodyModelError: "BODY_MODEL_ERROR",
-                DeviceError: "DEVICE_ERROR", ResultFileError: "RESULT_ERROR", OptionError: "INVALID_OPTION"}
+                DeviceError: "DEVICE_ERROR", ResultFileError: "RESULT_ERROR", OptionError: "INVALID_OPTION",
+                BatchError: "BATCH_ERROR"}
     assert {cls: error_code(cls("x")) for cls in expected} == expected
     assert error_code(ValueError("a bug")) is None and error_code(KeyError("x")) is None

@@ -10,14 +10,12 @@ import contextlib
 import importlib.util
 import signal
 import sys
-import textwrap
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from backend import __version__
 from backend.app.doctor import INSTALL_HINT
-from backend.estimators.catalog import DEFAULT_ESTIMATOR, available_estimators
 
 if TYPE_CHECKING:
     from backend.detection.models import NpmModel, WheelModels
@@ -56,7 +54,7 @@ def _report_failure(exc: Exception) -> int:
     return 1
 
 
-_LIGHT_COMMANDS = ("reconstruct", "doctor", "body", "weights", "models", "bench", "serve")
+_LIGHT_COMMANDS = ("reconstruct", "batch", "doctor", "body", "weights", "models", "bench", "serve")
 
 
 def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
@@ -66,6 +64,7 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"troupe {__version__}")
     commands = parser.add_subparsers(title="commands")
     _add_reconstruct(commands)
+    _add_batch(commands)
     doctor = commands.add_parser("doctor", help="report what is installed and usable, and why not")
     doctor.set_defaults(handler=_run_doctor)
     _add_body(commands)
@@ -99,53 +98,24 @@ def _has_torch() -> bool:
         return False
 
 
-def _estimator_options_text() -> str:
-    """Each estimator's settings for ``--option NAME=VALUE``, from the catalog."""
-    from backend.estimators.catalog import CATALOG
-
-    lines = ["estimator options (--option NAME=VALUE):"]
-    for info in CATALOG:
-        for option in info.options if info.implementation else ():
-            allowed = (" | ".join(option.choices) if option.choices else
-                       f"{option.minimum:g}..{option.maximum:g}" if option.minimum is not None else
-                       "true | false" if isinstance(option.default, bool) else "")
-            lines.append(f"  {info.name}: {option.name}={allowed} (default {option.default})")
-            lines.extend(textwrap.wrap(option.description, 100, initial_indent=" " * 6, subsequent_indent=" " * 6))
-    return "\n".join(lines)
-
-
 def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
+    from backend.app.reconstruct_args import add_reconstruct_options, estimator_options_text
+
     cmd = commands.add_parser("reconstruct", help="image, image folder or video -> result .npz",
-                              epilog=_estimator_options_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
+                              epilog=estimator_options_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
     cmd.add_argument("input", type=Path, help="image, folder of images, or video file")
     cmd.add_argument("-o", "--output", type=Path, required=True, help="result file to write (.npz)")
-    _add_schema_arguments(cmd)
-    cmd.add_argument(
-        "--fit-init", choices=("neutral", "lasor", "lasor-root", "neutral+lasor-root"), default=None,
-        help="short for --option initialiser=... with mediapipe-fit",
-    )  # fmt: skip
+    add_reconstruct_options(cmd)
     cmd.add_argument("--quiet", action="store_true", help="no progress bar")
     cmd.add_argument("--debug", action="store_true",
                      help="say on stderr what people-finding dropped and why (proposals, fitted bodies)")
     cmd.set_defaults(handler=_run_reconstruct)
 
 
-def _add_schema_arguments(cmd: argparse.ArgumentParser) -> None:
-    """One argument per option of the schema (``backend.options.FIELDS``): its flag, type and help. Every
-    default is None, "not given", so the schema's own defaults apply and the checks see what was typed."""
-    from backend.options import FIELDS
+def _add_batch(commands: argparse._SubParsersAction) -> None:
+    from backend.batch.cli import add_parser
 
-    for name, spec in FIELDS.items():
-        text = spec.help.format(estimators=", ".join(available_estimators()))
-        if spec.kind is bool:
-            cmd.add_argument(spec.flag, dest=name, action="store_const", const=not spec.default, default=None,
-                             help=text)
-        elif spec.kind is dict:
-            cmd.add_argument(spec.flag, "-O", dest=name, action="append", metavar="NAME=VALUE", help=text)
-        else:
-            default = f" (default: {spec.default})" if spec.default is not None else ""
-            metavar = spec.flag.lstrip("-").upper().replace("-", "_")
-            cmd.add_argument(spec.flag, dest=name, type=spec.kind, default=None, metavar=metavar, help=text + default)
+    add_parser(commands)
 
 
 def _add_body(commands: argparse._SubParsersAction) -> None:
@@ -267,14 +237,10 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
 def _checked_reconstruct_options(args: argparse.Namespace) -> dict:
     """The command line's options through the schema the service uses (``backend.options``), and the paths
     checked (input exists, output writable and not the input), all before any work."""
-    from backend.options import FIELDS, check_options, check_paths, parse_option_assignments
+    from backend.app.reconstruct_args import checked_option_values
+    from backend.options import check_paths
 
-    raw = {name: getattr(args, name) for name in FIELDS}
-    estimator_options = parse_option_assignments(args.estimator or DEFAULT_ESTIMATOR, args.estimator_options or [])
-    if args.fit_init is not None:
-        estimator_options["initialiser"] = args.fit_init
-    raw["estimator_options"] = estimator_options or None
-    values = check_options(raw, cli=True)
+    values = checked_option_values(args)
     check_paths(args.input, args.output)
     return values
 
