@@ -106,7 +106,8 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument("-o", "--output", type=Path, required=True, help="result file to write (.npz)")
     cmd.add_argument("--estimator", help=f"one of {', '.join(available_estimators())} (default: {DEFAULT_ESTIMATOR}; "
                                          "`doctor` says which can run here)")
-    cmd.add_argument("--body-model", help="open-body (built in, the default) or smpl-neutral/-male/-female")
+    cmd.add_argument("--body-model", help="open-body (built in, the default), anny (pip install anny==0.6.2: "
+                                          "realistic bodies of every age) or smpl-neutral/-male/-female")
     cmd.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
                      help="auto: CUDA when available, else the CPU (default: auto)")
     lens = cmd.add_mutually_exclusive_group()

@@ -23,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     cmd.add_argument("--min-people", type=int, default=2)
     cmd.add_argument("--max-people", type=int, default=20)
     cmd.add_argument("--seed", type=int, default=0)
-    cmd.add_argument("--body-model", default="open-body")
+    cmd.add_argument("--body-model", default="open-body", help="open-body (default), anny or smpl-neutral/-male/-female")
     cmd.add_argument("--ground-weight", type=float, default=0.0,
                      help="coherence's optional floor prior (0 = off; 20-100 on these scenes)")
     cmd.add_argument("--contact-order-weight", type=float, default=None,
