@@ -1,0 +1,59 @@
+"""An Anny result inside real Blender: the Anny mesh is built, skinned to the armature, and follows it.
+
+The result is made by a torch-capable subprocess through the real Anny body (``tests.test_addon_fixtures
+--body anny``), so it needs the anny package in that interpreter; this process never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.test_addon_fixtures import expected_path, generate_fixture, session_dir, torch_python
+from tests.test_addon_blender import _import, _people, _rows, addon  # noqa: F401  (the add-on fixture)
+
+bpy = pytest.importorskip("bpy")
+from blender_addon import rig  # noqa: E402
+
+
+def _anny_in(python: str | None) -> bool:
+    if python is None:
+        return False
+    probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec('anny') is None)"
+    return subprocess.run([python, "-c", probe], capture_output=True).returncode == 0
+
+
+pytestmark = pytest.mark.skipif(not _anny_in(torch_python()) and importlib.util.find_spec("anny") is None,
+                                reason="the anny package is not installed (an optional requirement)")
+
+
+@pytest.fixture(scope="module")
+def anny_result() -> Path:
+    return generate_fixture(session_dir() / "anny.npz", num_people=2, num_frames=4, body="anny")
+
+
+def test_anny_mesh_imports_skinned_and_follows_the_armature(addon, anny_result: Path) -> None:  # noqa: F811
+    with np.load(anny_result) as npz:
+        data = {key: npz[key] for key in npz.files}
+    assert str(data["body_model"]) == "anny" and data["phenotype"].shape == (2, 6)
+    expected = np.load(expected_path(anny_result))["vertices"]
+    people = _people(addon, _import(anny_result))
+    scene = bpy.context.scene
+    for index, track_id in enumerate(int(t) for t in data["track_id"]):
+        arm = people[track_id]
+        (body,) = [c for c in arm.children if c.type == "MESH"]
+        assert len(body.data.vertices) == data["skin_weights"].shape[0] > 10_000
+        assert len(body.data.polygons) == len(data["faces"])
+        assert body.modifiers["Armature"].object == arm and len(body.vertex_groups) == 24
+        scene.frame_set(int(data["row_frame"][_rows(data, track_id)[0]]) + addon.scene.FRAME_OFFSET)
+        evaluated = body.evaluated_get(bpy.context.evaluated_depsgraph_get())
+        mesh = evaluated.to_mesh()
+        co = np.empty(3 * len(mesh.vertices))
+        mesh.vertices.foreach_get("co", co)
+        evaluated.to_mesh_clear()
+        world = co.reshape(-1, 3) @ np.array(body.matrix_world)[:3, :3].T + np.array(body.matrix_world)[:3, 3]
+        assert np.abs(world - expected[index] @ rig.CAM_TO_WORLD.T).max() < 1e-3
