@@ -4,7 +4,7 @@
 
 One synthetic crowd (made with the open body) gives poses, translations and masks; each body model then
 refines those same estimates (betas set to each model's mean shape, so only the mesh differs), and the
-penetration field of one posed person is built. Prints seconds per person for both and the Anny/open ratio
+penetration field of one posed person is built (on each body's coherence mesh, ``backend.coherence.proxy``). Prints seconds per person for both and the Anny/open ratio
 (the issue's target: at most 1.5x). Needs the anny package, or an Anny body already generated in the cache.
 """
 
@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from backend.body import load_body_model  # noqa: E402
 from backend.coherence import refine_people  # noqa: E402
 from backend.coherence.fields import penetration_field  # noqa: E402
+from backend.coherence.proxy import coherence_mesh  # noqa: E402
 from backend.evaluation.perturbed import PERTURBATIONS, perturbed_estimates  # noqa: E402
 from backend.evaluation.scenes import make_scene  # noqa: E402
 
@@ -53,10 +54,12 @@ def main() -> int:
         body = load_body_model(name)
         same = [dataclasses.replace(e, betas=np.zeros(body.num_betas, np.float32)) for e in estimates]
         refine = _best_of(lambda: refine_people(same, body, scene.camera), args.repeat)  # noqa: B023
-        posed = body(torch.as_tensor(same[0].poses[None], dtype=torch.float32)).vertices[0]
-        field = _best_of(lambda: penetration_field(posed, body.faces, 32), args.repeat)  # noqa: B023
-        rows[name] = (refine / people, field, body.num_vertices, len(body.faces))
-        print(f"{name:9s} {body.num_vertices:6d} vertices {len(body.faces):6d} triangles: coherence "
+        mesh = coherence_mesh(body)
+        posed = mesh.select(body(torch.as_tensor(same[0].poses[None], dtype=torch.float32)).vertices[0])
+        field = _best_of(lambda: penetration_field(posed, mesh.faces, 32), args.repeat)  # noqa: B023
+        rows[name] = (refine / people, field)
+        print(f"{name:9s} {body.num_vertices:6d} vertices, coherence mesh {len(posed):5d} vertices "
+              f"{len(mesh.faces):6d} triangles: coherence "
               f"{1000 * refine / people:.1f} ms per person ({people} people), one penetration field "
               f"{1000 * field:.1f} ms")
     print(f"Anny / open body: coherence {rows['anny'][0] / rows['open-body'][0]:.2f}x per person, "

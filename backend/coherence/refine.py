@@ -34,6 +34,7 @@ from backend.coherence.contact import (
     ContactGate, bottom_vertex, contact_order, detected_contact_row, foot_vertices, lowest_seen_row,
 )
 from backend.coherence.fields import LazyField
+from backend.coherence.proxy import coherence_mesh
 from backend.coherence.ground import ground_targets
 from backend.coherence.losses import (
     disagreement_pairs, interpenetration_loss, observed_index_map, ordinal_depth_loss, orders_violated,
@@ -136,14 +137,15 @@ def _refine_clip(
     small = camera.resized(options.render_width)
     observations = _observations(frames, track_ids, body, camera, options, device)
     observed = [torch.as_tensor(observed_index_map(m, small.height, small.width), device=device) for m in masks]
-    problem = _Problem(observations, observed, body.faces, small, camera, options, masks)
+    problem = _Problem(observations, observed, coherence_mesh(body).faces, small, camera, options, masks)
     shifts = problem.solve()
     return _updated(frames, observations, shifts, camera)
 
 
 def _observations(frames, track_ids, body, camera, options, device) -> list[_Observation]:
     out: list[_Observation] = []
-    feet = foot_vertices(body.skin_weights)
+    mesh = coherence_mesh(body)
+    feet = foot_vertices(mesh.skin_weights)
     for f, people in enumerate(frames):
         if not people:
             continue
@@ -153,16 +155,17 @@ def _observations(frames, track_ids, body, camera, options, device) -> list[_Obs
         transl = torch.as_tensor(np.stack([p.transl for p in people]), dtype=dtype, device=device)
         with torch.no_grad():
             posed = body(poses, betas, transl)
+        vertices = mesh.select(posed.vertices)
         for k, person in enumerate(people):
             anchor = torch.as_tensor(person.joints2d, dtype=dtype, device=device)
             extent = (anchor.amax(0) - anchor.amin(0)).max().item()
             track = track_ids[f][k] if track_ids is not None else -1 - len(out)
-            field = LazyField(posed.vertices[k], body.faces, options.grid_resolution)
-            drawn = camera.project(posed.vertices[k]).cpu().numpy()
+            field = LazyField(vertices[k], mesh.faces, options.grid_resolution)
+            drawn = camera.project(vertices[k]).cpu().numpy()
             contact = detected_contact_row(person.extras, np.asarray(person.joints2d), drawn, feet,
                                            options.contact_gate)
             seen = lowest_seen_row(person.extras, np.asarray(person.joints2d), drawn, feet, options.contact_gate)
-            out.append(_Observation(f, track, posed.vertices[k], posed.joints[k], anchor, max(extent, 1.0), field,
+            out.append(_Observation(f, track, vertices[k], posed.joints[k], anchor, max(extent, 1.0), field,
                                     contact, seen))
     return out
 
