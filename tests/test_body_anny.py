@@ -164,3 +164,24 @@ def test_missing_anny_package_is_one_clear_line_and_open_body_still_works(monkey
     with pytest.raises(BodyModelError, match=r"anny: .*pip install anny==0\.6\.2"):
         load_body_model("anny")
     assert load_body_model("open-body").num_joints == 24
+
+
+def test_coherence_separates_anny_people_on_a_lighter_copy_of_the_mesh(body) -> None:
+    """Coherence accepts Anny meshes: it works on about 5.5k of Anny's own vertices (a closed-enough copy for the
+    penetration field) and still separates two people inside each other and swaps a wrong depth order."""
+    from backend.coherence import refine_people
+    from backend.coherence.proxy import MAX_VERTICES, coherence_mesh
+    from backend.evaluation.metrics import collisions
+    from tests.test_coherence import CAMERA, _masks, _person, _vertices
+
+    light = load_body_model("anny")  # float32, as the pipeline runs it
+    mesh = coherence_mesh(light)
+    assert 4000 < len(mesh.vertex_ids) <= MAX_VERTICES and int(mesh.faces.max()) < len(mesh.vertex_ids)
+    people = [_person(light, [0.0, 0.0, 5.0]), _person(light, [0.1, 0.0, 5.12])]
+    assert collisions(_vertices(light, people).numpy(), light.faces)[0] == 1
+    refined = refine_people(people, light, CAMERA)
+    assert collisions(_vertices(light, refined).numpy(), light.faces)[0] == 0
+    truth = [_person(light, [0.0, 0.0, 5.0]), _person(light, [0.3, 0.0, 4.2])]
+    swapped = [_person(light, [0.0, 0.0, 4.2]), _person(light, [0.3, 0.0, 5.0])]
+    refined = refine_people(swapped, light, CAMERA, _masks(light, truth))
+    assert refined[1].transl[2] < refined[0].transl[2]
