@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 BODY_MODEL_NAMES: tuple[str, ...] = ("open-body", "anny", "smpl-neutral", "smpl-male", "smpl-female")
 SMPL_MODEL_NAMES = BODY_MODEL_NAMES[2:]
 SMPL_DEFAULT_BETAS = 10
+# The fit moves Anny's betas this many times faster than the pose: its shape space spans toddlers to elders
+# (python -m backend eval --fit-init --body-model anny: height error and root depth error fall, see README).
+ANNY_FIT_SHAPE_STEP = 10.0
 
 __all__ = [
     "BODY_MODEL_NAMES", "BodyModel", "BodyModelError", "BodyOutput", "available_body_models", "load_body_model",
@@ -75,6 +78,7 @@ def load_body_model(
         from backend.body.anny_body import Phenotype
 
         model.phenotype = Phenotype.from_arrays(arrays)
+        model.fit_shape_step = ANNY_FIT_SHAPE_STEP
     return model.to(device)
 
 
