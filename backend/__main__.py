@@ -2,6 +2,6 @@
 
 import sys
 
-from backend.cli import main
+from backend.app.cli import main
 
 sys.exit(main())

@@ -1,4 +1,4 @@
-"""The one schema of a reconstruction's options, shared by the command line and the service.
+"""The one schema of a reconstruction's options, shared by the command line, the service and the add-on's job.
 
 Every value is checked here, before any frame is read or any model loaded, so a wrong type or an out-of-range
 value fails in a second with one line instead of after the whole run (or as an internal error). The checks need
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from backend.errors import OptionError
+from backend.estimators.catalog import DEFAULT_ESTIMATOR, estimator_info
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")  # plus "cuda:N"
 MAX_FOCAL_PX = 1e6
@@ -53,26 +54,48 @@ def _name(value: str) -> str | None:
 
 @dataclass(frozen=True)
 class OptionField:
-    """One option: its JSON/Python type, its check, and its command-line flag (for messages)."""
+    """One option, declared once: its JSON/Python type, its check, its command-line flag, the value used when it
+    is not given, and its help. The command line's arguments and ``ReconstructOptions``' defaults come from here."""
 
-    kind: type  # str, int, float or bool
+    kind: type  # str, int, float, bool or dict
     check: Callable[[Any], str | None] | None = None
     flag: str = ""
+    default: Any = None  # None: decided later (the camera's field of view, the frame range's end)
+    help: str = ""
 
+
+DEFAULT_ESTIMATOR_OPTIONS: dict = {}
+DEFAULT_FOV_DEGREES = 55.0  # across the longer image side, when neither a field of view nor a focal is given
 
 # Names are the service's request fields and ReconstructOptions' attributes.
 FIELDS: dict[str, OptionField] = {
-    "estimator": OptionField(str, _name, "--estimator"),
-    "body_model": OptionField(str, _name, "--body-model"),
-    "device": OptionField(str, _device, "--device"),
-    "fov": OptionField(float, _fov_range, "--fov"),
-    "focal": OptionField(float, _positive_focal, "--focal"),
-    "frame_start": OptionField(int, _frame, "--start"),
-    "frame_end": OptionField(int, _frame, "--end"),
-    "keep_partial": OptionField(bool, None, "--keep-partial"),
-    "smoothing": OptionField(float, _unit, "--smoothing"),
-    "coherence": OptionField(bool, None, "--no-coherence"),
+    "estimator": OptionField(str, _name, "--estimator", DEFAULT_ESTIMATOR,
+                             "one of {estimators}; `doctor` says which can run here"),
+    "body_model": OptionField(str, _name, "--body-model", "open-body",
+                              "open-body (built in), anny (realistic bodies of every age; pip install anny==0.6.2) "
+                              "or smpl-neutral/-male/-female (your SMPL file)"),
+    "device": OptionField(str, _device, "--device", "auto", "auto (CUDA when available, else the CPU), cpu, cuda, "
+                                                             "cuda:N"),
+    "fov": OptionField(float, _fov_range, "--fov", None, "camera field of view in degrees across the longer side "
+                                                         f"(when no --focal is given: {DEFAULT_FOV_DEGREES:g})"),
+    "focal": OptionField(float, _positive_focal, "--focal", None, "camera focal length in pixels"),
+    "frame_start": OptionField(int, _frame, "--start", None, "first frame (0-based, inclusive)"),
+    "frame_end": OptionField(int, _frame, "--end", None, "last frame (inclusive)"),
+    "keep_partial": OptionField(bool, None, "--keep-partial", False, "on cancel or a broken video, keep what was "
+                                                                      "done"),
+    "smoothing": OptionField(float, _unit, "--smoothing", 0.5, "temporal smoothing 0..1 (0 = off): zero-phase per "
+                                                               "track, stronger on depth"),
+    "coherence": OptionField(bool, None, "--no-coherence", True, "skip the refinement that separates "
+                             "interpenetrating people and fixes their depth order"),
+    "estimator_options": OptionField(dict, None, "--option", DEFAULT_ESTIMATOR_OPTIONS,
+                                     "a setting of the chosen estimator, NAME=VALUE (repeatable; listed below)"),
 }
+
+
+def default(name: str) -> Any:
+    """The value ``name`` takes when it is not given (a fresh copy for mutable ones)."""
+    value = FIELDS[name].default
+    return dict(value) if isinstance(value, dict) else value
 
 
 def check_options(raw: Mapping[str, Any], cli: bool = False) -> dict[str, Any]:
@@ -89,7 +112,43 @@ def check_options(raw: Mapping[str, Any], cli: bool = False) -> dict[str, Any]:
     start, end = values.get("frame_start", 0), values.get("frame_end")
     if end is not None and end < start:
         raise OptionError(f"the last frame ({end}) comes before the first ({start})")
+    if "estimator_options" in values:
+        estimator = values.get("estimator", DEFAULT_ESTIMATOR)
+        values["estimator_options"] = check_estimator_options(estimator, values["estimator_options"], cli)
     return values
+
+
+def check_estimator_options(estimator: str, raw: Mapping[str, Any], cli: bool = False) -> dict[str, Any]:
+    """``raw`` checked against the settings ``estimator`` declares in the catalog (an unknown estimator is left
+    to the registry, which names the known ones)."""
+    info = estimator_info(estimator)
+    if info is None:
+        return dict(raw)
+    checked: dict[str, Any] = {}
+    for name, value in raw.items():
+        option = info.option(name) if isinstance(name, str) else None
+        if option is None:
+            known = ", ".join(o.name for o in info.options) or "none"
+            raise OptionError(f"{estimator} has no option {name!r} (its options: {known})")
+        problem = option.check(value)
+        if problem:
+            label = f"--option {name}" if cli else f"{estimator} option {name}"
+            raise OptionError(f"{label} {problem}, got {_shown(value)}")
+        checked[name] = float(value) if isinstance(option.default, float) else value
+    return checked
+
+
+def parse_option_assignments(estimator: str, assignments: list[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` words from the command line as typed values of ``estimator``'s options (checked later)."""
+    info = estimator_info(estimator)
+    parsed: dict[str, Any] = {}
+    for text in assignments:
+        name, sep, value = text.partition("=")
+        if not sep or not name.strip():
+            raise OptionError(f"--option takes NAME=VALUE, got {_shown(text)}")
+        option = info.option(name.strip()) if info is not None else None
+        parsed[name.strip()] = option.parse(value) if option is not None else value
+    return parsed
 
 
 def _checked(name: str, value: Any, field: OptionField, cli: bool) -> Any:
@@ -108,7 +167,8 @@ def _checked(name: str, value: Any, field: OptionField, cli: bool) -> Any:
     return value
 
 
-_KIND_NAMES = {str: "a string", int: "a whole number", float: "a finite number", bool: "true or false"}
+_KIND_NAMES = {str: "a string", int: "a whole number", float: "a finite number", bool: "true or false",
+               dict: "an object of option names and values"}
 
 
 def _shown(value: Any) -> str:
@@ -135,11 +195,11 @@ def resolve_request_path(text: str, field: str, base: str | None) -> Path:
 def check_paths(input_path: str | os.PathLike, output_path: str | os.PathLike) -> None:
     """Refuse, before any work, an input that does not exist and an output that cannot be written or that is
     one of the input files. Raises ``SourceError`` or ``ResultFileError`` (one line each)."""
-    from backend.result import ResultFileError
+    from backend.result.contract import ResultFileError
 
     source, output = Path(input_path), Path(output_path)
     if not source.exists():
-        from backend.sources import SourceError
+        from backend.sources.frames import SourceError
 
         raise SourceError(f"input not found: {source}")
     if output.exists() or output.is_symlink():
@@ -167,8 +227,8 @@ def _is_an_input(source: Path, output: Path) -> bool:
 def _check_writable(output: Path) -> None:
     """Create and remove a file where the output's temporary file will go: a read-only folder or filesystem,
     a missing permission or a path through a file fails now, not after the run."""
-    from backend.atomic import probe_writable
-    from backend.result import ResultFileError
+    from backend.result.contract import ResultFileError
+    from backend.runtime.atomic import probe_writable
 
     try:
         probe_writable(output)
@@ -176,4 +236,5 @@ def _check_writable(output: Path) -> None:
         raise ResultFileError(f"cannot write the output {output}: {exc.strerror or exc}") from None
 
 
-__all__ = ["DEVICE_CHOICES", "FIELDS", "check_options", "check_paths", "resolve_request_path"]
+__all__ = ["DEFAULT_FOV_DEGREES", "DEVICE_CHOICES", "FIELDS", "OptionField", "default", "check_estimator_options", "check_options", "check_paths",
+           "parse_option_assignments", "resolve_request_path"]

@@ -4,7 +4,7 @@ Frames are processed in chunks, so memory is bounded by one chunk of frames plus
 parameters: the tracker keeps people without their masks, and a small appearance descriptor instead of pixels.
 A chunk is split at shot cuts, so neither the estimator's warm start nor a track crosses a cut. Frames with
 several people are refined for coherence (backend.coherence) while their masks are still at hand. The tracks
-become the result's arrays in ``backend.assembly`` (short gaps bridged, motion smoothed). Progress and
+become the result's arrays in ``backend.result.assembly`` (short gaps bridged, motion smoothed). Progress and
 cancellation go through callbacks so the command line, the service and tests share one code path.
 """
 
@@ -21,36 +21,40 @@ from typing import Callable
 import numpy as np
 
 from backend.body import BodyModel, load_body_model
-from backend.camera import Camera
-from backend.device import resolve_device
 from backend.errors import Cancelled
-from backend.estimators import DEFAULT_ESTIMATOR, create_estimator
 from backend.estimators.base import FoundPeople
-from backend.options import check_paths
-from backend.assembly import assemble_result
-from backend.result import write_result
-from backend.shots import ShotCutDetector
-from backend.smoothing import DEFAULT_SMOOTHNESS, SmoothingSettings
-from backend.sources import SourceError, SourceInfo, open_source
-from backend.tracking import Tracker, TrackerSettings
+from backend.estimators.registry import create_estimator
+from backend.geometry.camera import Camera
+from backend.options import check_paths, default
+from backend.result.assembly import assemble_result
+from backend.result.contract import write_result
+from backend.runtime.device import resolve_device
+from backend.sources.frames import SourceError, SourceInfo, open_source
+from backend.sources.shots import ShotCutDetector
+from backend.tracking.smoothing import SmoothingSettings
+from backend.tracking.tracker import Tracker, TrackerSettings
 
 
 @dataclass
 class ReconstructOptions:
-    estimator: str = DEFAULT_ESTIMATOR
-    body_model: str = "open-body"
-    device: str = "auto"
-    fov: float | None = None  # degrees across the longer image side; default in backend.camera
-    focal: float | None = None  # pixels; overrides fov
-    frame_start: int | None = None
-    frame_end: int | None = None
+    """A reconstruction's options, typed; the user-facing ones and their defaults are declared in
+    :data:`backend.options.FIELDS` (``tests/test_options_schema.py`` keeps the two in step)."""
+
+    estimator: str = default("estimator")
+    body_model: str = default("body_model")
+    device: str = default("device")
+    fov: float | None = default("fov")  # degrees across the longer image side
+    focal: float | None = default("focal")  # pixels; overrides fov
+    frame_start: int | None = default("frame_start")
+    frame_end: int | None = default("frame_end")
+    keep_partial: bool = default("keep_partial")  # on cancel or a broken video, write what was done so far
+    smoothing: float = default("smoothing")  # 0 = off .. 1 = strongest (backend.tracking.smoothing)
+    coherence: bool = default("coherence")  # Jiang et al. refinement of frames with several people
+    estimator_options: dict = field(default_factory=lambda: default("estimator_options"))
+    # internal settings, not offered to users
     chunk_size: int = 8
-    keep_partial: bool = False  # on cancel or a broken video, write what was done so far
-    estimator_options: dict = field(default_factory=dict)
-    smoothing: float = DEFAULT_SMOOTHNESS  # 0 = off .. 1 = strongest (backend.smoothing)
     smoothing_method: str = "zero-phase"  # or "one-euro" (causal, as a live preview would see it)
     shot_cuts: bool = True  # detect shot cuts and end every track at them
-    coherence: bool = True  # Jiang et al. refinement of frames with several people (backend.coherence)
 
 
 @dataclass

@@ -23,8 +23,7 @@ from backend.body import load_body_model  # noqa: E402
 from backend.coherence import refine_people  # noqa: E402
 from backend.evaluation.perturbed import PERTURBATIONS, perturbed_estimates  # noqa: E402
 from backend.evaluation.scenes import make_scene  # noqa: E402
-from backend.render import NEAR, _barycentrics, rasterize  # noqa: E402
-
+from backend.geometry.render import NEAR, _barycentrics, rasterize  # noqa: E402
 
 _DENSE_FACES = 1024
 

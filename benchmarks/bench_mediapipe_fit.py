@@ -127,8 +127,8 @@ def main() -> None:
     import torch
 
     from backend.body import load_body_model
-    from backend.camera import Camera
     from backend.estimators.mediapipe_fit import MediapipeFitEstimator
+    from backend.geometry.camera import Camera
 
     print(f"CPU threads for torch: {torch.get_num_threads()} (the fit itself runs on one)")
     estimator = MediapipeFitEstimator(load_body_model(args.body))

@@ -52,7 +52,7 @@ def main() -> int:
 
 def bench_tracking(seeds: int = 5, people: int = 4, frames: int = 150) -> None:
     """Identity switches / fragmentation / false tracks over ``seeds`` synthetic crossing scenes."""
-    from backend.tracking import Tracker, TrackerSettings
+    from backend.tracking.tracker import Tracker, TrackerSettings
 
     totals = {"all cues": np.zeros(3, int), "no appearance": np.zeros(3, int)}
     for seed in range(seeds):
@@ -69,7 +69,7 @@ def bench_tracking(seeds: int = 5, people: int = 4, frames: int = 150) -> None:
 
 def _crossing_scene(rng: np.random.Generator, people: int, frames: int):
     """Per frame: (estimates, painted image, ground-truth person index per estimate, -1 = false detection)."""
-    from backend.camera import Camera
+    from backend.geometry.camera import Camera
 
     camera = Camera.from_fov(1280, 720)
     colours = rng.integers(40, 230, size=(people, 2, 3))  # shirt and shorts
@@ -147,11 +147,11 @@ def bench_smoothing(frames: int, smoothness: float | None) -> None:
     """Acceleration and reprojection error of the real estimator's motion, unsmoothed vs smoothed."""
     import torch
 
-    from backend.pipeline import ReconstructOptions, _camera_for, _Run, _track_all, assemble_result
-    from backend.smoothing import SmoothingSettings
     from backend.body import load_body_model
-    from backend.estimators import create_estimator
-    from backend.sources import open_source
+    from backend.estimators.registry import create_estimator
+    from backend.pipeline import ReconstructOptions, _camera_for, _Run, _track_all, assemble_result
+    from backend.sources.frames import open_source
+    from backend.tracking.smoothing import SmoothingSettings
 
     options = ReconstructOptions(frame_end=frames - 1)
     settings = SmoothingSettings(options.smoothing if smoothness is None else smoothness)
@@ -223,9 +223,9 @@ def bench_memory(frames: int) -> None:
 
 
 def _peak_memory(frames: int) -> tuple[int, int]:
-    from backend.camera import Camera
+    from backend.geometry.camera import Camera
     from backend.pipeline import _Run, _track_all
-    from backend.sources import open_source
+    from backend.sources.frames import open_source
 
     source = _RepeatedSource(open_source(DATA / "football_dribble.mp4"), frames)
     tracemalloc.start()

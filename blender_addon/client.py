@@ -159,18 +159,20 @@ def parse_message(line: str) -> dict[str, Any]:
 
 @dataclass
 class JobOptions:
-    """What the panel sends with a reconstruct request (field names follow the protocol)."""
+    """What the panel sends with a reconstruct request (field names follow the protocol). None leaves an option
+    to the backend, whose option schema (``backend/options.py``) holds every default."""
 
     input: str
     output: str
-    estimator: str = "mediapipe-fit"
-    body_model: str = "open-body"
-    device: str = "auto"
+    estimator: str | None = None
+    body_model: str | None = None
+    device: str | None = None
     frame_start: int | None = None
     frame_end: int | None = None
-    smoothing: float = 0.5
-    coherence: bool = True
-    fov: float | None = None  # degrees across the longer side; None lets the backend decide
+    smoothing: float | None = None
+    coherence: bool | None = None
+    fov: float | None = None  # degrees across the longer side
+    estimator_options: dict[str, Any] = field(default_factory=dict)  # the chosen estimator's own settings
 
     def request(self, job_id: str) -> dict[str, Any]:
         return {"type": "reconstruct", "id": job_id, **self.__dict__}
@@ -212,6 +214,10 @@ class ReconstructionJob:
         self.id = uuid.uuid4().hex[:12]
         self.status = JobStatus()
         self._deadline = 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.status.finished
 
     def start(self) -> None:
         """Start the backend and say hello; errors land in ``status`` rather than raising."""

@@ -1,7 +1,8 @@
-"""The running reconstruction and preference task, polled on Blender's main thread by ``bpy.app.timers``.
+"""The add-on's background work: the reconstruction and the preference task, each run by a
+:class:`runner.JobRunner` (``reconstruction`` and ``preference_task``), plus the settings they read from the preferences.
 
-``poll`` and ``poll_task`` are the timer callbacks. In background mode timers never fire, so scripts use the
-operators' ``wait`` option and tests call these functions directly.
+In background mode timers never fire, so scripts use the operators' ``wait`` option and tests call
+``reconstruction.poll()`` / ``reconstruction.wait()`` directly.
 """
 
 from __future__ import annotations
@@ -18,15 +19,12 @@ import bpy
 
 from . import backend_env
 from .client import BackendClient, JobOptions, JobStatus, ReconstructionJob
+from .runner import JobRunner
 from .tasks import CommandSequence
 
 POLL_INTERVAL_S = 0.1
 ADDON_PACKAGE = __package__
 
-_job: ReconstructionJob | None = None
-_handled = False  # the finished job's outcome (import or error) was dealt with
-_task: CommandSequence | None = None
-_task_done: Callable[[CommandSequence], None] | None = None
 last_collection: bpy.types.Collection | None = None
 
 
@@ -68,77 +66,20 @@ def backend_device(default: str = "auto") -> str:
 # --- reconstruction -----------------------------------------------------------------------------------------
 
 
-def running() -> bool:
-    return _job is not None and not _job.status.finished
-
-
-def current_job() -> ReconstructionJob | None:
-    return _job
-
-
-def outcome_ready() -> bool:
-    """The last job ended and its result was imported (or its error recorded)."""
-    return _job is not None and _handled
-
-
 def start(options: JobOptions, python: str | None = None) -> ReconstructionJob:
-    """Spawn the backend and send the request; progress arrives through :func:`poll`."""
-    global _job, _handled, last_collection
-    if running():
+    """Spawn the backend and send the request; progress arrives through ``reconstruction.poll``."""
+    global last_collection
+    if reconstruction.running():
         raise RuntimeError("a reconstruction is already running; cancel it first")
     root = backend_env.backend_root()
     if root is None:
         raise RuntimeError("the backend source is missing from the add-on; reinstall Troupe")
     client = BackendClient(python if python is not None else backend_python(), root, backend_extra_env())
-    _job = ReconstructionJob(client, options)
-    _handled = False
     last_collection = None
     state = bpy.context.window_manager.troupe_job
     state.last_error = ""
     state.warnings = ""
-    _job.start()
-    _sync(_job.status)
-    return _job
-
-
-def start_polling() -> None:
-    if not bpy.app.timers.is_registered(poll):
-        bpy.app.timers.register(poll, first_interval=POLL_INTERVAL_S, persistent=True)
-
-
-def poll() -> float | None:
-    """Timer callback: read the backend's messages, update the UI, import the result when done."""
-    global _handled
-    if _job is None or _handled:
-        return None
-    if _job.step().finished:
-        _handled = True
-        _finish(_job)
-    _sync(_job.status)
-    _redraw()
-    return None if _handled else POLL_INTERVAL_S
-
-
-def wait(timeout: float | None = None) -> JobStatus:
-    """Block until the job ends (scripts in background mode), then finish it like the timer would.
-
-    Past ``timeout`` seconds the job is cancelled (and killed after the protocol's grace period).
-    """
-    if _job is None:
-        raise RuntimeError("no reconstruction was started")
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while not _handled:
-        if deadline is not None and time.monotonic() > deadline and _job.status.state != "cancelling":
-            cancel()
-        time.sleep(0.02)
-        poll()
-    return _job.status
-
-
-def cancel() -> None:
-    if running():
-        _job.cancel()
-        _sync(_job.status)
+    return reconstruction.start(ReconstructionJob(client, options))
 
 
 def _finish(job: ReconstructionJob) -> None:
@@ -159,7 +100,8 @@ def _finish(job: ReconstructionJob) -> None:
         _popup_error(status.error)
 
 
-def _sync(status: JobStatus) -> None:
+def _sync(job: ReconstructionJob) -> None:
+    status = job.status
     state = bpy.context.window_manager.troupe_job
     state.running = not status.finished
     state.state = status.state
@@ -172,6 +114,7 @@ def _sync(status: JobStatus) -> None:
     state.last_error = status.error if status.state == "error" else state.last_error
     state.warnings = "\n".join(status.warnings)
     state.message = _describe(status)
+    _redraw()
 
 
 def _describe(status: JobStatus) -> str:
@@ -184,63 +127,42 @@ def _describe(status: JobStatus) -> str:
             "cancelled": "cancelled", "error": "failed"}.get(status.state, status.state)
 
 
+reconstruction: JobRunner[ReconstructionJob] = JobRunner("a reconstruction", POLL_INTERVAL_S, _sync, _finish)
+
+
 # --- preference tasks (environment creation, SMPL install, doctor) -------------------------------------------
 
-
-def task_running() -> bool:
-    return _task is not None and not _task.finished
+_task_done: Callable[[CommandSequence], None] | None = None
 
 
 def start_task(task: CommandSequence, on_done: Callable[[CommandSequence], None] | None = None) -> None:
-    global _task, _task_done
-    if task_running():
-        raise RuntimeError(f"{_task.title} is still running")
-    _task, _task_done = task, on_done
+    """Run ``task``; ``on_done`` is called once when it has finished."""
+    global _task_done
+    if preference_task.running():
+        raise RuntimeError(f"{preference_task.work.title} is still running")
+    _task_done = on_done
     state = bpy.context.window_manager.troupe_job
     state.task_error = ""
     state.task_log = str(task.log_path)
-    task.start()
-    poll_task()
+    preference_task.start(task)
 
 
-def start_task_polling() -> None:
-    if not bpy.app.timers.is_registered(poll_task):
-        bpy.app.timers.register(poll_task, first_interval=0.2, persistent=True)  # survives File > Open
-
-
-def poll_task() -> float | None:
-    """Timer callback for preference tasks: advance, mirror progress into the UI, finish."""
-    if _task is None:
-        return None
-    _task.step()
+def _sync_task(work: CommandSequence) -> None:
     state = bpy.context.window_manager.troupe_job
-    state.task_running = not _task.finished
-    state.task_title = _task.title
-    state.task_progress = _task.fraction
-    state.task_line = _task.current_label if not _task.finished else _task.state
-    if _task.finished:
-        state.task_error = _task.error
-        if _task_done is not None:
-            _task_done(_task)
+    state.task_running = not work.finished
+    state.task_title = work.title
+    state.task_progress = work.fraction
+    state.task_line = work.current_label if not work.finished else work.state
     _redraw()
-    return None if _task.finished else 0.2
 
 
-def wait_task() -> CommandSequence:
-    while task_running():
-        time.sleep(0.05)
-        poll_task()
-    return _task
+def _task_finished(work: CommandSequence) -> None:
+    bpy.context.window_manager.troupe_job.task_error = work.error
+    if _task_done is not None:
+        _task_done(work)
 
 
-def cancel_task() -> None:
-    if task_running():
-        _task.cancel()
-        poll_task()
-
-
-def current_task() -> CommandSequence | None:
-    return _task
+preference_task: JobRunner[CommandSequence] = JobRunner("a preference task", 0.2, _sync_task, _task_finished)
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
@@ -291,11 +213,10 @@ def _redraw() -> None:
 
 def shutdown() -> None:
     """Stop everything this add-on started (disable, reload, quit): no orphan backends, no timers left."""
-    for callback in (poll, poll_task):
-        if bpy.app.timers.is_registered(callback):
-            bpy.app.timers.unregister(callback)
-    if running():
-        _job.cancel()
-        _job.client.kill()
-    if task_running():
-        _task.cancel()
+    for runner in (reconstruction, preference_task):
+        runner.stop_timer()
+    if reconstruction.running():
+        reconstruction.work.cancel()
+        reconstruction.work.client.kill()
+    if preference_task.running():
+        preference_task.work.cancel()

@@ -10,7 +10,7 @@ import bpy
 from bpy.props import BoolProperty, FloatProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
-from . import jobs
+from . import estimator_options, jobs
 from .client import JobOptions
 from .result_data import ResultError
 
@@ -21,6 +21,7 @@ def _options(settings: bpy.types.PropertyGroup, source: str) -> JobOptions:
         input=os.path.abspath(source),
         output=os.path.abspath(jobs.result_path(source, settings.output_dir)),
         estimator=settings.estimator,
+        estimator_options=estimator_options.request_values(settings.estimator_options, settings.estimator),
         body_model=settings.body_model,
         device=jobs.backend_device(),
         frame_start=settings.frame_start if settings.use_frame_range else None,
@@ -49,34 +50,35 @@ class TROUPE_OT_reconstruct(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return not jobs.running()
+        return not jobs.reconstruction.running()
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         if not self._start(context):
             return {"CANCELLED"}
         if not self.wait:
-            jobs.start_polling()
+            jobs.reconstruction.start_timer()
             if bpy.app.background:
-                self.report({"INFO"}, "Troupe: background mode has no timers: pass wait=True or call jobs.poll()")
+                self.report({"INFO"}, "Troupe: background mode has no timers: pass wait=True or poll "
+                                    "jobs.reconstruction")
             return {"FINISHED"}
-        status = jobs.wait(self.timeout or None)
+        status = jobs.reconstruction.wait(self.timeout or None).status
         return self._report_outcome(status)
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         if not self._start(context):
             return {"CANCELLED"}
-        jobs.start_polling()
+        jobs.reconstruction.start_timer()
         self._timer = context.window_manager.event_timer_add(0.25, window=context.window)
         context.window_manager.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        job = jobs.current_job()
-        if job is None or jobs.outcome_ready():
+        job = jobs.reconstruction.work
+        if job is None or jobs.reconstruction.outcome_ready():
             context.window_manager.event_timer_remove(self._timer)
             return self._report_outcome(job.status) if job is not None else {"CANCELLED"}
         if event.type == "ESC" and event.value == "PRESS":
-            jobs.cancel()
+            jobs.reconstruction.cancel()
             self.report({"INFO"}, "Troupe: cancelling")
             return {"RUNNING_MODAL"}  # this Esc was ours: do not let it cancel something else too
         return {"PASS_THROUGH"}
@@ -93,7 +95,7 @@ class TROUPE_OT_reconstruct(bpy.types.Operator):
             self.report({"ERROR"}, f"Troupe: {exc}")
             return False
         if job.status.state == "error":
-            jobs.poll()  # finish it: records the error for the panel
+            jobs.reconstruction.poll()  # finish it: records the error for the panel
             self.report({"ERROR"}, f"Troupe: {job.status.error}")
             return False
         return True
@@ -120,10 +122,10 @@ class TROUPE_OT_cancel(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return jobs.running()
+        return jobs.reconstruction.running()
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        jobs.cancel()
+        jobs.reconstruction.cancel()
         return {"FINISHED"}
 
 

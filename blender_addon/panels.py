@@ -6,7 +6,7 @@ from pathlib import Path
 
 import bpy
 
-from . import jobs
+from . import estimator_options, jobs
 from .preferences import draw_task
 from .properties import WEIGHT_LICENCE_NOTES
 from .scene import VIDEO_SUFFIXES
@@ -53,6 +53,7 @@ class VIEW3D_PT_troupe(_TroupePanel, bpy.types.Panel):
         note = WEIGHT_LICENCE_NOTES.get(settings.estimator)
         if note:
             layout.label(text=note, icon="INFO")
+        estimator_options.draw(layout, settings.estimator_options, settings.estimator)
         layout.prop(settings, "body_model")
         row = layout.row(heading="Field of View")
         row.prop(settings, "use_fov", text="")

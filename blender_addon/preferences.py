@@ -102,12 +102,12 @@ def _run_task(operator: bpy.types.Operator, title: str, steps: list[Step], on_do
         operator.report({"ERROR"}, f"Troupe: {exc}")
         return {"CANCELLED"}
     if bpy.app.background:
-        jobs.wait_task()
+        jobs.preference_task.wait()
         if task.state != "done":
             operator.report({"ERROR"}, f"Troupe: {task.error or task.state}")
             return {"CANCELLED"}
     else:
-        jobs.start_task_polling()
+        jobs.preference_task.start_timer()
     return {"FINISHED"}
 
 
@@ -209,7 +209,7 @@ class TROUPE_OT_cancel_task(bpy.types.Operator):
     bl_label = "Cancel Task"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        jobs.cancel_task()
+        jobs.preference_task.cancel()
         return {"FINISHED"}
 
 

@@ -6,11 +6,12 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from . import backend_env
+from .estimator_options import TroupeEstimatorOptions
 
 
 def _estimator_catalog() -> tuple[list[tuple[str, str, str]], dict[str, str]]:
     """The estimator menu and the weights' terms, from the backend's own catalog (loaded by path: no torch)."""
-    catalog = backend_env.load_backend_file("backend/catalog.py", "_troupe_estimator_catalog")
+    catalog = backend_env.load_backend_file("backend/estimators/catalog.py", "_troupe_estimator_catalog")
     if catalog is None:  # no backend source beside the add-on: only the default, which needs no weights
         return [("mediapipe-fit", "MediaPipe fit", "The default estimator")], {}
     items = [(e.name, e.label, e.summary + (f" ({e.unavailable})" if e.unavailable else "")) for e in catalog.CATALOG]
@@ -47,6 +48,7 @@ class TroupeSettings(bpy.types.PropertyGroup):
     frame_start: IntProperty(name="Start", description="First source frame (0-based)", min=0, default=0)
     frame_end: IntProperty(name="End", description="Last source frame (inclusive)", min=0, default=100)
     estimator: EnumProperty(name="Estimator", items=ESTIMATORS, default="mediapipe-fit")
+    estimator_options: PointerProperty(type=TroupeEstimatorOptions)
     body_model: EnumProperty(name="Body Model", items=BODY_MODELS, default="open-body")
     use_fov: BoolProperty(name="Field of View", description="Tell the backend the camera's field of view instead "
                           "of letting it guess", default=False)
@@ -86,7 +88,7 @@ class TroupeJobState(bpy.types.PropertyGroup):
     task_output: StringProperty(default="")
 
 
-CLASSES = (TroupeSettings, TroupeJobState)
+CLASSES = (TroupeEstimatorOptions, TroupeSettings, TroupeJobState)
 
 
 def register() -> None:

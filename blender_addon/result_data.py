@@ -1,6 +1,6 @@
 """Reading result files inside Blender with plain numpy (no torch, no backend import).
 
-The validation rules are the backend's own ``backend/result.py`` (numpy only), loaded by file path from the
+The validation rules are the backend's own ``backend/result/contract.py`` (numpy only), loaded by file path from the
 bundled or repository backend, so the add-on and the writer can never disagree about the contract.
 """
 
@@ -22,7 +22,7 @@ class ResultError(ValueError):
 
 
 def _contract() -> ModuleType | None:
-    return backend_env.load_backend_file("backend/result.py", _CONTRACT_MODULE)
+    return backend_env.load_backend_file("backend/result/contract.py", _CONTRACT_MODULE)
 
 
 def load_result(path: str | Path) -> dict[str, np.ndarray]:

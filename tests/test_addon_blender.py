@@ -81,7 +81,7 @@ def _scene_snapshot() -> tuple:
 def test_zip_installs_as_extension_and_as_legacy_addon() -> None:
     ext = enable_addon("extension")
     assert ext.__name__ == EXTENSION_MODULE and hasattr(bpy.ops.troupe, "reconstruct")
-    assert Path(ext.__file__).parent.joinpath("bundled", "backend", "result.py").is_file()
+    assert Path(ext.__file__).parent.joinpath("bundled", "backend", "result", "contract.py").is_file()
     assert ext.backend_env.backend_root() == Path(ext.__file__).parent / "bundled"
     init = (Path(__file__).resolve().parents[1] / "backend" / "__init__.py").read_text()
     version = re.search(r'__version__ = "([^"]+)"', init).group(1)
@@ -237,7 +237,7 @@ def test_camera_reproduces_non_square_pixels_and_off_centre_principal_point(addo
     x, y, z = np.moveaxis(joints, -1, 0)
     arrays["joints2d"] = np.stack([fx * x / z + cx, fy * y / z + cy], -1)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from backend.result import write_result
+    from backend.result.contract import write_result
 
     path = write_result(tmp_path / "aspect.npz", arrays)
     people = _people(addon, _import(path))
@@ -250,7 +250,7 @@ def test_camera_reproduces_non_square_pixels_and_off_centre_principal_point(addo
 
 def test_footage_shows_behind_the_camera_view_and_on_a_render_plane(addon, result_file: Path, tmp_path: Path,
                                                                     shared_data: Path) -> None:
-    from backend.result import write_result
+    from backend.result.contract import write_result
 
     with np.load(result_file) as npz:
         arrays = {key: npz[key] for key in npz.files if key != "format"}

@@ -54,8 +54,8 @@ def test_successful_job_reports_progress_people_warnings_and_output(tmp_path: Pa
     assert hello == {"type": "hello", "protocol": 1}
     assert request == {
         "type": "reconstruct", "id": job.id, "input": str(tmp_path / "clip.mp4"), "output": str(tmp_path / "out.npz"),
-        "estimator": "mediapipe-fit", "body_model": "open-body", "device": "auto", "frame_start": 3, "frame_end": 9,
-        "smoothing": 0.25, "coherence": False, "fov": 55.0,
+        "estimator": None, "body_model": None, "device": None, "frame_start": 3, "frame_end": 9,
+        "smoothing": 0.25, "coherence": False, "fov": 55.0, "estimator_options": {},
     }  # fmt: skip
     assert seen.get("stdin_closed") is True
 
@@ -145,7 +145,7 @@ def test_real_backend_answers_hello_and_reports_a_bad_input(tmp_path: Path) -> N
     """The lead's ``backend serve``: the handshake and a clear error for a missing input, through this client."""
     python = torch_python()
     if python is None or not (REPO_ROOT / "backend" / "server.py").is_file():
-        pytest.skip("needs the backend's interpreter (torch) and backend/server.py")
+        pytest.skip("needs the backend's interpreter (torch) and backend/app/server.py")
     job = _job(python, tmp_path)
     job.options.input = str(tmp_path / "missing.mp4")
     job.start()

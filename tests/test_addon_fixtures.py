@@ -118,7 +118,7 @@ def poll_until(addon, condition, timeout: float = 20.0) -> None:
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up after {timeout} s waiting for the job")
-        addon.jobs.poll()
+        addon.jobs.reconstruction.poll()
         time.sleep(0.01)
 
 
@@ -344,7 +344,7 @@ def write_fixture(path: Path, **kwargs: object) -> Path:
     The posed body-model vertices of each track's first row go to ``<path>.expected.npz`` (the truth the skinned
     Blender mesh is compared with), not into the result.
     """
-    from backend.result import write_result
+    from backend.result.contract import write_result
 
     arrays = make_result_arrays(**kwargs)
     np.savez(expected_path(path), vertices=arrays.pop(EXPECTED_KEY))

@@ -52,16 +52,16 @@ def _snapshot() -> tuple:
 
 def _poll_until_finished(addon) -> None:
     """What bpy.app.timers does in the UI (timers never fire in background mode)."""
-    poll_until(addon, addon.jobs.outcome_ready)
+    poll_until(addon, addon.jobs.reconstruction.outcome_ready)
 
 
 def test_reconstruct_runs_in_the_background_and_imports_the_result(addon, tmp_path: Path) -> None:
     python, record = make_fake_backend(tmp_path / "fake", "ok", fixture_result())
     _use_backend(addon, python)
     assert bpy.ops.troupe.reconstruct() == {"FINISHED"}  # returns at once; the timer does the rest
-    assert bpy.app.timers.is_registered(addon.jobs.poll)
+    assert bpy.app.timers.is_registered(addon.jobs.reconstruction.poll)
     state = bpy.context.window_manager.troupe_job
-    assert state.running and not addon.jobs.outcome_ready()
+    assert state.running and not addon.jobs.reconstruction.outcome_ready()
     _poll_until_finished(addon)
     assert state.state == "done" and not state.running and state.progress == 1.0
     assert state.people == 3 and "fake warning" in state.warnings and not state.last_error
@@ -132,7 +132,7 @@ def test_cancel_stops_the_backend_and_imports_nothing(addon, tmp_path: Path) -> 
     assert bpy.ops.troupe.cancel() == {"FINISHED"}
     _poll_until_finished(addon)
     assert state.state == "cancelled" and not state.running
-    assert addon.jobs.current_job().client.process.wait(timeout=10) == 0
+    assert addon.jobs.reconstruction.work.client.process.wait(timeout=10) == 0
     assert _snapshot() == before
 
 
@@ -179,7 +179,7 @@ def test_create_environment_runs_its_steps_and_selects_the_new_interpreter(addon
     prefs.env_dir, prefs.torch_flavor = str(env_dir), "cpu"
     assert bpy.ops.troupe.create_backend_env(base_python=sys.executable) == {"FINISHED"}
     assert prefs.python_path == str(new_python) and new_python.is_file()
-    assert "installed requirements" in addon.jobs.current_task().output()
+    assert "installed requirements" in addon.jobs.preference_task.work.output()
 
 
 # --- the real backend, end to end ---------------------------------------------------------------------------

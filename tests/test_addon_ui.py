@@ -103,6 +103,28 @@ def test_research_licence_is_shown_as_soon_as_pare_is_chosen(addon) -> None:
     assert any("research-only" in text for text in labels)
 
 
+def test_the_chosen_estimators_own_settings_are_drawn_and_sent_with_the_job(addon, tmp_path: Path) -> None:
+    from backend.options import FIELDS, check_options
+
+    settings = bpy.context.scene.troupe
+    source = str(tmp_path / "clip.mp4")
+    settings.estimator = "romp"
+    try:
+        props = _draw(addon.panels.VIEW3D_PT_troupe, bpy.context)["props"]
+        untouched = addon.operators._options(settings, source).estimator_options
+        settings.estimator_options.romp__center_thresh = 0.4
+        settings.estimator_options.romp__backbone = "resnet50"
+        request = addon.operators._options(settings, source).request("job")
+    finally:
+        settings.estimator = "mediapipe-fit"
+    assert {"romp__center_thresh", "romp__backbone", "romp__precision"} <= set(props)
+    assert "mediapipe_fit__initialiser" not in props  # only the chosen estimator's settings
+    assert untouched == {}  # defaults are the backend's: nothing to send
+    assert request["estimator_options"] == {"center_thresh": pytest.approx(0.4), "backbone": "resnet50"}
+    checked = check_options({key: value for key, value in request.items() if key in FIELDS})
+    assert checked["estimator_options"]["backbone"] == "resnet50"  # the backend's schema takes the request as sent
+
+
 def test_running_job_shows_progress_cancel_and_status_bar(addon, tmp_path: Path) -> None:
     python, _ = make_fake_backend(tmp_path, "slow")
     addon.jobs.preferences().python_path = python
@@ -118,8 +140,8 @@ def test_running_job_shows_progress_cancel_and_status_bar(addon, tmp_path: Path)
     status: dict = {}
     addon.panels.draw_status(SimpleNamespace(layout=RecordingLayout(status)), bpy.context)
     assert status["progress"][0].startswith("Troupe:")
-    addon.jobs.cancel()
-    poll_until(addon, addon.jobs.outcome_ready)
+    addon.jobs.reconstruction.cancel()
+    poll_until(addon, addon.jobs.reconstruction.outcome_ready)
 
 
 def test_escape_cancels_and_the_modal_handler_reports_the_outcome(addon, tmp_path: Path) -> None:
@@ -140,7 +162,7 @@ def test_escape_cancels_and_the_modal_handler_reports_the_outcome(addon, tmp_pat
     assert modal(operator, context, SimpleNamespace(type="MOUSEMOVE", value="NOTHING")) == {"PASS_THROUGH"}
     assert modal(operator, context, SimpleNamespace(type="ESC", value="PRESS")) == {"RUNNING_MODAL"}
     assert bpy.context.window_manager.troupe_job.state == "cancelling"
-    poll_until(addon, addon.jobs.outcome_ready)
+    poll_until(addon, addon.jobs.reconstruction.outcome_ready)
     assert modal(operator, context, SimpleNamespace(type="TIMER", value="NOTHING")) == {"CANCELLED"}
     assert removed == [operator._timer]
     assert ({"WARNING"}, "Troupe: reconstruction cancelled") in reports

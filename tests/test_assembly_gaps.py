@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.assembly import assemble_result
 from backend.body import load_body_model
-from backend.camera import Camera
 from backend.estimators.base import PersonEstimate
-from backend.smoothing import fill_short_gaps, filled_gap_frames
-from backend.sources import SourceInfo
-from backend.tracking import Track
+from backend.geometry.camera import Camera
+from backend.result.assembly import assemble_result
+from backend.sources.frames import SourceInfo
+from backend.tracking.smoothing import fill_short_gaps, filled_gap_frames
+from backend.tracking.tracker import Track
 
 FPS = 30.0
 
@@ -50,7 +50,7 @@ def test_short_gaps_are_filled_and_flagged_long_ones_are_left_empty(body) -> Non
 
 
 def test_images_and_filled_rows_round_trip_through_the_result_file(body, tmp_path: Path) -> None:
-    from backend.result import read_result, write_result
+    from backend.result.contract import read_result, write_result
 
     info = SourceInfo(Path("photo.jpg"), "image", 640, 480, 0.0, 1, 0)
     result = assemble_result([Track(0, [0], [_person(body, 0)])], body, Camera.from_fov(640, 480), info, "t", 1)

@@ -22,7 +22,7 @@ from typing import Iterator
 
 import pytest
 
-from backend.result import read_result
+from backend.result.contract import read_result
 from blender_addon import backend_env, tasks
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from backend.result import write_result
+from backend.result.contract import write_result
 from tests.bad_input import assert_untouched, children_of, run_troupe, snapshot, the_error_line
 from tests.test_result import minimal_result
 
@@ -54,7 +54,7 @@ CASES = [
     ("fov-nan", _options("--fov", "nan"), 1, "--fov must be a finite number, got nan"),
     ("fov-200", _options("--fov", "200"), 1, "--fov must be between 1 and 179 degrees, got 200.0"),
     ("fov-zero", _options("--fov", "0"), 1, "--fov must be between 1 and 179 degrees, got 0.0"),
-    ("fov-and-focal", _options("--fov", "50", "--focal", "900"), 2, "not allowed with argument"),
+    ("fov-and-focal", _options("--fov", "50", "--focal", "900"), 1, "give either a field of view or a focal length, not both"),
     ("smoothing-2", _options("--smoothing", "2"), 1, "--smoothing must be between 0 and 1, got 2.0"),
     ("smoothing-nan", _options("--smoothing", "nan"), 1, "--smoothing must be a finite number, got nan"),
     ("smoothing-negative", _options("--smoothing=-0.1"), 1, "--smoothing must be between 0 and 1, got -0.1"),
@@ -64,7 +64,7 @@ CASES = [
     ("end-huge", _options("--end", "99999999999"), 1, "--end must be a frame number from 0 to 10000000"),
     ("estimator-empty", _options("--estimator", ""), 1, "--estimator must be a non-empty name, got ''"),
     ("body-model-blank", _options("--body-model", "  "), 1, "--body-model must be a non-empty name"),
-    ("device-tpu", _options("--device", "tpu"), 2, "argument --device: invalid choice: 'tpu'"),
+    ("device-tpu", _options("--device", "tpu"), 1, "--device must be one of auto, cpu, cuda (or cuda:N), got 'tpu'"),
     ("input-missing", ("{ws}/nothing.mp4", "-o", "{ws}/good.npz"), 1, "input not found: {ws}/nothing.mp4"),
     ("output-is-the-image", ("{ws}/photo.jpg", "-o", "{ws}/photo.jpg"), 1, "output {ws}/photo.jpg is the input"),
     ("output-is-the-video", ("{ws}/clip.avi", "-o", "{ws}/clip.avi"), 1, "output {ws}/clip.avi is the input itself"),

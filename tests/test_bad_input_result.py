@@ -1,4 +1,4 @@
-"""Bad result files given to the reader (``backend.result.read_result``, which the Blender add-on runs too): each
+"""Bad result files given to the reader (``backend.result.contract.read_result``, which the Blender add-on runs too): each
 refused with a ResultFileError of one line naming what is wrong, before any array is inflated past the limits,
 nothing unpickled, and the file left as it was."""
 
@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from backend.result import FORMAT, ResultFileError, read_result
+from backend.result.contract import FORMAT, ResultFileError, read_result
 from tests.test_result import minimal_result
 
 

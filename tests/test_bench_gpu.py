@@ -11,12 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from backend.bench import gpu
-from backend.bench.compare import (
-    TOLERANCES, Tolerance, compare_people, compare_tensors, letterbox_comparison, rel_l2,
+from benchmarks import gpu
+from benchmarks.compare import (
+    TOLERANCES,
+    Tolerance,
+    compare_people,
+    compare_tensors,
+    letterbox_comparison,
+    rel_l2,
 )
-from backend.bench.report import STATUSES, Budget, Case, Report
-from backend.bench.timing import BF16_PEAK_TFLOPS, forward_flops
+from benchmarks.report import STATUSES, Budget, Case, Report
+from benchmarks.timing import BF16_PEAK_TFLOPS, forward_flops
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +153,8 @@ def test_flops_and_peak_table() -> None:
 
 
 def test_bench_command_line_routes_names(monkeypatch: pytest.MonkeyPatch) -> None:
-    from backend import bench, cli
+    import benchmarks as bench
+    from backend.app import cli
 
     calls = []
     monkeypatch.setattr(bench, "run_benchmark", lambda name, argv: calls.append((name, list(argv))) or 0)
@@ -160,7 +166,7 @@ def test_bench_command_line_routes_names(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_autocast_module_scopes_autocast_to_the_network() -> None:
-    from backend.bench.gpu_cases import AutocastModule
+    from benchmarks.gpu_cases import AutocastModule
 
     net = torch.nn.Linear(4, 3)
     net.config = "kept"  # type: ignore[assignment]
@@ -175,8 +181,8 @@ def test_autocast_module_scopes_autocast_to_the_network() -> None:
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_graphed_forward_replays_the_eager_network() -> None:
-    from backend.bench.timing import GraphedForward
     from backend.nets.romp import ROMPv1
+    from benchmarks.timing import GraphedForward
 
     device = torch.device("cuda")
     net = ROMPv1("resnet50").eval().to(device)

@@ -14,13 +14,12 @@ import pytest
 import torch
 
 from backend.body import load_body_model
-from backend.camera import Camera
-from backend.estimators import create_estimator
 from backend.estimators.bev import bev_translation, remove_outliers, suppress_duplicates, to_pipeline_camera
 from backend.estimators.centermaps import parse_centers_3d
-from backend.camera import project
 from backend.estimators.one_stage import input_to_image
-from backend.nets.bev import BEVv1, DEPTH_LEVELS, MAP_SIZE
+from backend.estimators.registry import create_estimator
+from backend.geometry.camera import Camera, project
+from backend.nets.bev import DEPTH_LEVELS, MAP_SIZE, BEVv1
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*betas are set to zero:UserWarning")
 TAN30 = math.tan(math.radians(30))

@@ -13,7 +13,7 @@ from backend.body.landmarks import mouth_corners
 from backend.body.open_body_design import landmark_targets, rest_joints
 from backend.body.open_body_shape import shape_space
 from backend.body.skeleton import LANDMARK_NAMES, joint_index
-from backend.paths import cache_subdir
+from backend.runtime.paths import cache_subdir
 
 
 @pytest.fixture(scope="module")

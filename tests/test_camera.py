@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend.camera import MIN_DEPTH, Camera, project, solve_translation
+from backend.geometry.camera import MIN_DEPTH, Camera, project, solve_translation
 
 CAMERA = Camera(1280, 720, 1000.0, 990.0, 640.5, 359.0)
 

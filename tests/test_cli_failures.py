@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from backend.result import read_result
+from backend.result.contract import read_result
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,7 +64,7 @@ def test_unreadable_inputs(tmp_path, name, content, expected):
         (["--estimator", "nope"], "unknown estimator 'nope'; available: "),
         (["--estimator", "crmh"], "not available"),
         (["--estimator", "romp"], "ROMP.pkl not found"),
-        (["--estimator", "romp", "--fit-init", "lasor"], "does not take the options ['initialiser']"),
+        (["--estimator", "romp", "--fit-init", "lasor"], "romp has no option 'initialiser' (its options: backbone, center_thresh, precision)"),
         (["--body-model", "smpl-neutral"], "smpl-neutral is not installed"),
         (["--device", "cuda"], "CUDA was requested"),
         (["--fov", "200"], "between 1 and 179"),
@@ -163,6 +163,6 @@ def _wait_for_frames(process: subprocess.Popen, timeout: float = 120) -> None:
 
 
 def _first_frames(path: Path, count: int):
-    from backend.sources import open_source
+    from backend.sources.frames import open_source
 
     return open_source(path, frame_end=count - 1).frames()

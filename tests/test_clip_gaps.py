@@ -49,7 +49,7 @@ def _panel_left(index: int) -> int:
 
 def test_a_long_gap_stays_empty_and_the_track_resumes(shared_data: Path, tmp_path: Path) -> None:
     from backend.pipeline import ReconstructOptions, reconstruct
-    from backend.result import read_result
+    from backend.result.contract import read_result
 
     clip = _clip_with_an_occluder(shared_data, tmp_path / "clip")
     summary = reconstruct(clip, tmp_path / "result.npz", ReconstructOptions(shot_cuts=False))

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from backend.camera import Camera
 from backend.coherence import CoherenceOptions, refine_clip, refine_people
 from backend.coherence.fields import penetration_field
 from backend.coherence.losses import disagreement_pairs, ordinal_depth_loss
 from backend.estimators.base import PersonEstimate
 from backend.evaluation.metrics import collisions
-from backend.render import rasterize
+from backend.geometry.camera import Camera
+from backend.geometry.render import rasterize
 
 CAMERA = Camera.from_fov(320, 240)
 

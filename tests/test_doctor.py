@@ -37,8 +37,8 @@ def test_installed_checkpoint_makes_the_estimator_ready(tmp_path):
 
 def test_default_estimator_needs_the_shipped_lasor_weights(monkeypatch, tmp_path):
     import backend.lasor.train as lasor_train
-    from backend.catalog import estimator_info
-    from backend.doctor import _estimator_weights
+    from backend.app.doctor import _estimator_weights
+    from backend.estimators.catalog import estimator_info
 
     default = estimator_info("mediapipe-fit")
     assert _estimator_weights(default) == (True, f"shipped LASOR weights {lasor_train.DEFAULT_WEIGHTS.name}")

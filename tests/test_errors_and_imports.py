@@ -57,13 +57,13 @@ def test_errors_imports_nothing_from_the_backend() -> None:
 def test_every_expected_failure_has_its_protocol_code() -> None:
     from backend.body import BodyModelError
     from backend.detection.models import ModelsError
-    from backend.device import DeviceError
     from backend.errors import OptionError, error_code
     from backend.estimators.base import EstimatorError
+    from backend.estimators.weights import WeightsError
     from backend.pipeline import Cancelled
-    from backend.result import ResultFileError
-    from backend.sources import SourceError
-    from backend.weights import WeightsError
+    from backend.result.contract import ResultFileError
+    from backend.runtime.device import DeviceError
+    from backend.sources.frames import SourceError
 
     expected = {Cancelled: "CANCELLED", SourceError: "INPUT_ERROR", EstimatorError: "ESTIMATOR_ERROR",
                 WeightsError: "ESTIMATOR_ERROR", ModelsError: "ESTIMATOR_ERROR", BodyModelError: "BODY_MODEL_ERROR",

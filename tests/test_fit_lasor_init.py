@@ -10,8 +10,7 @@ import torch
 from backend.estimators.base import EstimatorError, PersonEstimate
 from backend.evaluation.fit_init import observations
 from backend.evaluation.scenes import SceneConfig, make_scene
-from backend.fitting import FitOptions
-from backend.fitting import optimize
+from backend.fitting import FitOptions, optimize
 from backend.fitting.optimize import initial_params, temporal_warm
 
 CONFIG = SceneConfig(width=320, height=240, max_boxes=0)
@@ -136,7 +135,7 @@ def test_two_starts_keep_each_persons_lower_energy_fit(body_model, scene_and_det
 def test_cli_offers_every_initialiser():
     import argparse
 
-    from backend.cli import _add_reconstruct
+    from backend.app.cli import _add_reconstruct
     from backend.estimators.mediapipe_fit import INITIALISERS
 
     parser = argparse.ArgumentParser()

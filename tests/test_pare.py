@@ -12,16 +12,21 @@ import torch
 
 from backend.body import load_body_model
 from backend.body.rotations import axis_angle_to_matrix
-from backend.camera import Camera
-from backend.estimators import EstimatorError, create_estimator
-from backend.estimators.pare import (
-    CROP_FOCAL, CROP_SIZE, closed_form_translation, crop_affine, crop_camera_pixels, crop_people,
-    full_image_translation, square_boxes,
-)
-from backend.camera import project, solve_translation
 from backend.estimators.one_stage import BodyAdapter
+from backend.estimators.pare import (
+    CROP_FOCAL,
+    CROP_SIZE,
+    closed_form_translation,
+    crop_affine,
+    crop_camera_pixels,
+    crop_people,
+    full_image_translation,
+    square_boxes,
+)
+from backend.estimators.registry import EstimatorError, create_estimator
+from backend.estimators.weights import CHECKPOINTS, WeightsError, install_checkpoint, read_checkpoint
+from backend.geometry.camera import Camera, project, solve_translation
 from backend.nets.pare import PARE, LocallyConnected2d, part_attention
-from backend.weights import CHECKPOINTS, WeightsError, install_checkpoint, read_checkpoint
 from tests.test_nets_keys import keys_of, listing
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*betas are set to zero:UserWarning")

@@ -10,7 +10,7 @@ import pytest
 
 from backend.body import load_body_model
 from backend.estimators.base import PersonEstimate
-from backend.occlusion import occlusion_map
+from backend.evaluation.occlusion import occlusion_map
 from tests.test_pare import lightning_checkpoint, official_hparams, random_pare
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*betas are set to zero:UserWarning")

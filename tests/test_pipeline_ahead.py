@@ -12,14 +12,14 @@ import cv2
 import numpy as np
 import pytest
 
-from backend.camera import Camera
-from backend.sources import SourceInfo
+from backend.geometry.camera import Camera
+from backend.sources.frames import SourceInfo
 
 SIZE = (640, 360)
 
 
 class _Frames:
-    """A video source over given frames (``chunks`` as ``backend.sources`` yields them)."""
+    """A video source over given frames (``chunks`` as ``backend.sources.frames`` yields them)."""
 
     def __init__(self, frames: list[np.ndarray]) -> None:
         self.frames = frames

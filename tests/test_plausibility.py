@@ -7,9 +7,9 @@ import numpy as np
 import torch
 
 from backend.body import load_body_model
-from backend.camera import Camera
 from backend.fitting import BodyPoints
 from backend.fitting.plausibility import implausible, standing_heights
+from backend.geometry.camera import Camera
 
 CAMERA = Camera.from_fov(1280, 720)
 

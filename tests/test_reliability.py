@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from backend.result import read_result, write_result
+from backend.result.contract import read_result, write_result
 from tests.bad_input import REPO_ROOT, run_troupe, snapshot, the_error_line
 from tests.test_result import minimal_result
 
@@ -48,7 +48,7 @@ def test_a_full_disk_is_one_result_error_and_the_good_file_survives(tmp_path: Pa
     left open used to fail again when collected: 'ValueError: seek of closed file'), the old file intact."""
     good = write_result(tmp_path / "result.npz", minimal_result())
     before = snapshot(tmp_path)
-    code = ("import sys; from backend.result import write_result, ResultFileError\n"
+    code = ("import sys; from backend.result.contract import write_result, ResultFileError\n"
             "from tests.test_result import minimal_result\n"
             "try:\n    write_result(sys.argv[1], minimal_result(people=3))\n"
             "except ResultFileError as exc:\n    print(exc, file=sys.stderr); sys.exit(1)\n")
@@ -112,7 +112,7 @@ def test_keep_partial_keeps_the_frames_before_a_corrupt_image_and_never_writes_a
 def test_keep_partial_with_no_frame_decoded_leaves_the_old_result(tmp_path: Path, monkeypatch) -> None:
     """A source that fails on its first frame: nothing to keep, so the error stands and the old file stays."""
     from backend import pipeline
-    from backend.sources import Source, SourceError, SourceInfo
+    from backend.sources.frames import Source, SourceError, SourceInfo
 
     class Broken(Source):
         def frames(self):
@@ -142,7 +142,7 @@ def test_keep_partial_with_no_frame_decoded_leaves_the_old_result(tmp_path: Path
 
 def test_chunks_yield_every_frame_read_before_a_damaged_one(tmp_path: Path) -> None:
     """9 decodable frames of a truncated clip in chunks of 8: all 9 come out before the error."""
-    from backend.sources import SourceError, open_source
+    from backend.sources.frames import SourceError, open_source
 
     rng = np.random.default_rng(0)
     clip = tmp_path / "clip.avi"
@@ -172,7 +172,7 @@ def test_chunks_yield_every_frame_read_before_a_damaged_one(tmp_path: Path) -> N
 
 def test_a_killed_writers_part_is_removed_by_the_next_write_and_a_live_ones_is_kept(tmp_path: Path) -> None:
     target = tmp_path / "result.npz"
-    code = ("import sys, time; from backend.atomic import atomic_path\n"
+    code = ("import sys, time; from backend.runtime.atomic import atomic_path\n"
             "with atomic_path(sys.argv[1]) as tmp:\n"
             "    tmp.write_bytes(b'half'); print(tmp, flush=True); time.sleep(60)\n")
     writers = [subprocess.Popen([sys.executable, "-c", code, str(target)], cwd=REPO_ROOT, stdout=subprocess.PIPE,
@@ -223,7 +223,7 @@ def _png_with_size(path: Path, width: int, height: int) -> Path:
 ], ids=["png-48-MP", "jpeg-160-MP", "jpeg-3600-MP"])
 def test_pictures_over_the_limit_are_refused_from_their_header(tmp_path: Path, make, width: int, height: int,
                                                                expected: str) -> None:
-    from backend.sources import SourceError, open_source
+    from backend.sources.frames import SourceError, open_source
 
     path = make(tmp_path / ("big.png" if make is _png_with_size else "big.jpg"), width, height)
     with pytest.raises(SourceError) as refused:
@@ -232,10 +232,10 @@ def test_pictures_over_the_limit_are_refused_from_their_header(tmp_path: Path, m
 
 
 def test_large_jpeg_is_decoded_at_a_bounded_size_and_reported_in_its_own_pixels(tmp_path: Path) -> None:
-    from backend.assembly import _in_full_size_pixels
-    from backend.camera import Camera
+    from backend.geometry.camera import Camera
     from backend.pipeline import ReconstructOptions, _camera_for
-    from backend.sources import MAX_SIDE, open_source
+    from backend.result.assembly import _in_full_size_pixels
+    from backend.sources.frames import MAX_SIDE, open_source
 
     image = np.zeros((4000, 9000, 3), np.uint8)
     cv2.circle(image, (4500, 2000), 900, (255, 255, 255), -1)

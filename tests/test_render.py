@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from backend.camera import Camera
 from backend.evaluation.scenes import box_mesh
-from backend.render import rasterize
+from backend.geometry.camera import Camera
+from backend.geometry.render import rasterize
 
 CAMERA = Camera(64, 48, 50.0, 50.0, 32.0, 24.0)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend.result import FORMAT, ResultFileError, read_result, write_result
+from backend.result.contract import FORMAT, ResultFileError, read_result, write_result
 
 
 def minimal_result(people: int = 2, frames: int = 3) -> dict[str, np.ndarray]:
@@ -112,13 +112,13 @@ def test_pickled_objects_are_never_loaded(tmp_path):
 
 
 def test_reading_needs_nothing_but_numpy_as_the_addon_loads_it(tmp_path):
-    """The Blender add-on loads backend/result.py alone, by path, where the ``backend`` package is not importable."""
+    """The Blender add-on loads backend/result/contract.py alone, by path, where the ``backend`` package is not importable."""
     import subprocess
     import sys
     from pathlib import Path
 
     path = write_result(tmp_path / "r.npz", minimal_result())
-    source = Path(__file__).resolve().parents[1] / "backend" / "result.py"
+    source = Path(__file__).resolve().parents[1] / "backend" / "result" / "contract.py"
     script = f"""
 import importlib.util, sys
 class BlockBackend:

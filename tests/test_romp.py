@@ -12,11 +12,10 @@ import pytest
 import torch
 
 from backend.body import load_body_model
-from backend.camera import Camera
-from backend.estimators import create_estimator
 from backend.estimators.centermaps import parse_centers_2d
-from backend.camera import project, solve_translation
 from backend.estimators.one_stage import BodyAdapter, input_to_image, letterbox, preprocess
+from backend.estimators.registry import create_estimator
+from backend.geometry.camera import Camera, project, solve_translation
 from backend.nets.romp import ROMPv1
 
 BF16_TOLERANCE = 0.05  # relative L2 error of the output maps, bf16 autocast vs fp32

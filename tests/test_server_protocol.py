@@ -67,7 +67,7 @@ def test_stdout_carries_protocol_lines_only(backend):
 
 
 def test_reconstructs_a_real_image_with_progress_and_a_valid_result(backend, shared_data, tmp_path):
-    from backend.result import read_result
+    from backend.result.contract import read_result
 
     output = tmp_path / "résultat final.npz"
     backend.send({"type": "reconstruct", "id": "img", "input": str(shared_data / "football_player_b.jpg"),

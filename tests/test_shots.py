@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from backend.shots import detect_cuts
-from backend.sources import read_image
+from backend.sources.frames import read_image
+from backend.sources.shots import detect_cuts
 
 SIZE = (640, 360)
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from backend.body.rotations import axis_angle_to_quaternion, quaternion_to_matrix
-from backend.smoothing import (
+from backend.tracking.smoothing import (
     OneEuroFilter,
     SmoothingSettings,
     align_quaternion_signs,
@@ -118,11 +118,11 @@ def test_invalid_settings_are_refused(kwargs):
 
 def test_assembled_result_is_smoothed_and_joints2d_match_the_smoothed_bodies():
     from backend.body import load_body_model
-    from backend.camera import Camera
     from backend.estimators.base import PersonEstimate
-    from backend.assembly import assemble_result
-    from backend.sources import SourceInfo
-    from backend.tracking import Track
+    from backend.geometry.camera import Camera
+    from backend.result.assembly import assemble_result
+    from backend.sources.frames import SourceInfo
+    from backend.tracking.tracker import Track
 
     body = load_body_model("open-body")
     camera = Camera.from_fov(640, 480)

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from backend.sources import SourceError, open_source
+from backend.sources.frames import SourceError, open_source
 
 
 def test_video_metadata_and_frame_range(shared_data):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from backend.estimators.base import PersonEstimate
-from backend.tracking import Tracker
+from backend.tracking.tracker import Tracker
 
 
 def person(x: float, z: float, bbox_x: float) -> PersonEstimate:
@@ -61,8 +61,8 @@ def test_a_still_image_keeps_every_detection():
 import cv2  # noqa: E402
 import pytest  # noqa: E402
 
-from backend.camera import Camera  # noqa: E402
-from backend.tracking import TrackerSettings  # noqa: E402
+from backend.geometry.camera import Camera  # noqa: E402
+from backend.tracking.tracker import TrackerSettings  # noqa: E402
 
 CAMERA = Camera.from_fov(1280, 720)
 COLOURS = {"red": (200, 30, 30), "blue": (30, 60, 200)}
@@ -167,7 +167,7 @@ class _FakeSource:
     """Real image, then black frames, then the image again, as a video source yields them."""
 
     def __init__(self, image: np.ndarray, blocks: list[tuple[bool, int]]) -> None:
-        from backend.sources import SourceInfo
+        from backend.sources.frames import SourceInfo
 
         self.frames = [image if shown else np.zeros_like(image) for shown, count in blocks for _ in range(count)]
         h, w = image.shape[:2]
@@ -207,7 +207,7 @@ class _FakeEstimator:
 
 def test_a_cut_to_black_and_back_ends_tracks_without_phantoms(shared_data):
     from backend.pipeline import _Run, _track_all
-    from backend.sources import read_image
+    from backend.sources.frames import read_image
 
     image = cv2.resize(read_image(shared_data / "football_player_a.jpg"), (640, 360))
     source = _FakeSource(image, [(True, 20), (False, 10), (True, 20)])

@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from backend import weights
+from backend.estimators import weights
+from backend.estimators.weights import WeightsError, load_weights, read_state_dict
 from backend.nets.romp import ROMPv1
-from backend.weights import WeightsError, load_weights, read_state_dict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.atomic import save_npz
 from backend.body import meshing, open_body_design, sdf
 from backend.body.errors import BodyModelError
 from backend.body.open_body_shape import SHAPE_COMPONENTS, joint_regressor, shape_space
 from backend.body.skeleton import LANDMARK_NAMES, PARENTS, joint_index
-from backend.paths import cache_subdir
+from backend.runtime.atomic import save_npz
+from backend.runtime.paths import cache_subdir
 
 GENERATOR_VERSION = 1  # bump whenever the generated arrays change; old caches are then ignored
 CACHE_NAME = f"open-body-v{GENERATOR_VERSION}.npz"

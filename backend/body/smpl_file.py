@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
-from backend.atomic import save_npz
 from backend.body.errors import BodyModelError
 from backend.body.skeleton import PARENTS
-from backend.paths import cache_subdir
+from backend.runtime.atomic import save_npz
+from backend.runtime.paths import cache_subdir
 
 GENDERS = ("neutral", "male", "female")
 REQUIRED_KEYS = ("v_template", "f", "weights", "shapedirs", "posedirs", "J_regressor", "kintree_table")

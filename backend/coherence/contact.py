@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from backend.camera import Camera
+from backend.geometry.camera import Camera
 
 SPINE = (0, 12)  # pelvis -> neck: a person's up direction
 # (detected keypoint, SMPL joint) pairs down the left and the right leg (hip, knee, ankle, foot), per

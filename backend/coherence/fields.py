@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from backend.render import triangle_coverage
+from backend.geometry.render import triangle_coverage
 
 _JITTER = np.array([0.3183, 0.2718, 0.0])  # fraction of a voxel: keeps rays off mesh vertices and edges
 

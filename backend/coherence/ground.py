@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from backend.camera import Camera
 from backend.coherence.contact import SPINE, bottom_vertex, instance_owner, mask_contact
+from backend.geometry.camera import Camera
 
 FEET = (7, 8, 10, 11)  # ankles and feet of SMPL's 24 joints
 # Ridge rows pulling the floor's slopes (dy/dx, dy/dz) towards a level camera: depth errors move feet along

@@ -29,20 +29,29 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from backend.camera import Camera
 from backend.coherence.contact import (
-    ContactGate, bottom_vertex, contact_order, detected_contact_row, foot_vertices, lowest_seen_row,
+    ContactGate,
+    bottom_vertex,
+    contact_order,
+    detected_contact_row,
+    foot_vertices,
+    lowest_seen_row,
 )
 from backend.coherence.fields import LazyField
 from backend.coherence.proxy import coherence_mesh
 from backend.coherence.ground import ground_targets
 from backend.coherence.losses import (
-    disagreement_pairs, interpenetration_loss, observed_index_map, ordinal_depth_loss, orders_violated,
+    disagreement_pairs,
+    interpenetration_loss,
+    observed_index_map,
+    orders_violated,
+    ordinal_depth_loss,
     pair_penetration,
 )
 from backend.estimators.base import PersonEstimate
-from backend.render import interpolate_depth, rasterize
-from backend.torch_threads import single_thread
+from backend.geometry.camera import Camera
+from backend.geometry.render import interpolate_depth, rasterize
+from backend.runtime.torch_threads import single_thread
 
 
 @dataclass(frozen=True)
@@ -118,7 +127,7 @@ def refine_clip(
 
     ``track_ids`` None: no temporal coupling. Returns new estimates in the same nesting as ``frames``.
     """
-    with single_thread():  # many tiny tensors: threads only add overhead (see backend.torch_threads)
+    with single_thread():  # many tiny tensors: threads only add overhead (see backend.runtime.torch_threads)
         return _refine_clip(frames, track_ids, body, camera, masks, options)
 
 

@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from backend.atomic import atomic_path
 from backend.estimators.base import EstimatorError
-from backend.paths import cache_dir
+from backend.runtime.atomic import atomic_path
+from backend.runtime.paths import cache_dir
 
 NPM_REGISTRY = "https://registry.npmjs.org"
 

@@ -14,11 +14,12 @@ import importlib.util
 import os
 import warnings
 from pathlib import Path
+
 import numpy as np
 import torch
 
-from backend.atomic import atomic_path
-from backend.paths import cache_subdir
+from backend.runtime.atomic import atomic_path
+from backend.runtime.paths import cache_subdir
 
 
 class Network:

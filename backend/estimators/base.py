@@ -11,8 +11,8 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
-from backend.camera import Camera
 from backend.errors import EstimatorError  # noqa: F401  (re-exported: the estimators import it from here)
+from backend.geometry.camera import Camera
 
 
 @dataclass

@@ -50,13 +50,20 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from backend.camera import Camera, project
 from backend.estimators.base import EstimatorError
 from backend.estimators.centermaps import BEV_CENTER_THRESH, BEV_FT_AGORA_CENTER_THRESH, parse_centers_3d
 from backend.estimators.one_stage import (
-    INPUT_SIZE, NET_FOCAL, OneStageEstimator, People, autocast, decode_poses, input_to_image, preprocess,
+    INPUT_SIZE,
+    NET_FOCAL,
+    OneStageEstimator,
+    People,
+    autocast,
+    decode_poses,
+    input_to_image,
+    preprocess,
 )
-from backend.weights import find_checkpoint
+from backend.estimators.weights import find_checkpoint
+from backend.geometry.camera import Camera, project
 
 MODELS = {"bev": BEV_CENTER_THRESH, "bev-ft-agora": BEV_FT_AGORA_CENTER_THRESH}
 RELATIVE_SCALE_THRESH = {"bev": 1.6, "bev-ft-agora": 2.0}  # conf_dict[model_id][2]

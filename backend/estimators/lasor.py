@@ -14,8 +14,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from backend.camera import Camera
 from backend.estimators.base import EstimatorError, FoundPeople, FrameEstimates, PersonEstimate
+from backend.geometry.camera import Camera
 
 
 class LasorEstimator:

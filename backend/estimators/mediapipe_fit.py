@@ -40,15 +40,15 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
-from backend.camera import Camera
-from backend.estimators.base import EstimatorError, FoundPeople, FrameEstimates, PersonEstimate
 from backend.detection import PoseDetections, clip_finder
+from backend.estimators.base import EstimatorError, FoundPeople, FrameEstimates, PersonEstimate
 from backend.fitting import BodyPoints, FitInput, FitOptions, FitResult, fit_people
 from backend.fitting.depth_order import occlusion_pairs, violated
 from backend.fitting.mapping import mediapipe_confidence, mediapipe_to_points
 from backend.fitting.optimize import temporal_warm
 from backend.fitting.plausibility import implausible, standing_heights
 from backend.fitting.warm_start import Previous, followed, from_estimates, match, per_person
+from backend.geometry.camera import Camera
 
 log = logging.getLogger("troupe.fit")
 WarmStart = Sequence[FrameEstimates | None]

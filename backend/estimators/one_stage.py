@@ -26,9 +26,9 @@ import torch.nn.functional as F
 
 from backend.body.kinematics import forward_kinematics
 from backend.body.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rot6d_to_matrix
-from backend.camera import Camera
 from backend.estimators.base import EstimatorError, FrameEstimates, PersonEstimate
-from backend.weights import load_weights
+from backend.estimators.weights import load_weights
+from backend.geometry.camera import Camera
 
 INPUT_SIZE = 512
 NET_FOCAL = 443.4  # pixels at 512: FOV 60 degrees, the official PnP intrinsics

@@ -1,6 +1,6 @@
 """``pare``: PARE (part attention regressor, HRNet-W32) on per-person crops, with the user's official checkpoint.
 
-RESEARCH ONLY: PARE's weights are under the MPI non-commercial research licence (see backend.weights).
+RESEARCH ONLY: PARE's weights are under the MPI non-commercial research licence (see backend.estimators.weights).
 
 Per batch of frames: the default detector (MediaPipe :class:`PoseDetector`) gives each person's landmarks; the
 box around the visible landmarks becomes a square of side ``bbox_scale`` x its longer side (1.2 by default:
@@ -20,7 +20,7 @@ focal f_c = 5000 b / 224 and principal point c:  p = c + f_c (X + tx) / (Z + tz)
 (fx, fy, cx, cy) differs, so t is not reused directly. As for ROMP, the body's 24 joints (the pipeline body at the
 predicted pose and shape) are projected through the network's camera into image pixels, i.e. where the network
 put them, and the translation T is the batched weighted least-squares solve of fx (X + Tx) = (u - cx)(Z + Tz)
-(likewise y) through the pipeline camera (backend.camera.solve_translation). Projecting the person
+(likewise y) through the pipeline camera (backend.geometry.camera.solve_translation). Projecting the person
 through the pipeline camera therefore lands on what the network saw in its crop; when the pipeline camera equals
 the network's (fx = fy = f_c, principal point c) T = t exactly. The closed form of the PARE/VIBE demo is
 :func:`closed_form_translation`: Tz = 2 fx / (s b), Tx = tx + 2 (cx_box - cx) / (s b) (y alike), exact for the
@@ -48,10 +48,10 @@ import numpy as np
 import torch
 
 from backend.body.rotations import matrix_to_axis_angle
-from backend.camera import Camera, project, solve_translation
 from backend.estimators.base import EstimatorError, FrameEstimates, PersonEstimate
 from backend.estimators.one_stage import BodyAdapter, autocast, batches, prepare_net, resolve_precision
-from backend.weights import CHECKPOINTS, check_state_dict, find_checkpoint, read_checkpoint
+from backend.estimators.weights import CHECKPOINTS, check_state_dict, find_checkpoint, read_checkpoint
+from backend.geometry.camera import Camera, project, solve_translation
 
 CROP_SIZE = 224
 CROP_FOCAL = 5000.0  # DATASET.FOCAL_LENGTH, pixels at the 224 crop

@@ -26,13 +26,19 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from backend.camera import Camera, project, solve_translation
 from backend.estimators.base import EstimatorError
 from backend.estimators.centermaps import ROMP_CENTER_THRESH, parse_centers_2d
 from backend.estimators.one_stage import (
-    INPUT_SIZE, OneStageEstimator, People, autocast, decode_poses, input_to_image, preprocess,
+    INPUT_SIZE,
+    OneStageEstimator,
+    People,
+    autocast,
+    decode_poses,
+    input_to_image,
+    preprocess,
 )
-from backend.weights import find_checkpoint
+from backend.estimators.weights import find_checkpoint
+from backend.geometry.camera import Camera, project, solve_translation
 
 
 class RompEstimator(OneStageEstimator):

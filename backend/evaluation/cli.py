@@ -1,7 +1,7 @@
 """``python -m backend eval``: synthetic multi-person scenes, metrics per estimator with and without coherence;
 ``--fit-init``: LASOR alone vs the default fit from each of its starts (``fit_init``).
 
-Wiring: in ``backend/cli.py``, ``from backend.evaluation.cli import add_parser`` and ``add_parser(commands)``.
+Wiring: in ``backend/app/cli.py``, ``from backend.evaluation.cli import add_parser`` and ``add_parser(commands)``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Synthetic multi-person scenes with ground truth, and what an estimator would see of them.
 
 People stand on a ground plane in front of a level pinhole camera, spread over a depth range so that they
-overlap in the image; boxes occlude some of them. Instance masks and depth come from ``backend.render``;
+overlap in the image; boxes occlude some of them. Instance masks and depth come from ``backend.geometry.render``;
 2D keypoints are the true joints with pixel noise, outliers and dropout (a keypoint hidden behind another
 person or a box, or outside the image, is dropped).
 """
@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from backend.camera import Camera
 from backend.coherence.fields import penetration_field
 from backend.evaluation.poses import sample_pose
-from backend.render import rasterize
+from backend.geometry.camera import Camera
+from backend.geometry.render import rasterize
 
 _BOX_FACES = torch.tensor([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
                            [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from backend.camera import project
+from backend.geometry.camera import project
 
 
 def gmof(squared: torch.Tensor, sigma: float) -> torch.Tensor:

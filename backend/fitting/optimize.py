@@ -18,13 +18,13 @@ import numpy as np
 import torch
 
 from backend.body.rotations import axis_angle_to_matrix, matrix_to_axis_angle, matrix_to_rot6d, rot6d_to_matrix
-from backend.camera import project
 from backend.fitting.body_points import BodyPoints
 from backend.fitting.init import depth_from_limbs, ik_body_pose, orientation_from_world, ray_rotations, torso_centre
 from backend.fitting.losses import reprojection_loss, world_loss
 from backend.fitting.mapping import POINT_WEIGHTS, TORSO_POINTS
 from backend.fitting.priors import PosePrior, shape_prior
-from backend.torch_threads import single_thread
+from backend.geometry.camera import project
+from backend.runtime.torch_threads import single_thread
 
 
 @dataclass

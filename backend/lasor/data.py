@@ -11,7 +11,7 @@ One sample = one *target* person in a small scene, seen through a person crop, a
    view, the target 2.5-12 m away anywhere in the central image;
 5. the crop: a square around the target's 17 keypoints, x1.15-1.45, jittered; the same rule the estimator
    applies to detector keypoints (``crop_box``);
-6. silhouettes from ``backend.render.rasterize`` (every mesh of the batch in one call; each sample's crop camera
+6. silhouettes from ``backend.geometry.render.rasterize`` (every mesh of the batch in one call; each sample's crop camera
    is folded into its vertices, so one canonical camera serves all): the visible target is the target's own
    coverage where it is nearer than every bystander and box of its scene, ``S = S1 - S1 * S_others``;
 7. keypoints dropped the way a detector loses them: hidden behind a bystander or a box (depth test at the
@@ -32,11 +32,11 @@ import torch
 import torch.nn.functional as F
 
 from backend.body.rotations import axis_angle_to_matrix
-from backend.camera import Camera
+from backend.geometry.camera import Camera
+from backend.geometry.render import rasterize
 from backend.lasor.body import LightBody
 from backend.lasor.keypoints import NUM_KEYPOINTS
 from backend.lasor.poses import sample_body_poses
-from backend.render import rasterize
 
 BOX_FACES = torch.tensor([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
                           [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]])

@@ -22,12 +22,12 @@ import numpy as np
 import torch
 
 from backend.body.rotations import matrix_to_axis_angle
-from backend.camera import Camera
+from backend.geometry.camera import Camera
 from backend.lasor.body import LightBody
 from backend.lasor.data import DataConfig, crop_box, heatmaps, silhouette_input
 from backend.lasor.keypoints import coco_points, coco_values
 from backend.lasor.model import LasorRegressor
-from backend.torch_threads import single_thread
+from backend.runtime.torch_threads import single_thread
 
 MIN_VISIBILITY = 0.4
 CROP_SCALE = 1.3

@@ -4,7 +4,7 @@ The released HRNet model's configuration is assumed (specs/estimators.md §2.3):
 ``USE_HEATMAPS: part_segm``, keypoint (part) attention with a plain spatial softmax, 2 conv layers x 128 per
 branch, 64 SMPL features, no iterative / HMR regression. ``use_mean_pose`` / ``use_mean_camshape`` cannot be
 told from the weights: they are options (default False, the code default), read from the checkpoint's
-hyper-parameters when those can be read safely (see backend.weights).
+hyper-parameters when those can be read safely (see backend.estimators.weights).
 
 Input: (B, 3, 224, 224) RGB, x/255 then ImageNet mean/std (:func:`normalize_crops`). Outputs (dict):
 ``pred_pose`` (B, 24, 3, 3) rotation matrices (joint 0 = global orientation in the crop camera, OpenCV axes),

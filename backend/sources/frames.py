@@ -7,7 +7,7 @@ Large pictures are found at a bounded size: frames longer than :data:`MAX_SIDE` 
 they are decoded (JPEGs decode at 1/2, 1/4 or 1/8 scale directly, so the full picture is never held), and images
 whose header says more than :data:`MAX_JPEG_PIXELS` (JPEG) or :data:`MAX_OTHER_PIXELS` (other formats, which
 decode whole first) are refused before decoding. ``SourceInfo`` keeps the size of the original picture, and the
-result is written in its pixels (``backend.assembly``), so the camera matches the picture the user sees.
+result is written in its pixels (``backend.result.assembly``), so the camera matches the picture the user sees.
 """
 
 from __future__ import annotations

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
 
-from backend.catalog import CATALOG, DEFAULT_ESTIMATOR, EstimatorInfo
-
+from backend.estimators.catalog import CATALOG, DEFAULT_ESTIMATOR, EstimatorInfo
 
 INSTALL_HINT = ("pip install -r backend/requirements.txt in the backend's environment (in Blender: Create Backend "
                 "Environment in the add-on's preferences)")
@@ -167,7 +166,7 @@ def _estimator_checks() -> list[Check]:
             checks.append(Check(f"estimator: {info.name}", False, info.unavailable, required=False))
             continue
         try:
-            from backend.estimators import estimator_class
+            from backend.estimators.registry import estimator_class
 
             estimator_class(info.name)
             ok, detail = _estimator_weights(info)
@@ -179,7 +178,7 @@ def _estimator_checks() -> list[Check]:
 
 def _estimator_weights(info: EstimatorInfo) -> tuple[bool, str]:
     """Whether the estimator's weights are where it looks for them, and which file or what is missing."""
-    from backend.weights import checkpoint_status
+    from backend.estimators.weights import checkpoint_status
 
     if info.name in ("lasor", "mediapipe-fit"):  # mediapipe-fit's default start reads LASOR too
         from backend.lasor.train import DEFAULT_WEIGHTS
@@ -198,6 +197,6 @@ def _estimator_weights(info: EstimatorInfo) -> tuple[bool, str]:
 
 
 def _cache_dir() -> Path:
-    from backend.paths import cache_dir
+    from backend.runtime.paths import cache_dir
 
     return cache_dir()

@@ -32,8 +32,8 @@ import cv2
 import numpy as np
 import torch
 
-from backend.camera import Camera
 from backend.errors import OptionError
+from backend.geometry.camera import Camera
 
 GREY = 128
 PAPER_PATCH_FRACTION = 40 / 224
@@ -138,8 +138,8 @@ def occlusion_map(
     ``boxes`` (P, 4) x0, y0, x1, y1 fixes the people for box-based estimators (default: the estimator's own
     detector on the unoccluded image). ``estimator`` / ``body`` reuse already created objects."""
     from backend.body import load_body_model
-    from backend.device import resolve_device
-    from backend.estimators import EstimatorError, create_estimator
+    from backend.estimators.registry import EstimatorError, create_estimator
+    from backend.runtime.device import resolve_device
 
     path = Path(image_path)
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -216,7 +216,7 @@ def occlusion_map(
     return OcclusionResult(grid, xs, ys, patch, stride, len(reference), out, lost, per_person)
 
 
-# ---------------------------------------------------------------- command line (wired by backend.cli)
+# ---------------------------------------------------------------- command line (wired by backend.app.cli)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import torch
 
-from backend.camera import Camera
+from backend.geometry.camera import Camera
 
 NEAR = 1e-2  # metres: triangles with a vertex nearer than this are skipped (no clipping)
 _MAX_CANDIDATES = 1 << 22  # candidate (triangle, pixel) pairs evaluated at once: bounds memory

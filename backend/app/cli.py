@@ -10,13 +10,14 @@ import contextlib
 import importlib.util
 import signal
 import sys
+import textwrap
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from backend import __version__
-from backend.catalog import DEFAULT_ESTIMATOR, available_estimators
-from backend.doctor import INSTALL_HINT
+from backend.app.doctor import INSTALL_HINT
+from backend.estimators.catalog import DEFAULT_ESTIMATOR, available_estimators
 
 if TYPE_CHECKING:
     from backend.detection.models import NpmModel, WheelModels
@@ -80,7 +81,7 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     if not _has_torch():
         parser.epilog = f"torch is not installed here, so reconstruct and the research tools cannot run: {INSTALL_HINT}"
     elif next((arg for arg in argv if not arg.startswith("-")), None) not in _LIGHT_COMMANDS:
-        from backend import occlusion
+        from backend.evaluation import occlusion
         from backend.evaluation.cli import add_parser as add_eval_parser, add_people_parser
 
         occlusion.add_parser(commands)
@@ -98,43 +99,53 @@ def _has_torch() -> bool:
         return False
 
 
-def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
-    from backend.options import DEVICE_CHOICES
+def _estimator_options_text() -> str:
+    """Each estimator's settings for ``--option NAME=VALUE``, from the catalog."""
+    from backend.estimators.catalog import CATALOG
 
-    cmd = commands.add_parser("reconstruct", help="image, image folder or video -> result .npz")
+    lines = ["estimator options (--option NAME=VALUE):"]
+    for info in CATALOG:
+        for option in info.options if info.implementation else ():
+            allowed = (" | ".join(option.choices) if option.choices else
+                       f"{option.minimum:g}..{option.maximum:g}" if option.minimum is not None else
+                       "true | false" if isinstance(option.default, bool) else "")
+            lines.append(f"  {info.name}: {option.name}={allowed} (default {option.default})")
+            lines.extend(textwrap.wrap(option.description, 100, initial_indent=" " * 6, subsequent_indent=" " * 6))
+    return "\n".join(lines)
+
+
+def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
+    cmd = commands.add_parser("reconstruct", help="image, image folder or video -> result .npz",
+                              epilog=_estimator_options_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
     cmd.add_argument("input", type=Path, help="image, folder of images, or video file")
     cmd.add_argument("-o", "--output", type=Path, required=True, help="result file to write (.npz)")
-    cmd.add_argument("--estimator", help=f"one of {', '.join(available_estimators())} (default: {DEFAULT_ESTIMATOR}; "
-                                         "`doctor` says which can run here)")
-    cmd.add_argument("--body-model", help="open-body (built in, the default), anny (pip install anny==0.6.2: "
-                                          "realistic bodies of every age) or smpl-neutral/-male/-female")
-    cmd.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
-                     help="auto: CUDA when available, else the CPU (default: auto)")
-    lens = cmd.add_mutually_exclusive_group()
-    lens.add_argument("--fov", type=float, help="camera field of view in degrees across the longer side "
-                                                "(default: 55)")
-    lens.add_argument("--focal", type=float, help="camera focal length in pixels")
-    cmd.add_argument("--start", type=int, help="first frame (0-based, inclusive)")
-    cmd.add_argument("--end", type=int, help="last frame (inclusive)")
-    cmd.add_argument("--keep-partial", action="store_true", help="on cancel or a broken video, keep what was done")
-    cmd.add_argument(
-        "--smoothing", type=float, default=None,
-        help="temporal smoothing 0..1 (0 = off; default 0.5): zero-phase per track, stronger on depth",
-    )  # fmt: skip
+    _add_schema_arguments(cmd)
     cmd.add_argument(
         "--fit-init", choices=("neutral", "lasor", "lasor-root", "neutral+lasor-root"), default=None,
-        help="mediapipe-fit only: start each new person's fit from MediaPipe's 3D landmarks (neutral), from "
-             "LASOR's prediction (lasor), from the landmarks turned and moved to LASOR's orientation and depth "
-             "(lasor-root), or from both neutral and lasor-root, keeping the fit of lower energy (the default)",
-    )  # fmt: skip
-    cmd.add_argument(
-        "--no-coherence", dest="coherence", action="store_false",
-        help="skip the refinement that separates interpenetrating people and fixes their depth order",
+        help="short for --option initialiser=... with mediapipe-fit",
     )  # fmt: skip
     cmd.add_argument("--quiet", action="store_true", help="no progress bar")
     cmd.add_argument("--debug", action="store_true",
                      help="say on stderr what people-finding dropped and why (proposals, fitted bodies)")
     cmd.set_defaults(handler=_run_reconstruct)
+
+
+def _add_schema_arguments(cmd: argparse.ArgumentParser) -> None:
+    """One argument per option of the schema (``backend.options.FIELDS``): its flag, type and help. Every
+    default is None, "not given", so the schema's own defaults apply and the checks see what was typed."""
+    from backend.options import FIELDS
+
+    for name, spec in FIELDS.items():
+        text = spec.help.format(estimators=", ".join(available_estimators()))
+        if spec.kind is bool:
+            cmd.add_argument(spec.flag, dest=name, action="store_const", const=not spec.default, default=None,
+                             help=text)
+        elif spec.kind is dict:
+            cmd.add_argument(spec.flag, "-O", dest=name, action="append", metavar="NAME=VALUE", help=text)
+        else:
+            default = f" (default: {spec.default})" if spec.default is not None else ""
+            metavar = spec.flag.lstrip("-").upper().replace("-", "_")
+            cmd.add_argument(spec.flag, dest=name, type=spec.kind, default=None, metavar=metavar, help=text + default)
 
 
 def _add_body(commands: argparse._SubParsersAction) -> None:
@@ -243,9 +254,7 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG)
 
-    options = ReconstructOptions(
-        **values, estimator_options={} if args.fit_init is None else {"initialiser": args.fit_init}
-    )
+    options = ReconstructOptions(**values)
     cancel = threading.Event()
     with _ProgressBar(disabled=args.quiet) as bar, _cancel_on_interrupt(cancel):
         summary = reconstruct(args.input, args.output, options, progress=bar.update, cancel=cancel)
@@ -258,13 +267,14 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
 def _checked_reconstruct_options(args: argparse.Namespace) -> dict:
     """The command line's options through the schema the service uses (``backend.options``), and the paths
     checked (input exists, output writable and not the input), all before any work."""
-    from backend.options import check_options, check_paths
+    from backend.options import FIELDS, check_options, check_paths, parse_option_assignments
 
-    values = check_options({
-        "estimator": args.estimator, "body_model": args.body_model, "device": args.device, "fov": args.fov,
-        "focal": args.focal, "frame_start": args.start, "frame_end": args.end, "keep_partial": args.keep_partial,
-        "smoothing": args.smoothing, "coherence": args.coherence,
-    }, cli=True)  # fmt: skip
+    raw = {name: getattr(args, name) for name in FIELDS}
+    estimator_options = parse_option_assignments(args.estimator or DEFAULT_ESTIMATOR, args.estimator_options or [])
+    if args.fit_init is not None:
+        estimator_options["initialiser"] = args.fit_init
+    raw["estimator_options"] = estimator_options or None
+    values = check_options(raw, cli=True)
     check_paths(args.input, args.output)
     return values
 
@@ -327,7 +337,7 @@ class _ProgressBar:
 
 
 def _run_doctor(args: argparse.Namespace) -> int:
-    from backend.doctor import run_doctor
+    from backend.app.doctor import run_doctor
 
     return run_doctor(sys.stdout)
 
@@ -349,7 +359,7 @@ def _run_body_list(args: argparse.Namespace) -> int:
 
 
 def _run_weights_list(args: argparse.Namespace) -> int:
-    from backend.weights import CHECKPOINTS, checkpoint_status
+    from backend.estimators.weights import CHECKPOINTS, checkpoint_status
 
     for name, status in checkpoint_status().items():
         print(f"{name:16s} {status}")
@@ -358,7 +368,7 @@ def _run_weights_list(args: argparse.Namespace) -> int:
 
 
 def _run_weights_install(args: argparse.Namespace) -> int:
-    from backend.weights import CHECKPOINTS, WeightsError, install_checkpoint
+    from backend.estimators.weights import CHECKPOINTS, WeightsError, install_checkpoint
 
     if args.name not in CHECKPOINTS:
         raise WeightsError(f"unknown checkpoint {args.name!r}; known: {', '.join(CHECKPOINTS)}")
@@ -371,7 +381,11 @@ def _run_weights_install(args: argparse.Namespace) -> int:
 
 def _run_bench(args: argparse.Namespace) -> int:
     """``bench NAME [options]``; ``bench --estimator romp [options]`` and plain ``bench [options]`` run romp."""
-    from backend.bench import BENCHMARKS, run_benchmark
+    try:
+        from benchmarks import BENCHMARKS, run_benchmark
+    except ImportError as exc:  # the add-on bundles the backend without them
+        raise OptionError("the benchmarks live in the repository's benchmarks/ folder: run this from a checkout "
+                          f"of Troupe ({exc})") from exc
     from backend.errors import OptionError
 
     rest = list(args.rest)
@@ -384,6 +398,6 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from backend.server import serve
+    from backend.app.server import serve
 
     return serve()

@@ -20,7 +20,6 @@ from typing import Mapping
 
 import numpy as np
 
-
 FORMAT = "troupe-result/1"
 FORMAT_FAMILY = "troupe-result"
 FORMAT_VERSION = 1
@@ -81,7 +80,7 @@ OPTIONAL: dict[str, KeySpec] = {
     "rest_vertices": KeySpec(("T", "V", 3), "f", -METRES, METRES),
     "source_path": KeySpec((), "U"),
     "frame_indices": KeySpec(("M",), "iu", 0, None),
-    # per row: True where the person was seen, False for rows that bridge a short gap (backend.assembly);
+    # per row: True where the person was seen, False for rows that bridge a short gap (backend.result.assembly);
     # files without it (older versions) have only observed rows
     "observed": KeySpec(("N",), "b"),
     # Anny bodies: per track, the phenotype (gender, age, muscle, weight, height, proportions) of its betas
@@ -99,7 +98,9 @@ def write_result(path: str | os.PathLike, arrays: Mapping[str, object]) -> Path:
     data = {key: np.asarray(value) for key, value in arrays.items()}
     data["format"] = np.asarray(FORMAT)
     validate(data)
-    from backend.atomic import save_npz  # here, not at the top: the add-on loads this file alone (see docstring)
+    from backend.runtime.atomic import (
+        save_npz,  # here, not at the top: the add-on loads this file alone (see docstring)
+    )
 
     try:
         return save_npz(path, data, compressed=True)

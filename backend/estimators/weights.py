@@ -33,10 +33,10 @@ from typing import IO, Any, Mapping
 
 import torch
 
-from backend.atomic import atomic_path
 from backend.estimators.base import EstimatorError
-from backend.catalog import Checkpoint, all_checkpoints
-from backend.paths import cache_subdir
+from backend.estimators.catalog import Checkpoint, all_checkpoints
+from backend.runtime.atomic import atomic_path
+from backend.runtime.paths import cache_subdir
 
 DROPPED_PREFIXES = ("_result_parser.", "_calc_loss.")
 WRAPPER_KEYS = ("model_state_dict", "state_dict")

@@ -1,6 +1,6 @@
 """Benchmarks shipped with the backend (``python -m backend bench NAME``): ``romp``, ROMP's throughput as ratios
 against a naive loop in the same run (these machines are noisy), and ``gpu``, the one-command GPU check
-(CUDA correctness and speed of every estimator, a Markdown and a JSON report; see backend/bench/gpu.py)."""
+(CUDA correctness and speed of every estimator, a Markdown and a JSON report; see benchmarks/gpu.py)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ BENCHMARKS = ("romp", "gpu")
 def run_benchmark(name: str, argv: Sequence[str]) -> int:
     """Run the benchmark ``name`` with its own command-line options ``argv``."""
     if name == "romp":
-        from backend.bench.romp import main
+        from benchmarks.romp import main
 
         return main(list(argv))
     if name == "gpu":
-        from backend.bench.gpu import main as gpu_main
+        from benchmarks.gpu import main as gpu_main
 
         return gpu_main(list(argv))
     from backend.errors import OptionError

@@ -1,5 +1,5 @@
 """The GPU check's cases (``python -m backend bench gpu``): each takes the run's :class:`Settings` and fills one
-:class:`backend.bench.report.Case` with table rows, targets, notes and, where a target is missed, a profile.
+:class:`benchmarks.report.Case` with table rows, targets, notes and, where a target is missed, a profile.
 
 Correctness decomposes each one-stage network so that a near-tie between two centre scores cannot pass for a
 numerical error: (a) the raw maps, device against CPU fp32 and autocast against device fp32; (b) centre
@@ -21,13 +21,20 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from backend.bench import fixtures
-from backend.bench.compare import TOLERANCES, compare_people, compare_tensors, letterbox_comparison
-from backend.bench.report import Budget, Case
-from backend.bench.timing import (
-    PEAK_SOURCE, GraphedForward, bf16_peak, forward_flops, frames_per_second, peak_memory, sync, top_kernels,
+from backend.geometry.camera import Camera
+from benchmarks import fixtures
+from benchmarks.compare import TOLERANCES, compare_people, compare_tensors, letterbox_comparison
+from benchmarks.report import Budget, Case
+from benchmarks.timing import (
+    PEAK_SOURCE,
+    GraphedForward,
+    bf16_peak,
+    forward_flops,
+    frames_per_second,
+    peak_memory,
+    sync,
+    top_kernels,
 )
-from backend.camera import Camera
 
 FORCED_THRESHOLD = float("-inf")  # every one of the top ``people`` centres passes: a fixed count per frame
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -382,8 +389,8 @@ def bev_correctness_case(settings: Settings, case: Case) -> None:
 
 def pare_correctness_case(settings: Settings, case: Case) -> None:
     """PARE on the device against the CPU and its own autocast, on fixed person boxes (the same crops)."""
-    from backend.estimators import create_estimator
     from backend.estimators.pare import crop_people, square_boxes
+    from backend.estimators.registry import create_estimator
 
     frames, source = settings.frames(1)
     frame = frames[0]
@@ -470,7 +477,7 @@ def fit_correctness_case(settings: Settings, case: Case) -> None:
     the device against the CPU. The fit itself runs on the CPU in float32 by design (tiny tensors): on the
     device only the people finder runs there, so the fit differs only through it."""
     from backend.coherence import refine_people
-    from backend.estimators import create_estimator
+    from backend.estimators.registry import create_estimator
 
     frames, source = settings.frames(1 if settings.quick else 2)
     camera = Camera.from_fov(frames[0].shape[1], frames[0].shape[0])

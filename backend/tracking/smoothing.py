@@ -24,8 +24,9 @@ from scipy.ndimage import correlate1d
 
 from backend.body.rotations import axis_angle_to_quaternion, quaternion_to_axis_angle
 from backend.errors import OptionError
+from backend.options import FIELDS
 
-DEFAULT_SMOOTHNESS = 0.5
+DEFAULT_SMOOTHNESS: float = FIELDS["smoothing"].default  # declared once, in the option schema
 FILLED_GAP_S = 0.15  # seconds: gaps up to this long are bridged by interpolated rows (4 frames at 25-30 fps)
 METHODS = ("zero-phase", "one-euro")
 _FALLBACK_FPS = 30.0  # image folders have no frame rate; treat them as 30 fps footage

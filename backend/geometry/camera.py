@@ -14,12 +14,12 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from backend.options import DEFAULT_FOV_DEGREES
 from backend.errors import OptionError
 
 # The default lens when the footage says nothing about it: a 55 degree field of view across the longer image side,
 # a middle ground between phone wide-angle and zoomed broadcast footage. Depth scales with the focal length, so users
 # who know their lens should pass --fov or --focal.
-DEFAULT_FOV_DEGREES = 55.0
 MIN_DEPTH = 1e-3  # metres: points nearer (or behind the camera) project as if at this depth, never divide by 0
 
 Points = TypeVar("Points", np.ndarray, torch.Tensor)

@@ -73,7 +73,7 @@ def clip_frames(path: Path | None, count: int, start: int = 0) -> tuple[list[np.
     came from; synthetic 1280x720 frames without a clip."""
     if path is None:
         return synthetic_frames(count, 720, 1280), "synthetic 1280x720 frames (no --clip given)"
-    from backend.sources import open_source
+    from backend.sources.frames import open_source
 
     source = open_source(path, start, None)
     frames: list[np.ndarray] = []

@@ -23,11 +23,11 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from backend.bench import gpu_cases as cases
-from backend.bench.compare import tolerances_table
-from backend.bench.report import Budget, Case, Report
-from backend.device import resolve_device
 from backend.errors import OptionError
+from backend.runtime.device import resolve_device
+from benchmarks import gpu_cases as cases
+from benchmarks.compare import tolerances_table
+from benchmarks.report import Budget, Case, Report
 
 GPU_BATCHES = (1, 8, 32, 64, 128)
 QUICK_BATCHES = (1, 2)

@@ -7,7 +7,7 @@ distance, so the gate widens exactly as much as the track has become uncertain (
 cue is expressed in the same unit, negative log-likelihood ("nats"):
 
 - motion: half the squared Mahalanobis distance; beyond ``gate_chi2`` the pair is impossible;
-- appearance: colour histograms (``backend.appearance``) against the track's appearance model, a *soft* cost
+- appearance: colour histograms (``backend.tracking.appearance``) against the track's appearance model, a *soft* cost
   only. The model is learned only from confident, unoccluded, unambiguous matches, so a wrong match made
   while two people overlap is neither locked in nor learned from;
 - body shape: distance of the shape coefficients from the track's running mean;
@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from backend.appearance import appearance_descriptor, appearance_distance
 from backend.estimators.base import PersonEstimate
+from backend.tracking.appearance import appearance_descriptor, appearance_distance
 
 _REJECT = 1e6  # cost standing for "impossible" inside the assignment
 _BODY_HEIGHT = 1.7  # metres: image-position noise is expressed as a fraction of the body's height in the image

@@ -19,13 +19,13 @@ import cv2
 import numpy as np
 import torch
 
-from backend.bench.fixtures import romp_checkpoint, synthetic_frames
-from backend.bench.timing import frames_per_second
 from backend.body import load_body_model
-from backend.camera import Camera
 from backend.estimators.romp import RompEstimator
+from backend.geometry.camera import Camera
+from benchmarks.fixtures import romp_checkpoint, synthetic_frames
+from benchmarks.timing import frames_per_second
 
-FOOTAGE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "football_player_a.jpg"
+FOOTAGE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "football_player_a.jpg"
 GPU_BATCHES = (1, 8, 32, 64)
 CPU_BATCHES = (1, 2)
 

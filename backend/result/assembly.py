@@ -16,11 +16,11 @@ import numpy as np
 import torch
 
 from backend.body import BodyModel
-from backend.camera import Camera
-from backend.result import empty_track_arrays
-from backend.smoothing import SmoothingSettings, fill_short_gaps, filled_gap_frames, smooth_motion
-from backend.sources import SourceInfo
-from backend.tracking import Track
+from backend.geometry.camera import Camera
+from backend.result.contract import empty_track_arrays
+from backend.sources.frames import SourceInfo
+from backend.tracking.smoothing import SmoothingSettings, fill_short_gaps, filled_gap_frames, smooth_motion
+from backend.tracking.tracker import Track
 
 
 def assemble_result(
