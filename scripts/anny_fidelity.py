@@ -53,7 +53,8 @@ def main() -> None:
     print(f"shape space ({body.num_betas} betas): vertex error mean {vertex_error.mean():.1f} mm, "
           f"95th percentile {np.percentile(vertex_error, 95):.1f} mm, max {vertex_error.max():.1f} mm")
     print(f"joints from the projected betas: mean {joint_error.mean():.1f} mm, max {joint_error.max():.1f} mm; "
-          f"regressor on Anny's own meshes: mean {direct_joint_error.mean():.1f} mm, max {direct_joint_error.max():.1f} mm")
+          f"regressor on Anny's own meshes: mean {direct_joint_error.mean():.1f} mm, "
+          f"max {direct_joint_error.max():.1f} mm")
     print("phenotype read back from betas, RMSE: " + ", ".join(
         f"{name} {value:.3f}" for name, value in zip(ab.PHENOTYPE_NAMES, rmse, strict=True)))
     print(f"standing heights (rest pose): {heights.min():.2f} m to {heights.max():.2f} m")

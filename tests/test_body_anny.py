@@ -132,7 +132,7 @@ def _betas_of(body, phenotype: np.ndarray) -> np.ndarray:
 
 
 def test_result_round_trip_keeps_the_phenotype_and_old_files_still_load(body, tmp_path: Path) -> None:
-    from backend.assembly import phenotype_arrays
+    from backend.result.assembly import phenotype_arrays
     from tests.test_result import minimal_result
 
     betas = np.zeros((2, body.num_betas), np.float32)

@@ -32,12 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.atomic import save_npz
+from backend.runtime.atomic import save_npz
 from backend.body.anny_skeleton import JOINT_BONE, joint_of_bones
 from backend.body.errors import BodyModelError
 from backend.body.landmarks import mouth_corners
 from backend.body.skeleton import JOINT_NAMES, LANDMARK_NAMES, PARENTS, joint_index
-from backend.paths import cache_subdir
+from backend.runtime.paths import cache_subdir
 
 ANNY_REQUIREMENT = "anny==0.6.2"
 GENERATOR_VERSION = 1  # bump whenever the generated arrays change; old caches are then ignored
@@ -130,7 +130,8 @@ def _sample_phenotypes(count: int):  # noqa: ANN202 (torch.Tensor)
     """(count, 6) phenotypes spread evenly over the box (scrambled Sobol, fixed seed), ages in AGE_RANGE."""
     import torch
 
-    samples = torch.quasirandom.SobolEngine(len(PHENOTYPE_NAMES), scramble=True, seed=0).draw(count, dtype=torch.float64)
+    engine = torch.quasirandom.SobolEngine(len(PHENOTYPE_NAMES), scramble=True, seed=0)
+    samples = engine.draw(count, dtype=torch.float64)
     age = PHENOTYPE_NAMES.index("age")
     samples[:, age] = AGE_RANGE[0] + (AGE_RANGE[1] - AGE_RANGE[0]) * samples[:, age]
     return samples

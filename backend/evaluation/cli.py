@@ -23,7 +23,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     cmd.add_argument("--min-people", type=int, default=2)
     cmd.add_argument("--max-people", type=int, default=20)
     cmd.add_argument("--seed", type=int, default=0)
-    cmd.add_argument("--body-model", default="open-body", help="open-body (default), anny or smpl-neutral/-male/-female")
+    cmd.add_argument("--body-model", default="open-body",
+                     help="open-body (default), anny or smpl-neutral/-male/-female")
     cmd.add_argument("--scene-body-model", help="--fit-init: the body the synthetic people are made of (default: "
                                                 "--body-model), to fit one body to people of another")
     cmd.add_argument("--ground-weight", type=float, default=0.0,
