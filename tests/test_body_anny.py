@@ -151,6 +151,11 @@ def test_result_round_trip_keeps_the_phenotype_and_old_files_still_load(body, tm
         write_result(tmp_path / "bad.npz", data)
 
 
+def test_generating_never_runs_warp(body) -> None:
+    """Warp's kernel cache lives in the user's home by default: Troupe skins with torch, so Warp stays unloaded."""
+    assert "warp" not in sys.modules
+
+
 def test_doctor_lists_the_generated_anny_body(body) -> None:
     from backend.body.anny_body import cache_path
 
