@@ -4,7 +4,7 @@
     python3 dev.py demo [FOOTAGE]   set up .venv only, reconstruct FOOTAGE (default: the sample clip in
                            ../shared/data) and write a .blend and a PNG render into out/
     python3 dev.py test    set up the environments, run the whole test suite (Blender 4.5), then the add-on
-                           tests again on Blender 5.0 and on 4.2 LTS
+                           tests again on Blender 5.0, 4.2 LTS and 5.3 (the last on Python 3.13)
     python3 dev.py setup   only create / update the environments (idempotent; skipped when up to date)
 
 `test` also runs, beside the suite, the add-on's Create Environment recipe on Python 3.13 (Blender 5.1+) for real
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,9 +29,12 @@ ENVIRONMENTS = {  # folder -> requirement file
     ".venv": "requirements-dev.txt",
     ".venv-bpy5": "requirements-bpy5.txt",
     ".venv-bpy42": "requirements-bpy42.txt",
+    ".venv-bpy53": "requirements-bpy53.txt",
 }
+ENV_PYTHON_VERSIONS = {".venv-bpy53": "3.13"}  # environments on another Python than dev.py's own (3.11)
 PYTHON313_MARKER = "python313_env"  # its own step of `test` (tests/test_backend_env_python313.py)
-ADDON_BLENDERS = {".venv-bpy5": "Blender 5.0", ".venv-bpy42": "Blender 4.2 LTS"}  # add-on tests run again here
+# add-on tests run again here
+ADDON_BLENDERS = {".venv-bpy5": "Blender 5.0", ".venv-bpy42": "Blender 4.2 LTS", ".venv-bpy53": "Blender 5.3"}
 
 
 def python_in(env: str) -> Path:
@@ -52,6 +56,24 @@ def requirement_digest(requirements: str) -> str:
     return digest.hexdigest()
 
 
+def find_python(version: str) -> str:
+    """A working ``python{version}`` executable: $TROUPE_PYTHON{digits}, else on PATH, else pyenv's (its shim
+    only answers for the selected version, so each installed one is asked by name)."""
+    digits = version.replace(".", "")
+    candidates = [(os.environ[f"TROUPE_PYTHON{digits}"], {})] if os.environ.get(f"TROUPE_PYTHON{digits}") else []
+    candidates.append((f"python{version}", {}))
+    if shutil.which("pyenv"):
+        listed = subprocess.run(["pyenv", "versions", "--bare"], capture_output=True, text=True).stdout.split()
+        candidates += [(f"python{version}", {"PYENV_VERSION": v}) for v in listed if v.startswith(version + ".")]
+    for name, extra in candidates:
+        probe = subprocess.run([name, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True,
+                               env={**os.environ, **extra}) if shutil.which(name) or os.path.isabs(name) else None
+        if probe is not None and probe.returncode == 0:
+            return probe.stdout.strip()
+    raise SystemExit(f"dev.py needs Python {version} for the Blender 5.3 tests (bpy 5.3 exists only for it): install "
+                     f"it, or point TROUPE_PYTHON{digits} at it")
+
+
 def ensure_environment(env: str, requirements: str) -> Path:
     python = python_in(env)
     stamp = ROOT / env / ".troupe-requirements"
@@ -60,7 +82,11 @@ def ensure_environment(env: str, requirements: str) -> Path:
         return python
     if not python.exists():
         print(f"creating {env}", flush=True)
-        venv.create(ROOT / env, with_pip=True)
+        version = ENV_PYTHON_VERSIONS.get(env)
+        if version is None:
+            venv.create(ROOT / env, with_pip=True)
+        else:
+            run(find_python(version), "-m", "venv", ROOT / env)
     run(python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", requirements)
     if env == ".venv":
         run(python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "-e", ".")
@@ -113,7 +139,9 @@ def test(pytest_args: list[str]) -> int:
         addon_tests = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_addon_*.py"))
         for env, blender in ADDON_BLENDERS.items():
             print(f"\n=== add-on tests again on {blender} ({env}) ===", flush=True)
+            started = time.monotonic()
             codes.append(subprocess.run([str(python_in(env)), "-m", "pytest", *addon_tests], cwd=ROOT).returncode)
+            print(f"=== {blender}: {time.monotonic() - started:.0f} s ===", flush=True)
         codes.append(finish_python313_step(python313, python313_log))
     return next((code for code in codes if code), 0)
 

@@ -20,6 +20,9 @@ from backend.errors import OptionError
 from backend.estimators.catalog import DEFAULT_ESTIMATOR, estimator_info
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")  # plus "cuda:N"
+# auto: measure the camera's motion and leave static shots still; static: never measure it; moving: keep the
+# measured motion even when it is below the static threshold (backend.world)
+CAMERA_CHOICES = ("auto", "static", "moving")
 MAX_FOCAL_PX = 1e6
 MAX_FRAME = 10_000_000
 
@@ -46,6 +49,10 @@ def _device(value: str) -> str | None:
     if value in DEVICE_CHOICES or (value.startswith("cuda:") and value[5:].isdigit()):
         return None
     return f"must be one of {', '.join(DEVICE_CHOICES)} (or cuda:N)"
+
+
+def _camera_mode(value: str) -> str | None:
+    return None if value in CAMERA_CHOICES else f"must be one of {', '.join(CAMERA_CHOICES)}"
 
 
 def _name(value: str) -> str | None:
@@ -87,6 +94,10 @@ FIELDS: dict[str, OptionField] = {
                                                                "track, stronger on depth"),
     "coherence": OptionField(bool, None, "--no-coherence", True, "skip the refinement that separates "
                              "interpenetrating people and fixes their depth order"),
+    "camera": OptionField(str, _camera_mode, "--camera", "auto",
+                          "clips: auto measures the camera's rotation and zoom on the background and leaves still "
+                          "shots still; static skips it; moving keeps even the smallest measured motion. The result "
+                          "then also holds the camera and the people in a gravity-up world, floor at z = 0"),
     "estimator_options": OptionField(dict, None, "--option", DEFAULT_ESTIMATOR_OPTIONS,
                                      "a setting of the chosen estimator, NAME=VALUE (repeatable; listed below)"),
 }
@@ -236,5 +247,5 @@ def _check_writable(output: Path) -> None:
         raise ResultFileError(f"cannot write the output {output}: {exc.strerror or exc}") from None
 
 
-__all__ = ["DEFAULT_FOV_DEGREES", "DEVICE_CHOICES", "FIELDS", "OptionField", "default", "check_estimator_options", "check_options", "check_paths",
+__all__ = ["CAMERA_CHOICES", "DEFAULT_FOV_DEGREES", "DEVICE_CHOICES", "FIELDS", "OptionField", "default", "check_estimator_options", "check_options", "check_paths",
            "parse_option_assignments", "resolve_request_path"]

@@ -1,4 +1,5 @@
-"""The reconstruction pipeline: frames -> shot cuts -> estimator -> coherence -> tracker -> result file.
+"""The reconstruction pipeline: frames -> shot cuts -> estimator -> coherence -> tracker (and the camera's motion
+on the background) -> result file, with the camera and the people in a gravity-up world (``backend.world``).
 
 Frames are processed in chunks, so memory is bounded by one chunk of frames plus the (small) per-person
 parameters: the tracker keeps people without their masks, and a small appearance descriptor instead of pixels.
@@ -33,6 +34,8 @@ from backend.sources.frames import SourceError, SourceInfo, open_source
 from backend.sources.shots import ShotCutDetector
 from backend.tracking.smoothing import SmoothingSettings
 from backend.tracking.tracker import Tracker, TrackerSettings
+from backend.world import CameraPath, CameraPathBuilder, RotationTracker, add_world_frame
+from backend.world.motion import person_boxes
 
 
 @dataclass
@@ -50,6 +53,7 @@ class ReconstructOptions:
     keep_partial: bool = default("keep_partial")  # on cancel or a broken video, write what was done so far
     smoothing: float = default("smoothing")  # 0 = off .. 1 = strongest (backend.tracking.smoothing)
     coherence: bool = default("coherence")  # Jiang et al. refinement of frames with several people
+    camera: str = default("camera")  # auto | static | moving: the camera's motion in clips (backend.world)
     estimator_options: dict = field(default_factory=lambda: default("estimator_options"))
     # internal settings, not offered to users
     chunk_size: int = 8
@@ -74,6 +78,8 @@ class ReconstructSummary:
     people: int
     partial: bool = False
     warnings: list[str] = field(default_factory=list)
+    camera_seconds: float = 0.0  # spent measuring the camera's motion and building the world frame
+    camera_moving: bool = False  # some segment of the clip has a moving camera
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -100,6 +106,10 @@ def reconstruct(
     body = load_body_model(options.body_model, device=device)
     estimator = create_estimator(options.estimator, body, device, **options.estimator_options)
     run = _Run(source.info, progress, cancel, options.shot_cuts)
+    is_clip = source.info.kind != "image"
+    run.camera_path = CameraPathBuilder(options.camera)
+    if is_clip and options.camera != "static":
+        run.motion = RotationTracker(camera.width, camera.height, camera.fx, (camera.cx, camera.cy))
     if options.coherence:
         run.coherence = functools.partial(_coherent, body=body, camera=camera)
     try:
@@ -113,11 +123,25 @@ def reconstruct(
         tracks, body, camera, source.info, options.estimator, run.frames_done, smoothing=smoothing
     )
     arrays["shot_cuts"] = np.asarray(run.cuts, np.int64)
+    path = None
+    if is_clip:
+        path = _camera_path(run)
+        started = time.perf_counter()
+        arrays.update(add_world_frame(arrays, path, body))
+        run.camera_seconds += time.perf_counter() - started
     write_result(output_path, arrays)
     warnings = [] if interruption is None else [f"partial result: {interruption}"]
     if not tracks:
         warnings.append(f"no people found in {run.frames_done} frame(s) of {source.info.path}; the result is empty")
-    return ReconstructSummary(Path(output_path), run.frames_done, len(tracks), interruption is not None, warnings)
+    return ReconstructSummary(Path(output_path), run.frames_done, len(tracks), interruption is not None, warnings,
+                              run.camera_seconds, path is not None and path.moving)
+
+
+def _camera_path(run: "_Run") -> CameraPath:
+    """The camera over the frames done: measured, or still (``--camera static``) with a segment per shot."""
+    if run.motion is None or len(run.camera_path) < run.frames_done:
+        return CameraPath.still(run.frames_done, run.cuts)
+    return run.camera_path.build(run.frames_done)
 
 
 def _camera_for(info: SourceInfo, options: ReconstructOptions) -> Camera:
@@ -143,9 +167,20 @@ class _Run:
         self.cuts: list[int] = []  # frames (from the first processed one) that start a new shot
         self.frames_done = 0
         self.coherence: Callable[[list], list] | None = None  # set by reconstruct() when enabled
+        self.motion: RotationTracker | None = None  # set by reconstruct() for clips unless the camera is static
+        self.camera_path = CameraPathBuilder()
+        self.camera_seconds = 0.0
         self._progress = progress
         self._cancel = cancel
         self._started = time.perf_counter()
+
+    def follow_camera(self, frame: np.ndarray, people: list, new_segment: bool) -> None:
+        """The camera's motion at this frame, measured on the background around ``people``."""
+        if self.motion is None:
+            return
+        started = time.perf_counter()
+        self.camera_path.add(self.motion.update(frame, person_boxes(people), new_segment))
+        self.camera_seconds += time.perf_counter() - started
 
     def check_cancel(self) -> None:
         if self._cancel is not None and self._cancel.is_set():
@@ -254,7 +289,8 @@ def _track_part(part: list, estimator, camera: Camera, run: _Run, first_frame: i
                                                                                            found=found)
     if run.coherence is not None:
         per_frame = [run.coherence(people) if len(people) > 1 else people for people in per_frame]
-    for (_, index, frame), people in zip(part, per_frame):
+    for number, ((kind, index, frame), people) in enumerate(zip(part, per_frame)):
+        run.follow_camera(frame, people, new_segment=number == 0 and kind == "cut")
         run.tracker.update(index - first_frame, people, image=frame)
     return len(per_frame[-1]) if per_frame else 0
 

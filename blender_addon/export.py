@@ -10,10 +10,11 @@ from pathlib import Path
 
 import bpy
 import numpy as np
-from bpy.props import EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper
 
-from . import rig
+from . import bone_naming, rig
+from .export_copies import export_copies
 from .properties import FBX_PRESETS, SCOPES
 from .scene import PROP_BETAS, PROP_BODY, PROP_FPS, PROP_TRACK, bone_rest_rotations
 
@@ -34,12 +35,18 @@ FBX_COMMON = {
     "primary_bone_axis": "Y",
     "secondary_bone_axis": "X",
 }
+# Per engine: the file's units and axes (a 1.7 m person is 1.7 m in Unity, 170 cm in Unreal and in Mixamo's
+# centimetre files: UnitScaleFactor 100 with metres, or 1 with centimetres), the bone names its humanoid tools
+# map, and whether each person goes to a file of their own (Unreal and Mixamo import one skeleton per file).
 FBX_PRESET_OPTIONS = {
     "UNITY": {"apply_scale_options": "FBX_SCALE_ALL", "apply_unit_scale": True, "bake_space_transform": True},
-    "UNREAL": {"apply_scale_options": "FBX_SCALE_NONE", "apply_unit_scale": True, "use_armature_deform_only": True,
-               "mesh_smooth_type": "FACE"},
-    "MIXAMO": {"apply_scale_options": "FBX_SCALE_NONE", "apply_unit_scale": False, "global_scale": 100.0},
+    "UNREAL": {"apply_scale_options": "FBX_SCALE_NONE", "apply_unit_scale": True, "mesh_smooth_type": "FACE"},
+    "MIXAMO": {"apply_scale_options": "FBX_SCALE_NONE", "apply_unit_scale": True},
 }
+FBX_PRESET_NAMING = {"UNITY": "HUMANOID", "UNREAL": "UE5", "MIXAMO": "MIXAMO"}
+FBX_FILE_PER_PERSON = {"UNREAL", "MIXAMO"}
+UNREAL_ARMATURE_NAME = "Armature"  # Unreal's importer skips a root node so named instead of adding a bone
+NAMING_CHOICES = [("PRESET", "Engine's", "The names the chosen engine expects"), *bone_naming.NAMINGS]
 
 
 def troupe_people(scene: bpy.types.Scene) -> list[bpy.types.Object]:
@@ -99,15 +106,27 @@ class _Selection:
         scene.frame_set(scene.frame_current)  # re-apply the visibility keys
 
 
-def export_fbx(context: bpy.types.Context, people: list[bpy.types.Object], filepath: str | Path, preset: str) -> Path:
-    """One FBX with the given armatures and their body meshes, animation baked over the scene range."""
+def export_fbx(context: bpy.types.Context, people: list[bpy.types.Object], filepath: str | Path, preset: str,
+               naming: str = "PRESET", animation_only: bool = False) -> list[Path]:
+    """FBX for ``preset``'s engine, animation baked over the scene range, bones renamed on copies (the scene is
+    left as it was). All people in one file, or one file per person (``filepath`` gets the person's name) for
+    the engines that import one skeleton at a time. ``animation_only`` leaves the body meshes out."""
     if not people:
         raise ValueError("no Troupe people to export")
-    objects = people + [child for p in people for child in p.children if child.type == "MESH"]
+    naming = FBX_PRESET_NAMING[preset] if naming == "PRESET" else naming
     options = {**FBX_COMMON, **FBX_PRESET_OPTIONS[preset]}
-    with _Selection(context, objects):
-        bpy.ops.export_scene.fbx(filepath=str(filepath), **options)
-    return Path(filepath)
+    if animation_only:
+        options["object_types"] = {"ARMATURE"}
+    groups = [[p] for p in people] if preset in FBX_FILE_PER_PERSON else [people]
+    written = []
+    for group in groups:
+        path = _person_path(str(filepath), group[0], len(groups) > 1, ".fbx")
+        names = [UNREAL_ARMATURE_NAME] if preset == "UNREAL" else None
+        with export_copies(context, group, naming, with_mesh=not animation_only, object_names=names) as copies:
+            with _Selection(context, copies.objects):
+                bpy.ops.export_scene.fbx(filepath=str(path), **options)
+        written.append(path)
+    return written
 
 
 GLTF_OPTIONS = {
@@ -124,25 +143,30 @@ GLTF_OPTIONS = {
 
 
 def export_gltf(context: bpy.types.Context, people: list[bpy.types.Object], filepath: str | Path,
-                binary: bool = True) -> Path:
+                binary: bool = True, naming: str = "SMPL", animation_only: bool = False) -> Path:
     """glTF 2.0 (GLB by default) with the armatures, their body meshes and each person's action, sampled every
-    frame: the format web engines, Godot and three.js read."""
+    frame: the format web engines, Godot and three.js read (Y up and metres by the format's definition)."""
     if not people:
         raise ValueError("no Troupe people to export")
-    objects = people + [child for p in people for child in p.children if child.type == "MESH"]
-    with _Selection(context, objects):
-        bpy.ops.export_scene.gltf(filepath=str(filepath), export_format="GLB" if binary else "GLTF_SEPARATE",
-                                  **GLTF_OPTIONS)
+    with export_copies(context, people, naming, with_mesh=not animation_only) as copies:
+        with _Selection(context, copies.objects):
+            bpy.ops.export_scene.gltf(filepath=str(filepath), export_format="GLB" if binary else "GLTF_SEPARATE",
+                                      **GLTF_OPTIONS)
     return Path(filepath)
 
 
-def export_bvh(context: bpy.types.Context, armature: bpy.types.Object, filepath: str | Path) -> Path:
-    """One person's motion as BVH over the frames they are keyed on."""
+def export_bvh(context: bpy.types.Context, armature: bpy.types.Object, filepath: str | Path,
+               naming: str = "SMPL") -> Path:
+    """One person's motion as BVH over the frames they are keyed on, Y up and in metres (BVH has no axis field;
+    Y up is what MotionBuilder, CMU files and Blender's own importer assume)."""
     frames = keyed_frames(armature)
-    with _Selection(context, [armature]):
-        with context.temp_override(active_object=armature, object=armature, selected_objects=[armature]):
-            bpy.ops.export_anim.bvh(filepath=str(filepath), frame_start=int(frames[0]), frame_end=int(frames[-1]),
-                                    rotate_mode="NATIVE", root_transform_only=True)
+    # No extra root bone: BVH moves only its root, so the pelvis must be it.
+    with export_copies(context, [armature], naming, with_mesh=False, y_up_rest=True, root_bone=False) as copies:
+        (copy,) = copies.armatures
+        with _Selection(context, [copy]):
+            with context.temp_override(active_object=copy, object=copy, selected_objects=[copy]):
+                bpy.ops.export_anim.bvh(filepath=str(filepath), frame_start=int(frames[0]),
+                                        frame_end=int(frames[-1]), rotate_mode="NATIVE", root_transform_only=True)
     return Path(filepath)
 
 
@@ -232,50 +256,77 @@ def _person_path(filepath: str, armature: bpy.types.Object, many: bool, suffix: 
     return path.with_name(f"{path.stem}_{bpy.path.clean_name(armature.name)}{suffix}")
 
 
+def _last_line(exc: BaseException) -> str:
+    """The telling line of an exporter's error: a nested operator's message ends with its traceback's last line,
+    then where the call was made."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not line.startswith("Location:")]
+    return lines[-1] if lines else type(exc).__name__
+
+
 class _ExportBase:
+    """Shared by the export operators: the people to export, and a failed write reported in one line (the scene
+    is left as it was: exports work on copies that are removed whatever happens)."""
+
     scope: EnumProperty(name="People", items=SCOPES, default="ALL")
 
-    def _people(self, context: bpy.types.Context) -> list[bpy.types.Object]:
+    def execute(self, context: bpy.types.Context) -> set[str]:
         people = people_for_export(context, self.scope)
         if not people:
             self.report({"ERROR"}, "Troupe: no people to export (import or reconstruct first, or select some)")
-        return people
+            return {"CANCELLED"}
+        try:
+            paths = self.export(context, people)
+        except (OSError, RuntimeError) as exc:
+            reason = _last_line(exc)
+            self.report({"ERROR"}, f"Troupe: could not export to {self.filepath}: {reason}")
+            return {"CANCELLED"}
+        where = str(paths[0]) if len(paths) == 1 else f"{len(paths)} files beside {self.filepath}"
+        self.report({"INFO"}, f"Troupe: exported {len(people)} people to {where}")
+        return {"FINISHED"}
+
+    def export(self, context: bpy.types.Context, people: list[bpy.types.Object]) -> list[Path]:
+        raise NotImplementedError
 
 
-class TROUPE_OT_export_fbx(bpy.types.Operator, ExportHelper, _ExportBase):
-    """Export people as FBX with settings for a game engine or Mixamo-style tools"""
+class _BoneNames:
+    naming: EnumProperty(name="Bone Names", items=bone_naming.NAMINGS, default="SMPL",
+                         description="Bone names in the file (the scene keeps its own)")
+
+
+class _AnimationOnly:
+    animation_only: BoolProperty(name="Animation Only", default=False,
+                                 description="Armatures and their motion without the body meshes")
+
+
+class TROUPE_OT_export_fbx(_ExportBase, bpy.types.Operator, ExportHelper, _AnimationOnly):
+    """Export people as FBX with the axes, units and bone names a game engine or Mixamo expects"""
 
     bl_idname = "troupe.export_fbx"
     bl_label = "Export FBX"
     filename_ext = ".fbx"
     filter_glob: StringProperty(default="*.fbx", options={"HIDDEN"})
     preset: EnumProperty(name="Preset", items=FBX_PRESETS, default="UNITY")
+    naming: EnumProperty(name="Bone Names", items=NAMING_CHOICES, default="PRESET",
+                         description="Bone names in the file (the scene keeps its own)")
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        people = self._people(context)
-        if not people:
-            return {"CANCELLED"}
-        export_fbx(context, people, self.filepath, self.preset)
-        self.report({"INFO"}, f"Troupe: exported {len(people)} people to {self.filepath}")
-        return {"FINISHED"}
+    def export(self, context: bpy.types.Context, people: list[bpy.types.Object]) -> list[Path]:
+        return export_fbx(context, people, self.filepath, self.preset, self.naming, self.animation_only)
 
 
-class TROUPE_OT_export_bvh(bpy.types.Operator, ExportHelper, _ExportBase):
-    """Export each person's motion as BVH (one file per person)"""
+class TROUPE_OT_export_bvh(_ExportBase, bpy.types.Operator, ExportHelper, _BoneNames):
+    """Export each person's motion as BVH (one file per person), Y up, in metres"""
 
     bl_idname = "troupe.export_bvh"
     bl_label = "Export BVH"
     filename_ext = ".bvh"
     filter_glob: StringProperty(default="*.bvh", options={"HIDDEN"})
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        people = self._people(context)
-        for person in people:
-            export_bvh(context, person, _person_path(self.filepath, person, len(people) > 1, ".bvh"))
-        return {"FINISHED"} if people else {"CANCELLED"}
+    def export(self, context: bpy.types.Context, people: list[bpy.types.Object]) -> list[Path]:
+        return [export_bvh(context, person, _person_path(self.filepath, person, len(people) > 1, ".bvh"),
+                           self.naming) for person in people]
 
 
-class TROUPE_OT_export_amass(bpy.types.Operator, ExportHelper, _ExportBase):
+class TROUPE_OT_export_amass(_ExportBase, bpy.types.Operator, ExportHelper):
     """Export each person as an AMASS-style .npz (SMPL poses, translation, shape, frame rate)"""
 
     bl_idname = "troupe.export_amass"
@@ -283,15 +334,13 @@ class TROUPE_OT_export_amass(bpy.types.Operator, ExportHelper, _ExportBase):
     filename_ext = ".npz"
     filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        people = self._people(context)
+    def export(self, context: bpy.types.Context, people: list[bpy.types.Object]) -> list[Path]:
         fps = context.scene.render.fps / context.scene.render.fps_base
-        for person in people:
-            export_amass(person, _person_path(self.filepath, person, len(people) > 1, ".npz"), fps)
-        return {"FINISHED"} if people else {"CANCELLED"}
+        return [export_amass(person, _person_path(self.filepath, person, len(people) > 1, ".npz"), fps)
+                for person in people]
 
 
-class TROUPE_OT_export_gltf(bpy.types.Operator, ExportHelper, _ExportBase):
+class TROUPE_OT_export_gltf(_ExportBase, bpy.types.Operator, ExportHelper, _BoneNames, _AnimationOnly):
     """Export people as glTF binary (.glb): armatures, body meshes and motion sampled every frame"""
 
     bl_idname = "troupe.export_gltf"
@@ -299,13 +348,8 @@ class TROUPE_OT_export_gltf(bpy.types.Operator, ExportHelper, _ExportBase):
     filename_ext = ".glb"
     filter_glob: StringProperty(default="*.glb", options={"HIDDEN"})
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        people = self._people(context)
-        if not people:
-            return {"CANCELLED"}
-        export_gltf(context, people, self.filepath)
-        self.report({"INFO"}, f"Troupe: exported {len(people)} people to {self.filepath}")
-        return {"FINISHED"}
+    def export(self, context: bpy.types.Context, people: list[bpy.types.Object]) -> list[Path]:
+        return [export_gltf(context, people, self.filepath, naming=self.naming, animation_only=self.animation_only)]
 
 
 CLASSES = (TROUPE_OT_export_fbx, TROUPE_OT_export_bvh, TROUPE_OT_export_amass, TROUPE_OT_export_gltf)

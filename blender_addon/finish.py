@@ -204,6 +204,12 @@ class TROUPE_OT_find_floor(bpy.types.Operator):
         if not people:
             self.report({"ERROR"}, "Troupe: no people to stand on a floor (import or reconstruct first)")
             return {"CANCELLED"}
+        camera = context.scene.camera
+        if camera is not None and camera.animation_data is not None and camera.animation_data.action is not None:
+            # moving the camera object would be undone by its keys on the next frame, leaving it off the people
+            self.report({"ERROR"}, "Troupe: the camera moves with the footage: this result is already in a "
+                                   "gravity-up world with the floor at z = 0; Find Floor is for fixed cameras")
+            return {"CANCELLED"}
         try:
             floor = cleanup.find_floor(context.scene, people, context.scene.camera, snap=self.snap)
         except (ValueError, retarget.RetargetError) as exc:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import bpy
 
 IMPORT_ENTRIES = (("troupe.import_result", "Troupe Result (.npz)"),)
+# One entry per engine preset: (operator, label, the operator's settings for that engine).
 EXPORT_ENTRIES = (
-    ("troupe.export_fbx", "Troupe People (.fbx)"),
-    ("troupe.export_bvh", "Troupe People (.bvh)"),
-    ("troupe.export_amass", "Troupe People, AMASS (.npz)"),
-    ("troupe.export_gltf", "Troupe People (.glb)"),
+    ("troupe.export_fbx", "Troupe People for Unity (.fbx)", {"preset": "UNITY"}),
+    ("troupe.export_fbx", "Troupe People for Unreal (.fbx)", {"preset": "UNREAL"}),
+    ("troupe.export_fbx", "Troupe People for Mixamo (.fbx)", {"preset": "MIXAMO"}),
+    ("troupe.export_bvh", "Troupe People (.bvh)", {}),
+    ("troupe.export_gltf", "Troupe People (.glb)", {}),
+    ("troupe.export_amass", "Troupe People, AMASS (.npz)", {}),
 )
 
 
@@ -19,8 +22,10 @@ def draw_import(menu: bpy.types.Menu, _context: bpy.types.Context) -> None:
 
 
 def draw_export(menu: bpy.types.Menu, _context: bpy.types.Context) -> None:
-    for idname, text in EXPORT_ENTRIES:
-        menu.layout.operator(idname, text=text)
+    for idname, text, settings in EXPORT_ENTRIES:
+        operator = menu.layout.operator(idname, text=text)
+        for name, value in settings.items():
+            setattr(operator, name, value)
 
 
 def register() -> None:

@@ -29,9 +29,10 @@ BODY_MODELS = [
     ("smpl-female", "SMPL female", "Your SMPL file, installed in the add-on preferences"),
 ]
 FBX_PRESETS = [
-    ("UNITY", "Unity", "Y up, -Z forward, transform applied, no leaf bones"),
-    ("UNREAL", "Unreal", "Y up, -Z forward, unit scale in the file, deform bones only, no leaf bones"),
-    ("MIXAMO", "Mixamo", "Y up, centimetres (x100), no leaf bones: like Mixamo characters"),
+    ("UNITY", "Unity", "Y up, metres, transform applied, Unity humanoid bone names, no leaf bones, all in one file"),
+    ("UNREAL", "Unreal", "Y up, centimetres, UE5 mannequin bone names under a root bone, no leaf bones, "
+     "one file per person"),
+    ("MIXAMO", "Mixamo", "Y up, centimetres, mixamorig: bone names, no leaf bones, one file per person"),
 ]
 SCOPES = [
     ("SELECTED", "Selected", "People whose armature or body is selected"),

@@ -59,8 +59,27 @@ class Track:
         return [(int(run[0]), int(run[-1])) for run in np.split(self.frames, breaks) if len(run)]
 
 
-def tracks(data: dict[str, np.ndarray]) -> list[Track]:
-    """Split the observation rows per track; tracks without rows are skipped."""
+def has_world(data: dict[str, np.ndarray]) -> bool:
+    """The result carries the camera's motion and the people in a gravity-up world (``backend/world``)."""
+    return "camera_rotation" in data and "world_transl" in data and "world_orient" in data
+
+
+def _world_rows(data: dict[str, np.ndarray], rows: np.ndarray, rest_pelvis: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Poses and translations of ``rows`` placed in the result's world, written as the camera-frame values that
+    the scene's fixed mapping (``rig.CAM_TO_WORLD``) turns into those world values: everything downstream
+    (bones, contacts, export) keeps reading camera-frame rows and gets the world."""
+    c = rig.CAM_TO_WORLD
+    poses = np.asarray(data["poses"][rows], dtype=np.float64).copy()
+    orient = rig.axis_angle_to_matrix(np.asarray(data["world_orient"][rows], dtype=np.float64))
+    poses[:, 0] = rig.matrix_to_axis_angle(c.T @ orient)
+    transl = (np.asarray(data["world_transl"][rows], dtype=np.float64) + rest_pelvis) @ c - rest_pelvis
+    return poses, transl
+
+
+def tracks(data: dict[str, np.ndarray], world: bool = True) -> list[Track]:
+    """Split the observation rows per track; tracks without rows are skipped. With ``world`` (and world keys in
+    the file) the people are placed in the world the animated camera moves through."""
     out = []
     for t, track_id in enumerate(np.asarray(data["track_id"]).tolist()):
         rows = np.nonzero(np.asarray(data["row_track"]) == t)[0]
@@ -68,13 +87,17 @@ def tracks(data: dict[str, np.ndarray]) -> list[Track]:
             continue
         rows = rows[np.argsort(data["row_frame"][rows], kind="stable")]
         verts = data.get("rest_vertices")
+        poses = np.asarray(data["poses"][rows], dtype=np.float64)
+        transl = np.asarray(data["transl"][rows], dtype=np.float64)
+        if world and has_world(data):
+            poses, transl = _world_rows(data, rows, np.asarray(data["rest_joints"][t][0], dtype=np.float64))
         out.append(
             Track(
                 index=t,
                 track_id=int(track_id),
                 frames=np.asarray(data["row_frame"][rows], dtype=np.int64),
-                poses=np.asarray(data["poses"][rows], dtype=np.float64),
-                transl=np.asarray(data["transl"][rows], dtype=np.float64),
+                poses=poses,
+                transl=transl,
                 joints2d=np.asarray(data["joints2d"][rows], dtype=np.float64),
                 betas=np.asarray(data["betas"][t], dtype=np.float64),
                 rest_joints=np.asarray(data["rest_joints"][t], dtype=np.float64),

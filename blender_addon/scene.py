@@ -85,6 +85,7 @@ def build_scene(
         with _ObjectMode():
             collection = _new_collection(scene, path, created)
             camera = _camera(data, collection, created)
+            _animate_camera(camera, data, created)
             if with_background:
                 _background(camera, data, created, warnings)
             if with_footage_plane:
@@ -156,6 +157,27 @@ def _camera(data: dict[str, np.ndarray], collection: bpy.types.Collection, creat
     camera.rotation_euler = (math.pi / 2.0, 0.0, 0.0)  # looks along +Y with Z up: the camera frame mapping
     collection.objects.link(camera)
     return camera
+
+
+def _animate_camera(camera: bpy.types.Object, data: dict[str, np.ndarray], created: _Created) -> None:
+    """A result with the camera's motion: the camera keyed on every frame (rotation and centre in the world, and
+    the lens when the shot zooms), so the footage stays behind the people it shows."""
+    if not result_data.has_world(data):
+        return
+    to_camera = np.asarray(data["camera_rotation"], dtype=np.float64)  # world -> OpenCV camera
+    blender_axes = np.swapaxes(to_camera, 1, 2) @ np.diag([1.0, -1.0, -1.0])  # Blender cameras look along -Z
+    quat = rig.continuous_quaternions(rig.matrix_to_quaternion(blender_axes))
+    frames = np.arange(len(quat)) + FRAME_OFFSET
+    camera.rotation_mode = "QUATERNION"
+    keyframes.set_keys(camera, "rotation_quaternion", frames, quat, group="Camera")
+    keyframes.set_keys(camera, "location", frames, np.asarray(data["camera_position"], dtype=np.float64),
+                       group="Camera")
+    created.add(camera.animation_data.action)
+    focal = np.asarray(data["camera_focal"], dtype=np.float64)[:, 0]
+    if np.ptp(focal) > 1e-6 * focal[0]:
+        width = float(data["image_size"][0])
+        keyframes.set_keys(camera.data, "lens", frames, focal * SENSOR_WIDTH_MM / width, group="Lens")
+        created.add(camera.data.animation_data.action)
 
 
 def _scene_settings(scene: bpy.types.Scene, data: dict[str, np.ndarray], camera: bpy.types.Object) -> None:
@@ -264,11 +286,25 @@ def _footage_plane(camera: bpy.types.Object, data: dict[str, np.ndarray], collec
     plane = created.add(bpy.data.objects.new("Troupe Footage", mesh))
     collection.objects.link(plane)
     plane.parent = camera
+    _key_zoom(plane, data, created)
     plane.hide_viewport = True  # the camera background already shows the footage in the viewport
     plane.hide_select = True
     if hasattr(plane, "visible_shadow"):
         plane.visible_shadow = False
     return plane
+
+
+def _key_zoom(plane: bpy.types.Object, data: dict[str, np.ndarray], created: _Created) -> None:
+    """Under a zoom the plane shrinks with the view (its corners are cut for the first frame's lens)."""
+    if not result_data.has_world(data):
+        return
+    focal = np.asarray(data["camera_focal"], dtype=np.float64)[:, 0]
+    if np.ptp(focal) <= 1e-6 * focal[0]:
+        return
+    ratio = float(np.asarray(data["focal_length"], dtype=np.float64)[0]) / focal
+    frames = np.arange(len(focal)) + FRAME_OFFSET
+    keyframes.set_keys(plane, "scale", frames, np.column_stack([ratio, ratio, np.ones_like(ratio)]))
+    created.add(plane.animation_data.action)
 
 
 def _backdrop_depth(data: dict[str, np.ndarray]) -> float:

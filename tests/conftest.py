@@ -57,3 +57,17 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"test footage folder missing: {SHARED_DATA} (expected ../shared/data beside the repo)")
     return SHARED_DATA
+
+
+@pytest.fixture()
+def addon():
+    """The enabled add-on package (extension install) in an empty scene; its timers and backends stopped
+    afterwards. Test files that need more set-up define their own."""
+    import bpy
+
+    from tests.test_addon_fixtures import enable_addon
+
+    module = enable_addon("extension")
+    bpy.ops.wm.read_homefile(use_empty=True)
+    yield module
+    module.jobs.shutdown()

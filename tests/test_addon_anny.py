@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.test_addon_fixtures import expected_path, generate_fixture, session_dir, torch_python
-from tests.test_addon_blender import _import, _people, _rows, addon  # noqa: F401  (the add-on fixture)
+from tests.test_addon_blender import _import, _people, _rows
 
 bpy = pytest.importorskip("bpy")
 from blender_addon import rig  # noqa: E402
@@ -36,7 +36,7 @@ def anny_result() -> Path:
     return generate_fixture(session_dir() / "anny.npz", num_people=2, num_frames=4, body="anny")
 
 
-def test_anny_mesh_imports_skinned_and_follows_the_armature(addon, anny_result: Path) -> None:  # noqa: F811
+def test_anny_mesh_imports_skinned_and_follows_the_armature(addon, anny_result: Path) -> None:
     with np.load(anny_result) as npz:
         data = {key: npz[key] for key in npz.files}
     assert str(data["body_model"]) == "anny" and data["phenotype"].shape == (2, 6)
@@ -62,7 +62,7 @@ def test_anny_mesh_imports_skinned_and_follows_the_armature(addon, anny_result: 
 @pytest.mark.slow
 @pytest.mark.skipif(bpy.app.version[:2] != (4, 5), reason="the reconstruction does not depend on Blender; the import "
                     "of an Anny result is checked on every Blender by the test above")
-def test_reconstruction_of_a_real_photo_with_anny_imports_with_bodies_on_the_people(addon, tmp_path: Path,  # noqa: F811
+def test_reconstruction_of_a_real_photo_with_anny_imports_with_bodies_on_the_people(addon, tmp_path: Path,
                                                                                      shared_data: Path) -> None:
     """`reconstruct --body-model anny` on a real group photo (a real subprocess), imported into Blender: each
     person's skinned Anny mesh, as Blender deforms it, covers that person's 2D joints in the picture."""

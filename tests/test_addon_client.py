@@ -144,7 +144,7 @@ def test_parse_message_tolerates_non_protocol_lines() -> None:
 def test_real_backend_answers_hello_and_reports_a_bad_input(tmp_path: Path) -> None:
     """The lead's ``backend serve``: the handshake and a clear error for a missing input, through this client."""
     python = torch_python()
-    if python is None or not (REPO_ROOT / "backend" / "server.py").is_file():
+    if python is None or not (REPO_ROOT / "backend" / "app" / "server.py").is_file():
         pytest.skip("needs the backend's interpreter (torch) and backend/app/server.py")
     job = _job(python, tmp_path)
     job.options.input = str(tmp_path / "missing.mp4")

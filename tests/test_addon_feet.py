@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.test_addon_fixtures import enable_addon, fixture_result, isolate_blender
+from tests.test_addon_fixtures import fixture_result, isolate_blender
 
 isolate_blender()
 bpy = pytest.importorskip("bpy")
@@ -56,14 +56,6 @@ def walk(rest: np.ndarray, tilt_deg: float = 0.0) -> tuple[np.ndarray, np.ndarra
         poses[:, 0] = rig.matrix_to_axis_angle(tilt @ rig.axis_angle_to_matrix(poses[:, 0]))
         transl = (transl + rest[0]) @ tilt.T - rest[0]
     return poses, transl, stance
-
-
-@pytest.fixture()
-def addon():
-    module = enable_addon("extension")
-    bpy.ops.wm.read_homefile(use_empty=True)
-    yield module
-    module.jobs.shutdown()
 
 
 @pytest.fixture(scope="module")

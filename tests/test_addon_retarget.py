@@ -45,14 +45,6 @@ ARM_JOINTS = {"L": (16, 18, 20, 22), "R": (17, 19, 21, 23)}
 
 
 @pytest.fixture()
-def addon():
-    module = enable_addon("extension")
-    bpy.ops.wm.read_homefile(use_empty=True)
-    yield module
-    module.jobs.shutdown()
-
-
-@pytest.fixture()
 def people(addon) -> dict[int, bpy.types.Object]:
     collection = addon.scene.build_scene(fixture_result(), with_mesh=False, with_background=False)
     return {int(arm["troupe_track_id"]): arm for arm in addon.scene.iter_people(collection)}

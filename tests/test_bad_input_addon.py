@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_addon_fixtures import enable_addon, isolate_blender
+from tests.test_addon_fixtures import isolate_blender
 from tests.test_bad_input_result import CASES as READER_CASES, changed, _bytes
 
 isolate_blender()
@@ -28,14 +28,6 @@ CASES = [
     ("fps-absurd", changed(fps=1e9), "'fps' has a value 1e+09 above its maximum 1000"),
     ("empty-file", _bytes(b""), "not a readable result file"),
 ]
-
-
-@pytest.fixture()
-def addon():
-    module = enable_addon("extension")
-    bpy.ops.wm.read_homefile(use_empty=True)
-    yield module
-    module.jobs.shutdown()
 
 
 def _scene() -> tuple:

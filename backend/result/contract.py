@@ -44,7 +44,8 @@ class KeySpec:
 # Files are read from anywhere (a download, a colleague's disk): every size and value is bounded before Blender
 # builds anything from it, and sizes are known from the zip's directory and each array's header before an array
 # is inflated, so a small file cannot unpack into gigabytes.
-MAX_SIZES = {"T": 10_000, "N": 1_000_000, "B": 300, "V": 200_000, "F": 400_000, "M": 1_000_000, "P": 64}
+MAX_SIZES = {"T": 10_000, "N": 1_000_000, "B": 300, "V": 200_000, "F": 400_000, "M": 1_000_000, "S": 100_000,
+             "P": 64}
 MAX_FRAMES = 1_000_000  # 9 hours at 30 frames/s
 MAX_MEMBER_BYTES = 512 << 20  # one array, inflated
 MAX_TOTAL_BYTES = 768 << 20  # all arrays, inflated
@@ -86,7 +87,18 @@ OPTIONAL: dict[str, KeySpec] = {
     # Anny bodies: per track, the phenotype (gender, age, muscle, weight, height, proportions) of its betas
     "phenotype": KeySpec(("T", "P"), "f", 0.0, 1.0),
     "phenotype_names": KeySpec(("P",), "U"),
+    # the camera and the people in a gravity-up world with the floor at z = 0 (backend.world); per frame ("M"
+    # frames: num_frames) and per segment ("S": a segment per shot); files without them are in the camera frame
+    "camera_rotation": KeySpec(("M", 3, 3), "f", -1.001, 1.001),  # world -> camera (OpenCV axes)
+    "camera_position": KeySpec(("M", 3), "f", -METRES, METRES),  # camera centre in the world, metres
+    "camera_focal": KeySpec(("M", 2), "f", 1e-3, PIXELS),  # fx, fy of each frame (zoom)
+    "camera_segment": KeySpec(("M",), "iu", 0, None),
+    "segment_static": KeySpec(("S",), "b"),
+    "world_orient": KeySpec(("N", 3), "f", -1e3, 1e3),  # joint 0's axis-angle in the world
+    "world_transl": KeySpec(("N", 3), "f", -METRES, METRES),  # posed joints = FK(world pose) + world_transl
 }
+CAMERA_KEYS = ("camera_rotation", "camera_position", "camera_focal", "camera_segment", "segment_static",
+               "world_orient", "world_transl")
 
 
 def write_result(path: str | os.PathLike, arrays: Mapping[str, object]) -> Path:
@@ -247,9 +259,30 @@ def _check_indices(data: Mapping[str, np.ndarray], sizes: dict[str, int]) -> Non
     row_frame = np.asarray(data["row_frame"])
     if row_frame.size and (row_frame.min() < 0 or row_frame.max() >= int(data["num_frames"])):
         raise ResultFileError("result key 'row_frame' points outside 0..num_frames-1")
+    _check_camera(data)
     if "faces" in data and "V" in sizes and np.asarray(data["faces"]).size:
         if np.asarray(data["faces"]).max() >= sizes["V"]:
             raise ResultFileError("result key 'faces' points outside the vertex arrays")
+
+
+def _check_camera(data: Mapping[str, np.ndarray]) -> None:
+    """The world keys come together, one camera per frame, one segment per shot, rotations that are rotations."""
+    present = [key for key in CAMERA_KEYS if key in data]
+    if not present:
+        return
+    if len(present) != len(CAMERA_KEYS):
+        missing = sorted(set(CAMERA_KEYS) - set(present))
+        raise ResultFileError(f"result file has camera keys but lacks {', '.join(missing)}")
+    frames = int(data["num_frames"])
+    if len(data["camera_rotation"]) != frames:
+        raise ResultFileError(f"result key 'camera_rotation' has {len(data['camera_rotation'])} frames, "
+                              f"num_frames is {frames}")
+    rotation = np.asarray(data["camera_rotation"], np.float64)
+    if rotation.size and np.abs(rotation @ np.swapaxes(rotation, 1, 2) - np.eye(3)).max() > 1e-3:
+        raise ResultFileError("result key 'camera_rotation' holds a matrix that is not a rotation")
+    segment = np.asarray(data["camera_segment"])
+    if segment.size and segment.max() >= len(data["segment_static"]):
+        raise ResultFileError("result key 'camera_segment' points outside 'segment_static'")
 
 
 def empty_track_arrays(num_betas: int) -> dict[str, np.ndarray]:

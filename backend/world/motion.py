@@ -1,0 +1,193 @@
+"""The camera's rotation and zoom from frame to frame, measured on the background.
+
+A camera that turns and zooms about its centre maps the pixels of one frame onto another by the homography
+H = K_b R K_a^-1 (K: focal length and principal point), whatever the depth of what it sees. Corners are found on
+a keyframe (``cv2.goodFeaturesToTrack``) away from the people (their boxes, widened), followed frame to frame
+with pyramidal Lucas-Kanade checked forward and backward (``cv2.calcOpticalFlowPyrLK``), and dropped when a
+person walks over them. Each frame is measured against its keyframe, not against the frame before, so errors
+do not add up frame after frame; a frame becomes the next keyframe when too few of the keyframe's tracks survive.
+RANSAC (``cv2.findHomography``) separates the background from what moves on it; the rotation and the focal
+ratio are then fitted to its inliers by least squares (``scipy.optimize.least_squares``, 4 parameters).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import cv2
+import numpy as np
+from scipy.optimize import least_squares
+from scipy.spatial.transform import Rotation
+
+
+@dataclass(frozen=True)
+class MotionSettings:
+    track_width: int = 640  # frames are tracked at this width at most (rotation does not need more pixels)
+    max_corners: int = 300
+    corner_quality: float = 0.01
+    corner_spacing: int = 10  # pixels between corners, at the tracking width
+    min_tracks: int = 40  # fewer surviving tracks than this: the frame becomes the next keyframe
+    keep_fraction: float = 0.5  # ... or fewer than this fraction of the keyframe's corners
+    fb_error_px: float = 1.0  # forward-backward Lucas-Kanade disagreement that drops a track
+    ransac_px: float = 1.0  # RANSAC inlier distance at the tracking width
+    min_inliers: int = 12  # fewer background inliers: no estimate for this frame (the last one is kept)
+    person_margin: float = 0.15  # people's boxes widened by this fraction of their size before masking
+
+
+@dataclass(frozen=True)
+class FrameMotion:
+    """One frame's camera relative to its segment's first frame."""
+
+    rotation: np.ndarray  # (3, 3): segment reference camera coordinates -> this frame's camera coordinates
+    zoom: float  # this frame's focal length / the segment's first frame's
+    inliers: int  # background correspondences behind the estimate (0: none, the previous frame's kept)
+    new_segment: bool  # the frame starts a segment (the first frame, or a shot cut)
+    shift_px: float  # how far the image content moved from the segment's start, in pixels at the tracking width
+
+
+def person_boxes(people: Sequence) -> list[np.ndarray]:
+    """(x0, y0, x1, y1) of each person estimate: its box, or the extent of its 2D joints when it has none."""
+    boxes = []
+    for person in people:
+        box = getattr(person, "bbox", None)
+        if box is None:
+            joints = np.asarray(person.joints2d, np.float64)
+            box = np.concatenate([joints.min(0), joints.max(0)])
+        boxes.append(np.asarray(box, np.float64))
+    return boxes
+
+
+class RotationTracker:
+    """Feed the frames of a clip in order to :meth:`update`; each call returns that frame's :class:`FrameMotion`.
+
+    ``focal`` and ``principal`` are the camera of the frames as given (pixels): the zoom is relative to it."""
+
+    def __init__(self, width: int, height: int, focal: float, principal: tuple[float, float],
+                 settings: MotionSettings | None = None) -> None:
+        self.settings = settings or MotionSettings()
+        self._scale = min(1.0, self.settings.track_width / max(width, 1))
+        self._size = (max(1, round(width * self._scale)), max(1, round(height * self._scale)))
+        self._focal = focal * self._scale
+        self._principal = np.array(principal, np.float64) * self._scale
+        self._previous: np.ndarray | None = None
+        self._key_points = self._points = np.zeros((0, 2), np.float32)
+        self._key_corners = 0
+        self._key_rotation, self._key_zoom = np.eye(3), 1.0
+        self._rotation, self._zoom = np.eye(3), 1.0
+
+    def update(self, frame: np.ndarray, boxes: Sequence[np.ndarray] = (), new_segment: bool = False) -> FrameMotion:
+        """``frame``: RGB uint8; ``boxes``: people's (x0, y0, x1, y1) in the frame's pixels."""
+        gray = cv2.cvtColor(cv2.resize(frame, self._size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+        free = self._background_mask(boxes)
+        if new_segment or self._previous is None:
+            self._rotation, self._zoom = np.eye(3), 1.0
+            self._new_keyframe(gray, free)
+            return FrameMotion(np.eye(3), 1.0, 0, True, 0.0)
+        self._follow(gray, free)
+        estimate = self._estimate()
+        inliers = 0
+        if estimate is not None:
+            rotation, zoom, inliers = estimate
+            self._rotation, self._zoom = rotation @ self._key_rotation, self._key_zoom * zoom
+        if estimate is None or inliers < max(self.settings.min_tracks,
+                                             self.settings.keep_fraction * self._key_corners):
+            self._new_keyframe(gray, free)
+        self._previous = gray
+        return FrameMotion(self._rotation.copy(), self._zoom, inliers, False, self._shift_px())
+
+    def _shift_px(self) -> float:
+        """Pixels the content moved since the segment's start: the turn's angle times the focal length, plus
+        the zoom's growth at the image corner."""
+        angle = Rotation.from_matrix(self._rotation).magnitude()
+        half_diagonal = 0.5 * float(np.hypot(*self._size))
+        return float(angle * self._focal + abs(self._zoom - 1.0) * half_diagonal)
+
+    def _background_mask(self, boxes: Sequence[np.ndarray]) -> np.ndarray:
+        """255 where corners may be taken: everywhere but the people's widened boxes."""
+        mask = np.full(self._size[::-1], 255, np.uint8)
+        margin = self.settings.person_margin
+        for box in boxes:
+            x0, y0, x1, y1 = np.asarray(box, np.float64) * self._scale
+            dx, dy = margin * (x1 - x0), margin * (y1 - y0)
+            mask[max(0, int(y0 - dy)):max(0, int(np.ceil(y1 + dy))),
+                 max(0, int(x0 - dx)):max(0, int(np.ceil(x1 + dx)))] = 0
+        return mask
+
+    def _new_keyframe(self, gray: np.ndarray, free: np.ndarray) -> None:
+        s = self.settings
+        corners = cv2.goodFeaturesToTrack(gray, s.max_corners, s.corner_quality, s.corner_spacing, mask=free)
+        corners = np.zeros((0, 2), np.float32) if corners is None else corners.reshape(-1, 2).astype(np.float32)
+        self._key_points, self._points = corners, corners.copy()
+        self._key_corners = len(corners)
+        self._key_rotation, self._key_zoom = self._rotation.copy(), self._zoom
+        self._previous = gray
+
+    def _follow(self, gray: np.ndarray, free: np.ndarray) -> None:
+        """Move the tracks onto ``gray``; keep those found both ways and not on a person."""
+        if not len(self._points):
+            return
+        forward, ok, _ = cv2.calcOpticalFlowPyrLK(self._previous, gray, self._points, None)
+        back, ok_back, _ = cv2.calcOpticalFlowPyrLK(gray, self._previous, forward, None)
+        error = np.linalg.norm(back - self._points, axis=1)
+        keep = (ok.ravel() == 1) & (ok_back.ravel() == 1) & (error < self.settings.fb_error_px)
+        xy = np.round(forward).astype(int)
+        inside = (xy[:, 0] >= 0) & (xy[:, 1] >= 0) & (xy[:, 0] < gray.shape[1]) & (xy[:, 1] < gray.shape[0])
+        keep &= inside
+        keep[keep] &= free[xy[keep, 1], xy[keep, 0]] > 0
+        self._key_points, self._points = self._key_points[keep], forward[keep]
+
+    def _estimate(self) -> tuple[np.ndarray, float, int] | None:
+        if len(self._points) < max(self.settings.min_inliers, 4):
+            return None
+        return rotation_zoom_from_points(self._key_points, self._points, self._focal * self._key_zoom,
+                                         self._principal, self.settings.ransac_px, self.settings.min_inliers)
+
+
+def rotation_zoom_from_points(a: np.ndarray, b: np.ndarray, focal: float, principal: np.ndarray,
+                              ransac_px: float = 1.0, min_inliers: int = 12
+                              ) -> tuple[np.ndarray, float, int] | None:
+    """Rotation R (camera a -> camera b) and zoom s = f_b / f_a with b ~ K_b R K_a^-1 a, from pixel
+    correspondences ``a`` -> ``b`` (n, 2) of a camera of focal length ``focal`` (pixels, camera a) turning and
+    zooming about its centre; None when fewer than ``min_inliers`` correspondences agree."""
+    ac = np.asarray(a, np.float64) - principal
+    bc = np.asarray(b, np.float64) - principal
+    homography, inlier_mask = cv2.findHomography(ac, bc, cv2.RANSAC, ransac_px)
+    if homography is None or int(inlier_mask.sum()) < min_inliers:
+        return None
+    keep = inlier_mask.ravel() == 1
+    rotation, zoom = _rotation_zoom_of(homography, focal)
+    rotation, zoom = _refine(ac[keep], bc[keep], focal, rotation, zoom)
+    return rotation, zoom, int(keep.sum())
+
+
+def _rotation_zoom_of(homography: np.ndarray, focal: float) -> tuple[np.ndarray, float]:
+    """Closed form: in focal-normalised coordinates H ~ diag(s, s, 1) R, so the first two rows are s times as
+    long as the third; dividing them out leaves a near-rotation, projected onto the rotations by SVD."""
+    k = np.diag([focal, focal, 1.0])
+    normalised = np.linalg.inv(k) @ homography @ k
+    rows = np.linalg.norm(normalised, axis=1)
+    zoom = 0.5 * (rows[0] + rows[1]) / rows[2]
+    near = np.diag([1 / zoom, 1 / zoom, 1.0]) @ normalised / rows[2]
+    if np.linalg.det(near) < 0:
+        near = -near
+    u, _, vt = np.linalg.svd(near)
+    rotation = u @ np.diag([1.0, 1.0, np.linalg.det(u @ vt)]) @ vt
+    return rotation, float(zoom)
+
+
+def _refine(ac: np.ndarray, bc: np.ndarray, focal: float, rotation: np.ndarray, zoom: float
+            ) -> tuple[np.ndarray, float]:
+    """Least-squares rotation (as a rotation vector) and log-zoom minimising the reprojection error in pixels."""
+    rays = np.column_stack([ac / focal, np.ones(len(ac))])
+
+    def residuals(params: np.ndarray) -> np.ndarray:
+        turned = rays @ Rotation.from_rotvec(params[:3]).as_matrix().T
+        return (np.exp(params[3]) * focal * turned[:, :2] / turned[:, 2:3] - bc).ravel()
+
+    start = np.concatenate([Rotation.from_matrix(rotation).as_rotvec(), [np.log(max(zoom, 1e-6))]])
+    fitted = least_squares(residuals, start, method="lm", xtol=1e-10, ftol=1e-10).x
+    return Rotation.from_rotvec(fitted[:3]).as_matrix(), float(np.exp(fitted[3]))
+
+
+__all__ = ["FrameMotion", "MotionSettings", "RotationTracker", "person_boxes", "rotation_zoom_from_points"]

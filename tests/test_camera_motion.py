@@ -1,0 +1,148 @@
+"""The camera's motion and the world frame (backend/world): synthetic clips with a known camera path.
+
+The clips are rendered by ``backend.evaluation.camera_clip``: a photo from ../shared/data seen by a camera that
+pans, tilts and zooms about its centre, with the built-in body standing and walking in front of it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from backend.body import load_body_model
+from backend.errors import OptionError
+from backend.evaluation.camera_clip import ClipConfig, clip_result, load_photo, make_camera_clip, true_world_pelvis
+from backend.options import check_options
+from backend.result.contract import ResultFileError, read_result, validate, write_result
+from backend.sources.shots import detect_cuts
+from backend.world import CameraPath, path_of_frames
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ROTATION_BOUND_DEG = 0.2  # worst per-frame rotation error over the known-path clip (measured: 0.07)
+ZOOM_BOUND = 0.003  # worst relative focal-length error
+
+
+def _degrees(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.degrees(Rotation.from_matrix(a @ np.swapaxes(b, 1, 2)).magnitude())
+
+
+@pytest.fixture(scope="module")
+def body():
+    return load_body_model("open-body")
+
+
+@pytest.fixture(scope="module")
+def photo(shared_data: Path) -> np.ndarray:
+    return load_photo(shared_data / "soccer_crowd.jpg")
+
+
+@pytest.fixture(scope="module")
+def moving_clip(photo, body):
+    return make_camera_clip(photo, body, ClipConfig(frames=90))
+
+
+def test_known_pan_tilt_zoom_is_recovered_with_people_masked(moving_clip) -> None:
+    clip = moving_clip
+    path = path_of_frames(clip.frames, clip.camera.fx, [clip.boxes(i) for i in range(len(clip.frames))])
+    error = _degrees(path.rotations, clip.rotations)
+    turned = np.degrees(Rotation.from_matrix(clip.rotations).magnitude())
+    assert turned.max() > 10.0 and clip.zoom.max() > 1.3  # the clip really pans, tilts and zooms
+    assert error.max() < ROTATION_BOUND_DEG, f"worst rotation error {error.max():.3f} deg"
+    assert np.abs(path.zoom / clip.zoom - 1.0).max() < ZOOM_BOUND
+    assert path.num_segments == 1 and path.moving
+
+
+def test_static_clip_stays_static_while_people_walk(photo, body) -> None:
+    clip = make_camera_clip(photo, body, ClipConfig(frames=30, width=320, height=180, static=True))
+    boxes = [clip.boxes(i) for i in range(len(clip.frames))]
+    path = path_of_frames(clip.frames, clip.camera.fx, boxes)
+    assert not path.moving and np.array_equal(path.rotations, np.tile(np.eye(3), (30, 1, 1)))
+    assert np.array_equal(path.zoom, np.ones(30))
+    measured = path_of_frames(clip.frames, clip.camera.fx, boxes, mode="moving")  # what auto snapped away
+    assert measured.moving and _degrees(measured.rotations, clip.rotations).max() < 0.05
+
+
+def test_clip_with_a_cut_gets_two_segments(photo, body, shared_data: Path) -> None:
+    other = load_photo(shared_data / "group7_walk.jpg")
+    clip = make_camera_clip(photo, body, ClipConfig(frames=50, width=320, height=180, cut_at=25), second_background=other)
+    cuts = detect_cuts(clip.frames)
+    assert cuts == [25]
+    path = path_of_frames(clip.frames, clip.camera.fx, [clip.boxes(i) for i in range(50)], new_segments=cuts)
+    assert path.num_segments == 2 and list(np.flatnonzero(np.diff(path.segment))) == [24]
+    assert np.allclose(path.rotations[25], np.eye(3))  # the second shot is its own reference
+    assert _degrees(path.rotations, clip.rotations).max() < ROTATION_BOUND_DEG
+
+
+def test_world_frame_puts_people_where_they_are(moving_clip, body) -> None:
+    clip = moving_clip
+    path = path_of_frames(clip.frames, clip.camera.fx, [clip.boxes(i) for i in range(len(clip.frames))])
+    arrays = clip_result(clip, body, path)
+    validate(arrays)
+    pelvis = arrays["world_transl"] + arrays["rest_joints"][arrays["row_track"], 0]
+    error = np.linalg.norm(pelvis - true_world_pelvis(clip, body), axis=1)
+    assert error.mean() < 0.15, f"mean world position error {error.mean():.3f} m"
+    assert arrays["camera_position"][0, 2] == pytest.approx(2.5, abs=0.25)  # floor 2.5 m below the camera
+    standing = arrays["row_track"] == 0  # the first person stands still while the camera pans
+    world_speed = np.linalg.norm(np.diff(pelvis[standing], axis=0), axis=1).mean() * 30.0
+    camera_speed = np.linalg.norm(np.diff(arrays["transl"][standing], axis=0), axis=1).mean() * 30.0
+    assert world_speed < 0.05 < 0.5 < camera_speed, (world_speed, camera_speed)
+
+
+def test_result_without_camera_keys_still_loads_and_partial_camera_keys_do_not(moving_clip, body,
+                                                                                tmp_path: Path) -> None:
+    arrays = clip_result(moving_clip, body, CameraPath.still(len(moving_clip.frames)))
+    camera_keys = [k for k in arrays if k.startswith(("camera_", "world_", "segment_"))]
+    old = {k: v for k, v in arrays.items() if k not in camera_keys}
+    write_result(tmp_path / "old.npz", old)
+    assert "camera_rotation" not in read_result(tmp_path / "old.npz")
+    with pytest.raises(ResultFileError, match="lacks camera_focal"):
+        write_result(tmp_path / "partial.npz", {**old, **{k: arrays[k] for k in camera_keys if k != "camera_focal"}})
+    sheared = arrays["camera_rotation"].copy()
+    sheared[3, 0, 1] += 0.1
+    with pytest.raises(ResultFileError, match="not a rotation"):
+        validate({**arrays, "camera_rotation": sheared})
+    assert not (tmp_path / "partial.npz").exists()
+
+
+def test_camera_option_is_checked_before_any_work() -> None:
+    assert check_options({"camera": "moving"}) == {"camera": "moving"}
+    with pytest.raises(OptionError, match="camera"):
+        check_options({"camera": "wobbly"})
+
+
+@pytest.mark.slow
+def test_reconstruct_a_panning_clip_with_a_cut_writes_the_camera(photo, body, shared_data: Path,
+                                                                  tmp_path: Path) -> None:
+    """The command line, end to end, on a synthetic video file: two segments, the known path recovered."""
+    other = load_photo(shared_data / "group7_walk.jpg")
+    clip = make_camera_clip(photo, body, ClipConfig(frames=40, cut_at=20, people=2), second_background=other)
+    video = tmp_path / "pan.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (clip.camera.width,
+                                                                                 clip.camera.height))
+    for frame in clip.frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    out = tmp_path / "pan.npz"
+    proc = subprocess.run([sys.executable, "-m", "backend", "reconstruct", str(video), "-o", str(out), "--quiet",
+                           "--fov", "50"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = read_result(out)
+    # a segment starts at every cut the shot detector reports (on this compressed video it also reports a false
+    # cut at frame 24, a few frames into the second shot), and the real cut is one of them
+    starts = [int(c) for c in data["shot_cuts"]]
+    assert 20 in starts
+    assert list(np.flatnonzero(np.diff(data["camera_segment"])) + 1) == starts
+    assert not data["segment_static"].any()
+    # world -> camera per frame; relative to each segment's first frame it is the clip's known path
+    first = np.array([max([0] + [c for c in starts if c <= frame]) for frame in range(40)])
+    relative = data["camera_rotation"] @ np.swapaxes(data["camera_rotation"][first], 1, 2)
+    truth = clip.rotations @ np.swapaxes(clip.rotations[first], 1, 2)
+    assert _degrees(relative, truth).max() < 0.5  # compressed video: a looser bound than on raw frames
+    zoom = clip.zoom / clip.zoom[first]
+    assert np.allclose(data["camera_focal"][:, 0] / data["focal_length"][0], zoom, rtol=0.01)

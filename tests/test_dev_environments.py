@@ -1,0 +1,39 @@
+"""dev.py's test environments: each has its requirement file, the Blender 5.3 one gets a real Python 3.13."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+
+import pytest
+
+from tests.test_addon_fixtures import REPO_ROOT
+
+
+def _dev():
+    spec = importlib.util.spec_from_file_location("troupe_dev", REPO_ROOT / "dev.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_addon_blender_has_an_environment_with_its_requirements() -> None:
+    dev = _dev()
+    assert set(dev.ADDON_BLENDERS) <= set(dev.ENVIRONMENTS)
+    assert "Blender 5.3" in dev.ADDON_BLENDERS.values()
+    for requirements in dev.ENVIRONMENTS.values():
+        assert (REPO_ROOT / requirements).is_file(), requirements
+    assert "bpy==5.3." in (REPO_ROOT / dev.ENVIRONMENTS[".venv-bpy53"]).read_text()
+
+
+def test_python_313_is_found_and_is_313() -> None:
+    python = _dev().find_python("3.13")  # the development machines and CI have it (bpy 5.3 needs it)
+    version = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    assert version == "(3, 13)"
+
+
+def test_a_missing_python_stops_with_what_to_do(monkeypatch) -> None:
+    monkeypatch.delenv("TROUPE_PYTHON29", raising=False)
+    with pytest.raises(SystemExit, match=r"needs Python 2\.9 .*install it, or point TROUPE_PYTHON29 at it"):
+        _dev().find_python("2.9")
