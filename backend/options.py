@@ -79,7 +79,8 @@ FIELDS: dict[str, OptionField] = {
     "estimator": OptionField(str, _name, "--estimator", DEFAULT_ESTIMATOR,
                              "one of {estimators}; `doctor` says which can run here"),
     "body_model": OptionField(str, _name, "--body-model", "open-body",
-                              "open-body (built in) or smpl-neutral/-male/-female (your SMPL file)"),
+                              "open-body (built in), anny (realistic bodies of every age; pip install anny==0.6.2) "
+                              "or smpl-neutral/-male/-female (your SMPL file)"),
     "device": OptionField(str, _device, "--device", "auto", "auto (CUDA when available, else the CPU), cpu, cuda, "
                                                              "cuda:N"),
     "fov": OptionField(float, _fov_range, "--fov", None, "camera field of view in degrees across the longer side "

@@ -22,6 +22,8 @@ def _estimator_catalog() -> tuple[list[tuple[str, str, str]], dict[str, str]]:
 ESTIMATORS, WEIGHT_LICENCE_NOTES = _estimator_catalog()
 BODY_MODELS = [
     ("open-body", "Open body", "Built-in, licence-free SMPL-compatible body (default)"),
+    ("anny", "Anny", "Realistic licence-free body from toddlers to elders, fitted age and build (backend needs "
+     "the anny package: pip install anny==0.6.2)"),
     ("smpl-neutral", "SMPL neutral", "Your SMPL file, installed in the add-on preferences"),
     ("smpl-male", "SMPL male", "Your SMPL file, installed in the add-on preferences"),
     ("smpl-female", "SMPL female", "Your SMPL file, installed in the add-on preferences"),

@@ -461,8 +461,7 @@ def _body_mesh(
     if track.rest_vertices is None or "faces" not in data or "skin_weights" not in data:
         return None
     mesh = created.add(bpy.data.meshes.new(f"{name} Body"))
-    mesh.from_pydata((track.rest_vertices @ rig.MODEL_TO_ARMATURE.T).tolist(), [], np.asarray(data["faces"]).tolist())
-    mesh.validate()
+    _fill_triangles(mesh, track.rest_vertices @ rig.MODEL_TO_ARMATURE.T, np.asarray(data["faces"]))
     _smooth(mesh)
     mesh.materials.append(_material(f"{name} Material", color, created))
     obj = created.add(bpy.data.objects.new(f"{name} Body", mesh))
@@ -473,6 +472,18 @@ def _body_mesh(
     modifier.object = armature
     _vertex_groups(obj, np.asarray(data["skin_weights"], dtype=np.float64))
     return obj
+
+
+def _fill_triangles(mesh: bpy.types.Mesh, vertices: np.ndarray, faces: np.ndarray) -> None:
+    """Vertices and triangles in a few bulk writes (an Anny body has 14k vertices: no Python list per vertex)."""
+    mesh.vertices.add(len(vertices))
+    mesh.vertices.foreach_set("co", np.ascontiguousarray(vertices, dtype=np.float32).ravel())
+    mesh.loops.add(faces.size)
+    mesh.loops.foreach_set("vertex_index", np.ascontiguousarray(faces, dtype=np.int32).ravel())
+    mesh.polygons.add(len(faces))
+    mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
+    mesh.update()
+    mesh.validate()
 
 
 def _smooth(mesh: bpy.types.Mesh) -> None:

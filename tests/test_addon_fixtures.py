@@ -271,14 +271,16 @@ def plausible_motion(
     return poses, transl
 
 
-def make_result_arrays(num_people: int = 3, num_frames: int = NUM_FRAMES, seed: int = 0) -> dict[str, np.ndarray]:
-    """A complete result through the real open body: rest joints, mesh, FK joints projected with the intrinsics."""
+def make_result_arrays(num_people: int = 3, num_frames: int = NUM_FRAMES, seed: int = 0,
+                       body: str = "open-body") -> dict[str, np.ndarray]:
+    """A complete result through a real body model (the open body unless ``body`` names another): rest joints,
+    mesh, FK joints projected with the intrinsics."""
     import torch
 
     from backend.body import load_body_model
     from blender_addon import rig
 
-    model = load_body_model("open-body")
+    model = load_body_model(body)
     rng = np.random.default_rng(seed)
     num_betas = int(_numpy(getattr(model, "num_betas", 10)))
     rows: dict[str, list] = {k: [] for k in ("row_track", "row_frame", "poses", "transl", "joints2d", "confidence")}
@@ -309,7 +311,7 @@ def make_result_arrays(num_people: int = 3, num_frames: int = NUM_FRAMES, seed: 
     arrays = {key: np.concatenate(value) for key, value in rows.items()}
     arrays.update(
         fps=np.float64(25.0), image_size=np.array(IMAGE_SIZE), focal_length=np.array(FOCAL),
-        principal_point=np.array(PRINCIPAL), num_frames=np.int64(num_frames), body_model=np.str_("open-body"),
+        principal_point=np.array(PRINCIPAL), num_frames=np.int64(num_frames), body_model=np.str_(body),
         estimator=np.str_("synthetic"), track_id=np.arange(num_people) + 7, betas=np.stack(betas),
         rest_joints=np.stack(rest_joints), rest_vertices=np.stack(rest_vertices),
         faces=_numpy(model.faces).astype(np.int64), skin_weights=_numpy(model.skin_weights).astype(np.float32),
@@ -317,6 +319,9 @@ def make_result_arrays(num_people: int = 3, num_frames: int = NUM_FRAMES, seed: 
     )  # fmt: skip
     arrays["poses"] = arrays["poses"].astype(np.float32)
     arrays["transl"] = arrays["transl"].astype(np.float32)
+    from backend.result.assembly import phenotype_arrays
+
+    arrays.update(phenotype_arrays(model, arrays["betas"]))
     arrays[EXPECTED_KEY] = np.stack(posed)  # each track's first observed row, camera frame; not a contract key
     return arrays
 
@@ -366,13 +371,13 @@ def torch_python() -> str | None:
     return sys.executable if importlib.util.find_spec("torch") else None
 
 
-def generate_fixture(path: Path, num_people: int = 3, num_frames: int = NUM_FRAMES) -> Path:
+def generate_fixture(path: Path, num_people: int = 3, num_frames: int = NUM_FRAMES, body: str = "open-body") -> Path:
     """Run the generator in a torch-capable subprocess; the test process never imports torch."""
     python = torch_python()
     if python is None:
         raise RuntimeError("no interpreter with torch for the body model: set TROUPE_TEST_PYTHON")
     cmd = [python, "-m", "tests.test_addon_fixtures", str(path), "--people", str(num_people),
-           "--frames", str(num_frames)]
+           "--frames", str(num_frames), "--body", body]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     # Module-scoped fixtures run before the conftest's per-test cache isolation: never let the body model's
     # generated files land in the home directory.
@@ -389,8 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("output", type=Path)
     parser.add_argument("--people", type=int, default=3)
     parser.add_argument("--frames", type=int, default=NUM_FRAMES)
+    parser.add_argument("--body", default="open-body")
     args = parser.parse_args(argv)
-    write_fixture(args.output, num_people=args.people, num_frames=args.frames)
+    write_fixture(args.output, num_people=args.people, num_frames=args.frames, body=args.body)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Body models behind one interface: the user's SMPL (after ``body install``) and the built-in open body.
+"""Body models behind one interface: the user's SMPL (after ``body install``), the built-in open body and Anny
+(the ``anny`` package, an optional requirement; see ``anny_body``).
 
 ``load_body_model(name)`` returns a ``BodyModel`` (torch). Torch is imported only when a model is loaded, so
 ``available_body_models()`` works for the doctor command even where torch is missing.
@@ -16,8 +17,12 @@ if TYPE_CHECKING:
 
     from backend.body.model import BodyModel, BodyOutput
 
-BODY_MODEL_NAMES: tuple[str, ...] = ("open-body", "smpl-neutral", "smpl-male", "smpl-female")
+BODY_MODEL_NAMES: tuple[str, ...] = ("open-body", "anny", "smpl-neutral", "smpl-male", "smpl-female")
+SMPL_MODEL_NAMES = BODY_MODEL_NAMES[2:]
 SMPL_DEFAULT_BETAS = 10
+# The fit moves Anny's betas this many times faster than the pose: its shape space spans toddlers to elders
+# (python -m backend eval --fit-init --body-model anny: height error and root depth error fall, see README).
+ANNY_FIT_SHAPE_STEP = 10.0
 
 __all__ = [
     "BODY_MODEL_NAMES", "BodyModel", "BodyModelError", "BodyOutput", "available_body_models", "load_body_model",
@@ -34,7 +39,7 @@ def __getattr__(name: str) -> Any:
 
 
 def _smpl_gender(name: str) -> str:
-    if name not in BODY_MODEL_NAMES or name == "open-body":
+    if name not in SMPL_MODEL_NAMES:
         raise BodyModelError(f"unknown body model {name!r}; choose one of {', '.join(BODY_MODEL_NAMES)}")
     return name.split("-", 1)[1]
 
@@ -53,6 +58,11 @@ def load_body_model(
 
         arrays = open_body_arrays()
         landmarks = dict(zip(arrays["landmark_names"].tolist(), arrays["landmark_vertices"].tolist(), strict=True))
+    elif name == "anny":
+        from backend.body.anny_body import anny_body_arrays
+
+        arrays = anny_body_arrays()
+        landmarks = dict(zip(arrays["landmark_names"].tolist(), arrays["landmark_vertices"].tolist(), strict=True))
     else:
         from backend.body.landmarks import smpl_landmarks
         from backend.body.smpl_file import installed_path, load_smpl_file
@@ -64,6 +74,11 @@ def load_body_model(
         landmarks = smpl_landmarks(arrays["v_template"])
         num_betas = num_betas or min(SMPL_DEFAULT_BETAS, arrays["shapedirs"].shape[-1])
     model = BodyModel.from_arrays(name, arrays, num_betas=num_betas, landmark_vertices=landmarks, dtype=dtype)
+    if "phenotype_map" in arrays:
+        from backend.body.anny_body import Phenotype
+
+        model.phenotype = Phenotype.from_arrays(arrays)
+        model.fit_shape_step = ANNY_FIT_SHAPE_STEP
     return model.to(device)
 
 
@@ -78,7 +93,20 @@ def available_body_models() -> dict[str, str]:
         out["open-body"] = str(open_path)
     else:
         out["open-body"] = "unusable: generating it needs scikit-image (pip install scikit-image)"
-    for name in BODY_MODEL_NAMES[1:]:
+    out["anny"] = _anny_status()
+    for name in SMPL_MODEL_NAMES:
         path = installed_path(_smpl_gender(name))
         out[name] = str(path) if path.is_file() else "not installed: run `python -m backend body install SMPL_FILE`"
     return out
+
+
+def _anny_status() -> str:
+    """The Anny body's cache file, or why it cannot be used (its package is an optional requirement)."""
+    from backend.body.anny_body import ANNY_REQUIREMENT, anny_installed, cache_path
+
+    path, version = cache_path(), anny_installed()
+    if path.is_file():
+        return f"{path} (generated; loading it needs numpy only{f', anny {version} installed' if version else ''})"
+    if version is None:
+        return f"not installed: `pip install {ANNY_REQUIREMENT}` (optional, about 0.5 GB with warp-lang)"
+    return f"{path} (generated from anny {version} on first use, about a minute)"

@@ -8,8 +8,8 @@ size, so a move along the ray rescales its drawing about the pelvis and takes th
 fitted to; ``s`` is bounded too (``max_depth_drift``: no joint's drawing moves by more than that fraction of
 the person's size), around the current depth and the depth at which the body is drawn the size the detector saw
 its person (``coherence.drawing``): a fitted body stays on its person, a regressed one drawn at the wrong size
-may still go where it is drawn right. Poses and shapes are kept; meshes therefore move rigidly, so each person's penetration
-field is built once (when a pair's boxes first overlap) and shifted. Terms:
+may still go where it is drawn right. Poses and shapes are kept; meshes therefore move rigidly, so each person's
+penetration field is built once (when a pair's boxes first overlap) and shifted. Terms:
 
 - interpenetration: robust sum of other people's vertices inside each person's field (paper Eq. 3);
 - ordinal depth: ranking loss on pixels where the render and the masks disagree (paper Eq. 4);
@@ -52,6 +52,7 @@ from backend.coherence.losses import (
     ordinal_depth_loss,
     pair_penetration,
 )
+from backend.coherence.proxy import coherence_mesh
 from backend.estimators.base import PersonEstimate
 from backend.fitting.adam import Adam
 from backend.geometry.camera import Camera
@@ -157,14 +158,15 @@ def _refine_clip(
     small = camera.resized(options.render_width)
     observations = _observations(frames, track_ids, body, camera, options, device)
     observed = [torch.as_tensor(observed_index_map(m, small.height, small.width), device=device) for m in masks]
-    problem = _Problem(observations, observed, body.faces, small, camera, options, masks)
+    problem = _Problem(observations, observed, coherence_mesh(body).faces, small, camera, options, masks)
     shifts = problem.solve()
     return _updated(frames, observations, shifts, camera)
 
 
 def _observations(frames, track_ids, body, camera, options, device) -> list[_Observation]:
     out: list[_Observation] = []
-    feet = foot_vertices(body.skin_weights)
+    mesh = coherence_mesh(body)
+    feet = foot_vertices(mesh.skin_weights)
     for f, people in enumerate(frames):
         if not people:
             continue
@@ -174,17 +176,18 @@ def _observations(frames, track_ids, body, camera, options, device) -> list[_Obs
         transl = torch.as_tensor(np.stack([p.transl for p in people]), dtype=dtype, device=device)
         with torch.no_grad():
             posed = body(poses, betas, transl)
+        vertices = mesh.select(posed.vertices)
         for k, person in enumerate(people):
             anchor = torch.as_tensor(person.joints2d, dtype=dtype, device=device)
             extent = (anchor.amax(0) - anchor.amin(0)).max().item()
             track = track_ids[f][k] if track_ids is not None else -1 - len(out)
-            field = LazyField(posed.vertices[k], body.faces, options.grid_resolution)
-            drawn = camera.project(posed.vertices[k]).cpu().numpy()
+            field = LazyField(vertices[k], mesh.faces, options.grid_resolution)
+            drawn = camera.project(vertices[k]).cpu().numpy()
             contact = detected_contact_row(person.extras, np.asarray(person.joints2d), drawn, feet,
                                            options.contact_gate)
             seen = lowest_seen_row(person.extras, np.asarray(person.joints2d), drawn, feet, options.contact_gate)
             scale = detected_scale(person.extras, np.asarray(person.joints2d))
-            out.append(_Observation(f, track, posed.vertices[k], posed.joints[k], anchor, max(extent, 1.0), field,
+            out.append(_Observation(f, track, vertices[k], posed.joints[k], anchor, max(extent, 1.0), field,
                                     contact, seen, 1.0 if scale is None else scale))
     return out
 

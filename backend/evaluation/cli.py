@@ -23,7 +23,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     cmd.add_argument("--min-people", type=int, default=2)
     cmd.add_argument("--max-people", type=int, default=20)
     cmd.add_argument("--seed", type=int, default=0)
-    cmd.add_argument("--body-model", default="open-body")
+    cmd.add_argument("--body-model", default="open-body",
+                     help="open-body (default), anny or smpl-neutral/-male/-female")
+    cmd.add_argument("--scene-body-model", help="--fit-init: the body the synthetic people are made of (default: "
+                                                "--body-model), to fit one body to people of another")
     cmd.add_argument("--ground-weight", type=float, default=0.0,
                      help="coherence's optional floor prior (0 = off; 20-100 on these scenes)")
     cmd.add_argument("--contact-order-weight", type=float, default=None,
@@ -102,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
 
         world = _world_noise(args)
         results = evaluate_fit_init(args.scenes, (args.min_people, args.max_people), args.seed,
-                                    body_model=args.body_model, world_noise=world)
+                                    body_model=args.body_model, world_noise=world,
+                                    scene_body_model=args.scene_body_model)
         print(format_fit_init(results))
         print(NOTE_FIT_INIT)
         print(f"{args.scenes} scenes, {args.min_people}-{args.max_people} people each, seed {args.seed}, "

@@ -107,20 +107,25 @@ class _Totals:
     joint: list[float] = field(default_factory=list)
     pa: list[float] = field(default_factory=list)
     depth: list[float] = field(default_factory=list)
+    height: list[float] = field(default_factory=list)  # |fitted - true| standing height
     seconds: float = 0.0
     people: int = 0
 
     def row(self) -> dict[str, float]:
         mean = lambda xs: 1000.0 * float(np.mean(xs)) if xs else float("nan")  # noqa: E731
         return {"MPJPE": mean(self.joint), "PA-MPJPE": mean(self.pa), "root depth err": mean(self.depth),
-                "people": float(self.people), "s/person": self.seconds / max(self.people, 1)}
+                "height err": mean(self.height), "people": float(self.people),
+                "s/person": self.seconds / max(self.people, 1)}
 
 
 def evaluate_fit_init(num_scenes: int = 20, people: tuple[int, int] = (2, 20), seed: int = 0,
                       body_model: str = "open-body", config: SceneConfig | None = None, fit_options=None,
                       lasor_weights=None, world_noise: tuple[float, float] = (WORLD_ROTATION_DEG, WORLD_NOISE_M),
-                      ) -> dict[str, dict[str, float]]:
-    """Metrics per row of ``ROWS`` over ``num_scenes`` synthetic scenes (``world_noise``: see ``observations``)."""
+                      scene_body_model: str | None = None) -> dict[str, dict[str, float]]:
+    """Metrics per row of ``ROWS`` over ``num_scenes`` synthetic scenes (``world_noise``: see ``observations``).
+
+    ``scene_body_model``: the body the scenes' people are made of, when not ``body_model`` (the fitted one);
+    both share SMPL's joints, so the joint errors compare directly."""
     from backend.body import load_body_model
     from backend.estimators.mediapipe_fit import _fit_input, fit_hypotheses, learned_starts
     from backend.fitting import BodyPoints, FitOptions, fit_people
@@ -128,14 +133,16 @@ def evaluate_fit_init(num_scenes: int = 20, people: tuple[int, int] = (2, 20), s
 
     body = load_body_model(body_model)
     points = BodyPoints(body)
+    scene_body = load_body_model(scene_body_model) if scene_body_model else body
+    scene_points = BodyPoints(scene_body) if scene_body_model else points
     lasor = LasorInitialiser(body, lasor_weights)
     options = fit_options or FitOptions()
     rng = np.random.default_rng(seed)
     totals = {name: _Totals() for name in ROWS}
     warmed_up = False
     for _ in range(num_scenes):
-        scene = make_scene(rng, body, int(rng.integers(people[0], people[1] + 1)), config)
-        det, gt = observations(scene, points, rng, config, world_noise)
+        scene = make_scene(rng, scene_body, int(rng.integers(people[0], people[1] + 1)), config)
+        det, gt = observations(scene, scene_points, rng, config, world_noise)
         if len(det) == 0:
             continue
         camera = scene.camera
@@ -158,24 +165,39 @@ def evaluate_fit_init(num_scenes: int = 20, people: tuple[int, int] = (2, 20), s
                 kept, _, result, _ = fit_hypotheses(points, [det], neutral, frame_of, camera, options,
                                                     None if mode == "neutral" else lasor, mode)
                 params, rows = (result.poses, result.betas, result.transl), gt[kept[0].group]
-            _score(body, scene, rows, params, time.perf_counter() - start, totals[name])
+            _score(body, scene_body, scene, rows, params, time.perf_counter() - start, totals[name])
     return {name: t.row() for name, t in totals.items()}
 
 
-def _score(body, scene: SyntheticScene, gt: np.ndarray, params: tuple[np.ndarray, ...], seconds: float,
-           t: _Totals) -> None:
+def _score(body, scene_body, scene: SyntheticScene, gt: np.ndarray, params: tuple[np.ndarray, ...],
+           seconds: float, t: _Totals) -> None:
     poses, betas, transl = params
     k = body.num_betas
     full_betas = np.zeros((len(betas), k))
     full_betas[:, : min(k, betas.shape[1])] = betas[:, :k]
     with torch.no_grad():
         joints = body(*(torch.as_tensor(a, dtype=torch.float32) for a in (poses, full_betas, transl))).joints.numpy()
+        heights = standing_heights(body, full_betas)
+        true_heights = standing_heights(scene_body, scene.betas[np.asarray(gt, dtype=np.int64)])
+    t.height.extend(np.abs(heights - true_heights).tolist())
     for row, i in enumerate(gt):
         t.joint.append(metrics.mpjpe(joints[row], scene.joints[i]))
         t.pa.append(metrics.pa_mpjpe(joints[row], scene.joints[i]))
         t.depth.append(abs(float(joints[row, 0, 2] - scene.joints[i, 0, 2])))
     t.seconds += seconds
     t.people += len(gt)
+
+
+def standing_heights(body, betas: np.ndarray) -> np.ndarray:
+    """(B,) metres from the soles to the top of the head of rest-pose bodies of shape ``betas`` (B, K)."""
+    if len(betas) == 0:
+        return np.zeros(0)
+    k = body.num_betas
+    padded = np.zeros((len(betas), k))
+    padded[:, : min(k, betas.shape[1])] = betas[:, :k]
+    with torch.no_grad():
+        y = body.shaped_vertices(torch.as_tensor(padded, dtype=torch.float32))[..., 1]
+    return (y.amax(-1) - y.amin(-1)).numpy()
 
 
 def format_fit_init(results: dict[str, dict[str, float]]) -> str:

@@ -21,6 +21,9 @@ class BodyPoints(torch.nn.Module):
         names = list(body_model.joint_names)
         self.parents = [int(p) for p in body_model.parents.tolist()]
         self.num_betas = int(body_model.num_betas)
+        # how far the fit moves the betas per step, relative to the pose (a body whose shape space spans ages,
+        # Anny's, sets more: a child is two or three units from its mean shape)
+        self.shape_step = float(getattr(body_model, "fit_shape_step", 1.0))
         landmarks = dict(body_model.landmark_vertices)
         missing = sorted({r for p in POINTS if p.kind == "vertices" for r in p.refs} - set(landmarks))
         if missing:

@@ -234,7 +234,7 @@ def _run(problem: _Problem, params: _Params, steps: int, names: tuple[str, ...],
         return
     # Per-variable step sizes (Adam moves each by ~lr per step): 0.1 of the image-plane position is ~100 px, so
     # it gets small steps; log-depth moves ~0.5 % per step; rotations and shape the base rate.
-    scales = {"rot6d": 0.5, "body_pose": 1.0, "betas": 1.0, "image_xy": 0.1, "log_depth": 0.25}
+    scales = {"rot6d": 0.5, "body_pose": 1.0, "betas": problem.body.shape_step, "image_xy": 0.1, "log_depth": 0.25}
     opt = Adam([([getattr(params, n)], options.lr * scales[n]) for n in names])
     for step in range(steps):
         cosine_rates(opt, step, steps, options.lr * 0.1)

@@ -46,10 +46,20 @@ def assemble_result(
     if not tracks:
         arrays.update(empty_track_arrays(body.num_betas))
         arrays["rest_vertices"] = np.zeros((0, body.num_vertices, 3), np.float32)
-        return _in_full_size_pixels(arrays, info)
-    fill = filled_gap_frames(info.fps) if info.kind != "image" else 0
-    arrays.update(_track_arrays(tracks, body, camera, info.fps, smoothing, fill))
+    else:
+        fill = filled_gap_frames(info.fps) if info.kind != "image" else 0
+        arrays.update(_track_arrays(tracks, body, camera, info.fps, smoothing, fill))
+    arrays.update(phenotype_arrays(body, arrays["betas"]))
     return _in_full_size_pixels(arrays, info)
+
+
+def phenotype_arrays(body: BodyModel, betas: np.ndarray) -> dict[str, np.ndarray]:
+    """Each track's phenotype, for bodies that have one (Anny); nothing for the others."""
+    phenotype = getattr(body, "phenotype", None)
+    if phenotype is None:
+        return {}
+    values = phenotype.of_betas(betas) if len(betas) else np.zeros((0, len(phenotype.names)), np.float32)
+    return {"phenotype": values, "phenotype_names": np.array(phenotype.names)}
 
 
 def _in_full_size_pixels(arrays: dict[str, np.ndarray], info: SourceInfo) -> dict[str, np.ndarray]:

@@ -3,6 +3,8 @@
 Contract keys (see DESIGN.md) plus the body-model data the Blender add-on needs to build a skinned mesh
 without importing torch: ``joint_names``, ``parents``, ``faces``, ``skin_weights`` and per-track
 ``rest_vertices`` (the mesh in the model's rest pose for that track's betas, same frame as ``rest_joints``).
+Anny bodies add each track's ``phenotype`` (Anny's values in [0, 1], named by ``phenotype_names``); files
+without them (older ones, other bodies) load as before.
 
 The Blender add-on loads this file on its own, by path, to validate results with the same rules: reading must need
 nothing but numpy and the standard library.
@@ -42,7 +44,8 @@ class KeySpec:
 # Files are read from anywhere (a download, a colleague's disk): every size and value is bounded before Blender
 # builds anything from it, and sizes are known from the zip's directory and each array's header before an array
 # is inflated, so a small file cannot unpack into gigabytes.
-MAX_SIZES = {"T": 10_000, "N": 1_000_000, "B": 300, "V": 200_000, "F": 400_000, "M": 1_000_000, "S": 100_000}
+MAX_SIZES = {"T": 10_000, "N": 1_000_000, "B": 300, "V": 200_000, "F": 400_000, "M": 1_000_000, "S": 100_000,
+             "P": 64}
 MAX_FRAMES = 1_000_000  # 9 hours at 30 frames/s
 MAX_MEMBER_BYTES = 512 << 20  # one array, inflated
 MAX_TOTAL_BYTES = 768 << 20  # all arrays, inflated
@@ -81,6 +84,9 @@ OPTIONAL: dict[str, KeySpec] = {
     # per row: True where the person was seen, False for rows that bridge a short gap (backend.result.assembly);
     # files without it (older versions) have only observed rows
     "observed": KeySpec(("N",), "b"),
+    # Anny bodies: per track, the phenotype (gender, age, muscle, weight, height, proportions) of its betas
+    "phenotype": KeySpec(("T", "P"), "f", 0.0, 1.0),
+    "phenotype_names": KeySpec(("P",), "U"),
     # the camera and the people in a gravity-up world with the floor at z = 0 (backend.world); per frame ("M"
     # frames: num_frames) and per segment ("S": a segment per shot); files without them are in the camera frame
     "camera_rotation": KeySpec(("M", 3, 3), "f", -1.001, 1.001),  # world -> camera (OpenCV axes)
