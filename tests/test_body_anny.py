@@ -174,7 +174,7 @@ def test_missing_anny_package_is_one_clear_line_and_open_body_still_works(monkey
 def test_coherence_separates_anny_people_on_a_lighter_copy_of_the_mesh(body) -> None:
     """Coherence accepts Anny meshes: it works on about 5.5k of Anny's own vertices (a closed-enough copy for the
     penetration field) and still separates two people inside each other and swaps a wrong depth order."""
-    from backend.coherence import refine_people
+    from backend.coherence import CoherenceOptions, refine_people
     from backend.coherence.proxy import MAX_VERTICES, coherence_mesh
     from backend.evaluation.metrics import collisions
     from tests.test_coherence import CAMERA, _masks, _person, _vertices
@@ -188,5 +188,8 @@ def test_coherence_separates_anny_people_on_a_lighter_copy_of_the_mesh(body) -> 
     assert collisions(_vertices(light, refined).numpy(), light.faces)[0] == 0
     truth = [_person(light, [0.0, 0.0, 5.0]), _person(light, [0.3, 0.0, 4.2])]
     swapped = [_person(light, [0.0, 0.0, 4.2]), _person(light, [0.3, 0.0, 5.0])]
-    refined = refine_people(swapped, light, CAMERA, _masks(light, truth))
+    # a 19 % depth swap of bodies drawn the right size: the default bound on depth moves would keep it (see
+    # tests/test_coherence.py), so the order is tested with the bound off, as there
+    unbounded = CoherenceOptions(max_depth_drift=None)
+    refined = refine_people(swapped, light, CAMERA, _masks(light, truth), unbounded)
     assert refined[1].transl[2] < refined[0].transl[2]

@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.runtime.atomic import save_npz
 from backend.body.anny_skeleton import JOINT_BONE, joint_of_bones
 from backend.body.errors import BodyModelError
+from backend.body.generated import cached_arrays
 from backend.body.landmarks import mouth_corners
 from backend.body.skeleton import JOINT_NAMES, LANDMARK_NAMES, PARENTS, joint_index
 from backend.runtime.paths import cache_subdir
@@ -67,18 +67,7 @@ def cache_path() -> Path:
 
 def anny_body_arrays() -> dict[str, np.ndarray]:
     """The Anny body's arrays, from the cache when it holds this generator version, else generated and cached."""
-    path = cache_path()
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {key: data[key] for key in data.files}
-            if int(arrays.get("generator_version", -1)) == GENERATOR_VERSION:
-                return arrays
-        except (OSError, ValueError, KeyError):
-            pass  # unreadable cache: regenerate below
-    arrays = generate_anny_body()
-    save_npz(path, arrays)
-    return arrays
+    return cached_arrays(cache_path(), GENERATOR_VERSION, generate_anny_body)
 
 
 def generate_anny_body(num_samples: int = NUM_SAMPLES, num_betas: int = NUM_BETAS) -> dict[str, np.ndarray]:

@@ -14,9 +14,9 @@ import numpy as np
 
 from backend.body import meshing, open_body_design, sdf
 from backend.body.errors import BodyModelError
+from backend.body.generated import cached_arrays
 from backend.body.open_body_shape import SHAPE_COMPONENTS, joint_regressor, shape_space
 from backend.body.skeleton import LANDMARK_NAMES, PARENTS, joint_index
-from backend.runtime.atomic import save_npz
 from backend.runtime.paths import cache_subdir
 
 GENERATOR_VERSION = 1  # bump whenever the generated arrays change; old caches are then ignored
@@ -94,23 +94,11 @@ def cache_path() -> Path:
 
 def open_body_arrays() -> dict[str, np.ndarray]:
     """The open body's arrays, from the cache when it holds this generator version, else generated and cached."""
-    path = cache_path()
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {key: data[key] for key in data.files}
-            if int(arrays.get("generator_version", -1)) == GENERATOR_VERSION:
-                return arrays
-        except (OSError, ValueError, KeyError):
-            pass  # unreadable cache: regenerate below
+    return cached_arrays(cache_path(), GENERATOR_VERSION, _generate)
+
+
+def _generate() -> dict[str, np.ndarray]:
     try:
-        arrays = generate_open_body()
+        return generate_open_body()
     except ImportError as exc:
         raise BodyModelError(f"open-body: generating it needs scikit-image ({exc})") from None
-    _write_atomically(path, arrays)
-    return arrays
-
-
-def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write an npz through a temporary file so a crash never leaves half a cache behind."""
-    save_npz(path, arrays)
