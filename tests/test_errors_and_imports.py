@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import ast
 import graphlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 BACKEND = Path(__file__).resolve().parents[1] / "backend"
@@ -71,3 +74,17 @@ def test_every_expected_failure_has_its_protocol_code() -> None:
                 BatchError: "BATCH_ERROR"}
     assert {cls: error_code(cls("x")) for cls in expected} == expected
     assert error_code(ValueError("a bug")) is None and error_code(KeyError("x")) is None
+
+
+def test_reading_the_tflite_models_imports_neither_mediapipe_nor_matplotlib(tmp_path) -> None:
+    """Only mediapipe's schema file is read: importing the mediapipe package runs its __init__, which pulls in
+    matplotlib (seconds, and its config and font cache written into the home folder)."""
+    code = ("import sys, backend.detection.tflite as t; assert t.tfl.BuiltinOperator.CONV_2D >= 0; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'mediapipe', 'matplotlib'}))")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {key: value for key, value in os.environ.items() if key not in ("MPLCONFIGDIR", "XDG_CONFIG_HOME")}
+    run = subprocess.run([sys.executable, "-c", code], cwd=BACKEND.parent, capture_output=True, text=True, timeout=120,
+                         env={**env, "HOME": str(home)})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]" and not any(home.iterdir())

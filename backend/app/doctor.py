@@ -108,12 +108,16 @@ def _cuda_check() -> Check:
 
 def _mediapipe_check() -> Check:
     """mediapipe is needed for its TFLite schema only (the models come from its pinned 0.10.21 wheel)."""
+    import importlib.metadata
+
+    from backend.detection.tflite_schema import load_schema
+
     try:
-        import mediapipe
-        from mediapipe.tasks.metadata import schema_py_generated  # noqa: F401 - what backend.detection.tflite reads
-    except ImportError as exc:
+        load_schema()  # what backend.detection.tflite reads
+        version = importlib.metadata.version("mediapipe")
+    except (ImportError, importlib.metadata.PackageNotFoundError) as exc:
         return Check("mediapipe", False, f"not importable: {exc} (pip install -r backend/requirements.txt)")
-    return Check("mediapipe", True, f"{mediapipe.__version__} (its TFLite schema reads the model files)")
+    return Check("mediapipe", True, f"{version} (its TFLite schema reads the model files)")
 
 
 def _mediapipe_models_check() -> Check:

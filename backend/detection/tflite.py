@@ -20,7 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mediapipe.tasks.metadata import schema_py_generated as tfl
+from backend.detection.tflite_schema import load_schema
+
+tfl = load_schema()
 
 _DTYPES = {tfl.TensorType.FLOAT32: np.float32, tfl.TensorType.FLOAT16: np.float16, tfl.TensorType.INT32: np.int32,
            tfl.TensorType.UINT8: np.uint8, tfl.TensorType.INT8: np.int8, tfl.TensorType.INT64: np.int64}
