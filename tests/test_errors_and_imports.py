@@ -88,3 +88,17 @@ def test_reading_the_tflite_models_imports_neither_mediapipe_nor_matplotlib(tmp_
                          env={**env, "HOME": str(home)})
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]" and not any(home.iterdir())
+
+
+def test_loading_onnx_runtime_writes_nothing_into_the_home_folder(tmp_path) -> None:
+    """ONNX Runtime's telemetry writes a device id under ~/.cache when it is imported; Troupe imports it with
+    that cache pointed into its own cache folder."""
+    home, cache = tmp_path / "home", tmp_path / "troupe-cache"
+    home.mkdir()
+    env = {key: value for key, value in os.environ.items() if key != "XDG_CACHE_HOME"}
+    code = "from backend.detection.runtime import _import_onnxruntime; _import_onnxruntime(); import os; " \
+           "assert 'XDG_CACHE_HOME' not in os.environ"
+    run = subprocess.run([sys.executable, "-c", code], cwd=BACKEND.parent, capture_output=True, text=True,
+                         timeout=120, env={**env, "HOME": str(home), "TROUPE_CACHE_DIR": str(cache)})
+    assert run.returncode == 0, run.stderr
+    assert not any(home.iterdir()) and (cache / "onnxruntime").is_dir()

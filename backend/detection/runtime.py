@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -20,6 +22,8 @@ import torch
 
 from backend.runtime.atomic import atomic_path
 from backend.runtime.paths import cache_subdir
+
+_IMPORT_LOCK = threading.Lock()
 
 
 class Network:
@@ -50,9 +54,27 @@ def use_onnx() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
 
 
-def _onnx_session(module: torch.nn.Module, outputs: list[str], source: Path, example_shape: tuple[int, ...]):
-    import onnxruntime
+def _import_onnxruntime():
+    """ONNX Runtime, imported with ``XDG_CACHE_HOME`` pointing into Troupe's cache for the moment of the import:
+    its telemetry library writes a device id under ``$XDG_CACHE_HOME`` (else ``~/.cache``) when it loads, and
+    Troupe writes nothing into the user's home outside its documented cache."""
+    if "onnxruntime" in sys.modules:
+        return sys.modules["onnxruntime"]
+    with _IMPORT_LOCK:
+        saved = os.environ.get("XDG_CACHE_HOME")
+        os.environ["XDG_CACHE_HOME"] = str(cache_subdir("onnxruntime"))
+        try:
+            import onnxruntime
+        finally:
+            if saved is None:
+                os.environ.pop("XDG_CACHE_HOME", None)
+            else:
+                os.environ["XDG_CACHE_HOME"] = saved
+    return onnxruntime
 
+
+def _onnx_session(module: torch.nn.Module, outputs: list[str], source: Path, example_shape: tuple[int, ...]):
+    onnxruntime = _import_onnxruntime()
     path = _exported(module, outputs, source, example_shape)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = max(1, torch.get_num_threads())
