@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from backend.result.contract import CAMERA_KEYS
+
 TRACK_KEYS = ("betas", "rest_joints", "rest_vertices")  # one entry per track (besides track_id)
 ROW_KEYS = ("row_frame", "poses", "transl", "joints2d", "confidence", "observed")  # one entry per row
 MAX_MATCH_COST = 0.3  # mean joint distance in person heights beyond which two tracks are two people
@@ -103,7 +105,10 @@ def _pair_cost(a: dict[int, np.ndarray], b: dict[int, np.ndarray]) -> float:
 def _assembled(chunks: list[dict[str, np.ndarray]], starts: list[int],
                identities: list[list[_Piece]]) -> dict[str, np.ndarray]:
     first = chunks[0]
-    arrays = {key: value for key, value in first.items() if key not in TRACK_KEYS + ROW_KEYS + ("row_track",)}
+    # each chunk measured its own camera path: a stitched clip keeps the people in the camera frame, without
+    # the optional world keys, rather than one chunk's path over the whole clip
+    dropped = TRACK_KEYS + ROW_KEYS + ("row_track",) + CAMERA_KEYS
+    arrays = {key: value for key, value in first.items() if key not in dropped}
     total = starts[-1] + int(chunks[-1]["num_frames"]) - starts[0]
     arrays["num_frames"] = np.int64(total)
     arrays["frame_indices"] = np.arange(starts[0], starts[0] + total, dtype=np.int64)
