@@ -224,3 +224,29 @@ def test_chunks_meeting_at_a_cut_start_a_new_camera_segment() -> None:
     path = chained_path([chunk_path(first), chunk_path(second)], [0, 12], [12])
     assert list(path.segment) == [0] * 12 + [1] * 12 and list(path.static) == [False, True]
     assert np.allclose(path.rotations[12:], np.eye(3))
+
+
+def _serve(lines: list[dict], prelude: str = "") -> list[dict]:
+    """The events the real service answers ``lines`` with (stdin closed after them)."""
+    import json
+
+    code = f"import sys; {prelude}from backend.app.cli import main; sys.exit(main(['serve']))"
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+                         input="".join(json.dumps(line) + "\n" for line in lines))
+    return [json.loads(line) for line in run.stdout.splitlines()]
+
+
+def test_the_service_refuses_a_batch_it_cannot_run_before_any_work(tmp_path: Path) -> None:
+    picture = tmp_path / "p.jpg"
+    picture.write_bytes(b"x")
+    request = {"type": "batch", "id": "b", "inputs": [str(tmp_path)], "output": str(tmp_path / "out")}
+    no_ray, bad_inputs, bad_option, relative = _serve([
+        request, {**request, "inputs": [str(tmp_path / "gone")]}, {**request, "fov": 500},
+        {**request, "output": "out"}], prelude="sys.modules['ray'] = None; ")
+    assert (no_ray["type"], no_ray["code"]) == ("error", "BATCH_ERROR")
+    assert no_ray["message"] == "batch runs on Ray, which is not installed here: pip install 'troupe[batch]' " \
+                                "(or ray==2.60.0)"
+    assert (bad_inputs["code"], bad_option["code"], relative["code"]) == ("INPUT_ERROR", "INVALID_OPTION",
+                                                                         "BAD_REQUEST")
+    assert "input not found" in bad_inputs["message"] and "fov" in bad_option["message"]
+    assert not (tmp_path / "out").exists()

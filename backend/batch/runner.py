@@ -13,10 +13,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from backend.batch.chunks import detect_clip_cuts, shot_chunk_ranges
 from backend.batch.cluster import connected, require_ray
@@ -64,8 +65,12 @@ class _ClipState:
     outcomes: dict[int, ClipOutcome] = field(default_factory=dict)
 
 
-def run_batch(clips: list[Clip], out_dir: Path, values: dict[str, Any], settings: BatchSettings) -> BatchReport:
-    """Reconstruct every clip not yet complete for these options into ``out_dir``; see the module docstring."""
+def run_batch(clips: list[Clip], out_dir: Path, values: dict[str, Any], settings: BatchSettings,
+              on_progress: Callable[[BatchProgress], None] | None = None,
+              cancel: threading.Event | None = None) -> BatchReport:
+    """Reconstruct every clip not yet complete for these options into ``out_dir``; see the module docstring.
+    ``on_progress`` is told of every change of the counts; once ``cancel`` is set, the tasks under way are
+    cancelled, the manifest saved (their clips are redone by the next run) and :class:`Cancelled` raised."""
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = Manifest.load(out_dir)
@@ -80,10 +85,10 @@ def run_batch(clips: list[Clip], out_dir: Path, values: dict[str, Any], settings
             continue
         manifest.clips[clip.name] = ClipEntry(str(clip.source), clip.result_name, digest, fingerprint)
         todo.append(clip)
-    progress = BatchProgress(len(clips), report.skipped, settings.quiet)
+    progress = BatchProgress(len(clips), report.skipped, settings.quiet, on_progress)
     try:
         if todo:
-            _run(todo, out_dir, manifest, values, settings, progress, report)
+            _run(todo, out_dir, manifest, values, settings, progress, report, cancel)
     finally:
         progress.close()
         manifest.save()
@@ -92,7 +97,7 @@ def run_batch(clips: list[Clip], out_dir: Path, values: dict[str, Any], settings
 
 
 def _run(todo: list[Clip], out_dir: Path, manifest: Manifest, values: dict[str, Any], settings: BatchSettings,
-         progress: BatchProgress, report: BatchReport) -> None:
+         progress: BatchProgress, report: BatchReport, cancel: threading.Event | None) -> None:
     states: dict[str, _ClipState] = {}
     for clip in todo:
         try:
@@ -115,7 +120,8 @@ def _run(todo: list[Clip], out_dir: Path, manifest: Manifest, values: dict[str, 
         slots = max(1, int(cluster.cpus // max(settings.cpus_per_task, 1e-3)))
         saved = time.perf_counter()
         for job, outcome in run_tasks(jobs, resources, settings.max_retries, 2 * slots + 2,
-                                      on_frames=None if settings.quiet else progress.frames_under_way):
+                                      on_frames=progress.frames_under_way if progress.shown else None,
+                                      cancel=cancel):
             state = states[job.name]
             state.outcomes[job.chunk] = outcome
             if len(state.outcomes) == len(state.jobs):
