@@ -114,7 +114,7 @@ def _assembled(chunks: list[dict[str, np.ndarray]], starts: list[int],
                identities: list[list[_Piece]]) -> dict[str, np.ndarray]:
     first = chunks[0]
     # each chunk measured its own camera path and world: they are chained and recomputed over the whole clip by
-    # ``stitch_clip_files`` (``backend.batch.camera_chain``), which needs the body model
+    # ``backend.batch.tasks.stitch_chunks`` (``backend.batch.camera_chain``), which needs the body model
     dropped = TRACK_KEYS + ROW_KEYS + ("row_track",) + CAMERA_KEYS
     arrays = {key: value for key, value in first.items() if key not in dropped}
     total = starts[-1] + int(chunks[-1]["num_frames"]) - starts[0]
