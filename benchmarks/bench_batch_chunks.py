@@ -1,5 +1,5 @@
 """A chunked long clip against the same clip whole, from one run: speed, and how far the stitched result is from
-the single-run one (shot cuts, people, camera path, world).
+the single-run one (shot cuts, people, camera path, world); and what the shot-cut scan of a long video costs.
 
     python benchmarks/bench_batch_chunks.py [--frames 40]
 
@@ -75,6 +75,24 @@ def compare(whole: dict, chunked: dict) -> str:
             f"median {np.median(pelvis):.3f} m, 90% {np.percentile(pelvis, 90):.3f} m over {len(pelvis)} rows")
 
 
+def scan_cost() -> None:
+    """The shot-cut scan a long video gets before it is chunked, against decoding its frames alone."""
+    import time
+
+    from backend.batch.chunks import detect_clip_cuts
+    from backend.sources import open_source
+
+    for name in ("dancer_1080p.mp4", "football_dribble.mp4"):
+        started = time.perf_counter()
+        frames = sum(1 for _ in open_source(DATA / name).frames())
+        decoding = time.perf_counter() - started
+        started = time.perf_counter()
+        cuts = detect_clip_cuts(DATA / name)
+        scan = time.perf_counter() - started
+        print(f"cut scan of {name} ({frames} frames): {scan / decoding:.2f}x decoding alone, "
+              f"{1000 * scan / frames:.1f} ms a frame; cuts at {cuts}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=40)
@@ -82,6 +100,7 @@ def main() -> None:
     from backend.result import read_result
 
     n = args.frames
+    scan_cost()
     with tempfile.TemporaryDirectory(prefix="troupe-bench-chunks-") as tmp:
         work = Path(tmp)
         clips = {"one-shot": joined_clip([(DATA / "football_dribble.mp4", 0, 2 * n)], work / "one-shot.mp4", 480),
