@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.batch_fixtures import small_picture
-from tests.test_addon_fixtures import enable_addon, isolate_blender, torch_python
+from tests.test_addon_fixtures import REPO_ROOT, enable_addon, isolate_blender, torch_python
 
 isolate_blender()
 bpy = pytest.importorskip("bpy")
@@ -41,10 +41,14 @@ def addon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture()
 def clips(shared_data: Path, tmp_path: Path) -> Path:
+    """Two real pictures at 320 px, scaled by the backend's interpreter (Blender's Python has no OpenCV)."""
     folder = tmp_path / "shoot"
     folder.mkdir()
-    small_picture(shared_data / "football_player_a.jpg", folder / "player_a.jpg", width=320)
-    small_picture(shared_data / "football_player_b.jpg", folder / "player_b.jpg", width=320)
+    code = ("import sys; from pathlib import Path; from tests.batch_fixtures import small_picture; "
+            "[small_picture(Path(sys.argv[1]) / f'football_{n}.jpg', Path(sys.argv[2]) / f'{n}.jpg', 320) "
+            "for n in ('player_a', 'player_b')]")
+    subprocess.run([torch_python(), "-c", code, str(shared_data), str(folder)], cwd=REPO_ROOT, check=True,
+                   timeout=60)
     return folder
 
 
