@@ -23,6 +23,7 @@ from . import backend_env
 PROTOCOL_VERSION = 1
 HELLO_TIMEOUT_S = 120.0  # the first start of a fresh environment may compile bytecode for a while
 CANCEL_GRACE_S = 10.0
+BATCH_CANCEL_GRACE_S = 60.0  # a batch stops its Ray cluster first; killed mid-way, some of Ray's agents outlive it
 STDERR_TAIL_LINES = 40
 
 
@@ -270,7 +271,7 @@ class ReconstructionJob:
             self._finish("cancelled")
             return
         self.status.state = "cancelling"
-        self._deadline = time.monotonic() + CANCEL_GRACE_S
+        self._deadline = time.monotonic() + (BATCH_CANCEL_GRACE_S if self.status.batch else CANCEL_GRACE_S)
 
     def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")

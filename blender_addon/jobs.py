@@ -17,7 +17,7 @@ from pathlib import Path
 
 import bpy
 
-from . import backend_env
+from . import backend_env, client as client_module
 from .client import BackendClient, JobOptions, JobStatus, ReconstructionJob
 from .runner import JobRunner
 from .tasks import CommandSequence
@@ -236,6 +236,9 @@ def shutdown() -> None:
         runner.stop_timer()
     if reconstruction.running():
         reconstruction.work.cancel()
-        reconstruction.work.client.kill()
+        if reconstruction.work.status.batch:  # the backend cancels on end of input and stops its Ray cluster
+            reconstruction.work.client.close(timeout=client_module.BATCH_CANCEL_GRACE_S)
+        else:
+            reconstruction.work.client.kill()
     if preference_task.running():
         preference_task.work.cancel()

@@ -123,3 +123,13 @@ def test_cancel_stops_the_batch_and_its_ray_cluster(addon, clips: Path, tmp_path
     assert _all_gone(marker)
     out = tmp_path / "results" / "shoot-batch"
     assert not list(out.rglob("*.part"))
+
+
+def test_disabling_the_addon_mid_batch_lets_the_backend_stop_its_ray_cluster(addon, clips: Path) -> None:
+    assert bpy.ops.troupe.batch(directory=str(clips)) == {"FINISHED"}
+    marker = os.environ["TROUPE_TEST_BATCH"]
+    _drive(addon, lambda: len(_ray_processes(marker)) > 2, timeout=120)
+    time.sleep(3.0)
+    addon.jobs.shutdown()  # what disabling the add-on or quitting Blender does: end of input, no kill
+    assert _all_gone(marker, timeout=60)
+    assert addon.jobs.reconstruction.work.client.process.returncode == 0
