@@ -1,6 +1,7 @@
 """``bpy.ops.troupe.batch`` inside real Blender with the real backend (``serve``, which runs the batch on a local
-Ray cluster it starts): a folder of two small real pictures becomes two results with the progress in the job
-state the status bar draws; a cancelled batch ends as cancelled and leaves no Ray process behind."""
+Ray cluster it starts): a folder of two small real pictures and a corrupt one becomes two results and one
+reported failure, with the progress in the job state the status bar draws; a cancelled batch ends as cancelled
+and leaves no Ray process behind."""
 
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ def clips(shared_data: Path, tmp_path: Path) -> Path:
             "for n in ('player_a', 'player_b')]")
     subprocess.run([torch_python(), "-c", code, str(shared_data), str(folder)], cwd=REPO_ROOT, check=True,
                    timeout=60)
+    (folder / "broken.jpg").write_bytes((shared_data / "football_player_a.jpg").read_bytes()[:300])
     return folder
 
 
@@ -92,19 +94,21 @@ def test_a_folder_of_clips_runs_as_one_batch_job_with_progress(addon, clips: Pat
     state = bpy.context.window_manager.troupe_job
     assert state.running
     seen = _drive(addon, addon.jobs.reconstruction.outcome_ready)
-    assert "batch: 0/2 clips, 0 frames" in seen  # what the status bar showed while Ray started
+    assert "batch: 0/3 clips, 0 frames" in seen  # what the status bar showed while Ray started
     assert state.state == "done" and not state.running and state.progress == 1.0 and not state.last_error
-    assert state.message == "batch done: 2 of 2 clips, 2 frames"
+    assert state.message == "batch done: 2 of 3 clips, 2 frames, 1 failed"
+    assert state.warnings.startswith("broken: INPUT_ERROR: ")  # the corrupt picture failed alone
     out = tmp_path / "results" / "shoot-batch"
     assert sorted(p.name for p in out.glob("*.npz")) == ["player_a.npz", "player_b.npz"]
     manifest = json.loads((out / "troupe-batch.json").read_text())
-    assert {name: entry["status"] for name, entry in manifest["clips"].items()} == {"player_a": "done",
-                                                                                    "player_b": "done"}
+    assert {name: entry["status"] for name, entry in manifest["clips"].items()} == {
+        "broken": "failed", "player_a": "done", "player_b": "done"}
     assert state.people == sum(entry["people"] for entry in manifest["clips"].values()) > 0
     assert not [o for o in bpy.data.objects]  # a batch imports nothing: its results stay in the folder
     # the same folder again: resumed, nothing redone
     stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.npz")}
     assert bpy.ops.troupe.batch(directory=str(clips), wait=True, timeout=300) == {"FINISHED"}
+    assert state.message == "batch done: 2 of 3 clips, 0 frames, 1 failed"  # the broken one tried again
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.npz")} == stamps
     assert _all_gone(os.environ["TROUPE_TEST_BATCH"])
 

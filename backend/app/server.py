@@ -299,11 +299,11 @@ class _BatchJob(_Job):
         except Exception as exc:  # noqa: BLE001 - every failure must reach the client as an event
             self._report_failure(exc)
             return
-        entries = [manifest.clips[name] for name in report.names if name in manifest.clips]
-        for name, entry in zip(report.names, entries):
+        entries = {name: manifest.clips[name] for name in report.names if name in manifest.clips}
+        for name, entry in entries.items():
             if entry.status == "failed":
                 self.channel.send("warning", id=self.job_id, message=f"{name}: {entry.error_code}: {entry.error}")
-        people = sum(entry.people for entry in entries if entry.status == "done")
+        people = sum(entry.people for entry in entries.values() if entry.status == "done")
         self.channel.send(
             "done", id=self.job_id, output=str(self.request["output"]), people=people, frames=report.frames,
             partial=False, clips=report.done, failed=report.failed, skipped=report.skipped,
