@@ -23,6 +23,7 @@ from . import backend_env
 PROTOCOL_VERSION = 1
 HELLO_TIMEOUT_S = 120.0  # the first start of a fresh environment may compile bytecode for a while
 CANCEL_GRACE_S = 10.0
+BATCH_CANCEL_GRACE_S = 60.0  # a batch stops its Ray cluster first; killed mid-way, some of Ray's agents outlive it
 STDERR_TAIL_LINES = 40
 
 
@@ -179,6 +180,16 @@ class JobOptions:
 
 
 @dataclass
+class BatchOptions(JobOptions):
+    """A batch request (``backend.batch`` on the backend's local Ray): every clip of ``input`` (a folder, a
+    video, or a .txt list) into the folder ``output``, with the reconstruction options of :class:`JobOptions`."""
+
+    def request(self, job_id: str) -> dict[str, Any]:
+        fields = {key: value for key, value in self.__dict__.items() if key != "input"}
+        return {"type": "batch", "id": job_id, "inputs": [self.input], **fields}
+
+
+@dataclass
 class JobStatus:
     """Everything the UI shows about a job; plain data, copied into Blender properties by the add-on."""
 
@@ -195,6 +206,9 @@ class JobStatus:
     error_code: str = ""
     output: str = ""
     backend_version: str = ""
+    batch: bool = False  # done/total count clips, frames the frames so far
+    failed: int = 0  # a batch's failed clips
+    skipped: int = 0  # a batch's clips complete from an earlier run
 
     @property
     def finished(self) -> bool:
@@ -206,13 +220,14 @@ class JobStatus:
 
 
 class ReconstructionJob:
-    """One reconstruction through the serve protocol: handshake, request, progress, cancel, outcome."""
+    """One reconstruction (or, with :class:`BatchOptions`, one batch) through the serve protocol: handshake,
+    request, progress, cancel, outcome."""
 
     def __init__(self, client: BackendClient, options: JobOptions) -> None:
         self.client = client
         self.options = options
         self.id = uuid.uuid4().hex[:12]
-        self.status = JobStatus()
+        self.status = JobStatus(batch=isinstance(options, BatchOptions))
         self._deadline = 0.0
 
     @property
@@ -256,7 +271,7 @@ class ReconstructionJob:
             self._finish("cancelled")
             return
         self.status.state = "cancelling"
-        self._deadline = time.monotonic() + CANCEL_GRACE_S
+        self._deadline = time.monotonic() + (BATCH_CANCEL_GRACE_S if self.status.batch else CANCEL_GRACE_S)
 
     def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -288,6 +303,9 @@ class ReconstructionJob:
         eta = message.get("eta_s")
         status.eta_s = None if eta is None else float(eta)
         status.stage = str(message.get("stage", status.stage))
+        if status.batch:
+            status.frames = int(message.get("frames", status.frames))
+            status.failed = int(message.get("failed", status.failed))
 
     def _on_person(self, message: dict[str, Any]) -> None:
         self.status.people = int(message.get("count", self.status.people))
@@ -311,6 +329,11 @@ class ReconstructionJob:
         self.status.output = str(message.get("output") or self.options.output)
         self.status.people = int(message.get("people", self.status.people))
         self.status.frames = int(message.get("frames", 0))
+        if self.status.batch:
+            self.status.done = self.status.total = int(message.get("clips", 0)) + int(message.get("failed", 0)) + \
+                int(message.get("skipped", 0))
+            self.status.failed = int(message.get("failed", 0))
+            self.status.skipped = int(message.get("skipped", 0))
         self._finish("done")
 
     def _on_exit(self, message: dict[str, Any]) -> None:

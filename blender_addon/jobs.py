@@ -1,4 +1,4 @@
-"""The add-on's background work: the reconstruction and the preference task, each run by a
+"""The add-on's background work: the reconstruction (or a batch of clips) and the preference task, each run by a
 :class:`runner.JobRunner` (``reconstruction`` and ``preference_task``), plus the settings they read from the preferences.
 
 In background mode timers never fire, so scripts use the operators' ``wait`` option and tests call
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import bpy
 
-from . import backend_env
+from . import backend_env, client as client_module
 from .client import BackendClient, JobOptions, JobStatus, ReconstructionJob
 from .runner import JobRunner
 from .tasks import CommandSequence
@@ -85,7 +85,7 @@ def start(options: JobOptions, python: str | None = None) -> ReconstructionJob:
 def _finish(job: ReconstructionJob) -> None:
     global last_collection
     status = job.status
-    if status.state == "done":
+    if status.state == "done" and not status.batch:  # a batch's results stay in its folder
         warnings = list(status.warnings)
         try:
             from .scene import build_scene
@@ -113,11 +113,17 @@ def _sync(job: ReconstructionJob) -> None:
     state.people = status.people
     state.last_error = status.error if status.state == "error" else state.last_error
     state.warnings = "\n".join(status.warnings)
-    state.message = _describe(status)
+    state.message = describe(status)
     _redraw()
 
 
-def _describe(status: JobStatus) -> str:
+def describe(status: JobStatus) -> str:
+    """One line about the job for the panel, the status bar and the operators' reports."""
+    if status.batch and status.state in ("running", "done"):
+        failed = f", {status.failed} failed" if status.failed else ""
+        if status.state == "done":
+            return f"batch done: {status.done - status.failed} of {status.total} clips, {status.frames} frames{failed}"
+        return f"batch: {status.done}/{status.total} clips, {status.frames} frames{failed}"
     if status.state == "running" and status.total:
         eta = f", {status.eta_s:.0f} s left" if status.eta_s is not None else ""
         return f"{status.stage or 'frames'} {status.done}/{status.total}, {status.people} people{eta}"
@@ -181,6 +187,19 @@ def result_path(source: str, output_dir: str) -> Path:
     return folder / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}.npz"
 
 
+def batch_output(folder: str, output_dir: str) -> Path:
+    """Where a batch of ``folder`` writes its results: ``<folder name>-batch`` in the chosen results folder,
+    else beside the .blend, else in the temp folder. The same folder each time, so a rerun resumes the batch."""
+    if output_dir:
+        parent = Path(os.path.abspath(bpy.path.abspath(output_dir)))
+    elif bpy.data.filepath:
+        parent = Path(bpy.data.filepath).parent / "troupe"
+    else:
+        parent = Path(tempfile.gettempdir()) / "troupe"
+    name = Path(folder.rstrip("/\\")).name or "clips"
+    return parent / f"{name}-batch"
+
+
 def log_dir() -> Path:
     base = user_data_dir(create=True) or Path(tempfile.gettempdir()) / "troupe"
     return base / "logs"
@@ -217,6 +236,9 @@ def shutdown() -> None:
         runner.stop_timer()
     if reconstruction.running():
         reconstruction.work.cancel()
-        reconstruction.work.client.kill()
+        if reconstruction.work.status.batch:  # the backend cancels on end of input and stops its Ray cluster
+            reconstruction.work.client.close(timeout=client_module.BATCH_CANCEL_GRACE_S)
+        else:
+            reconstruction.work.client.kill()
     if preference_task.running():
         preference_task.work.cancel()

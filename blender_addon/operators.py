@@ -1,4 +1,4 @@
-"""Operators: reconstruct (with Esc to cancel), cancel, import a result file."""
+"""Operators: reconstruct (with Esc to cancel), a batch of a folder's clips, cancel, import a result file."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from bpy.props import BoolProperty, FloatProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
 from . import estimator_options, jobs
-from .client import JobOptions
+from .client import BatchOptions, JobOptions
 from .result_data import ResultError
 
 
@@ -113,6 +113,61 @@ class TROUPE_OT_reconstruct(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class TROUPE_OT_batch(bpy.types.Operator):
+    """Reconstruct every clip in a folder as one batch job on the backend (Ray, on this machine); the results go
+    to a folder, the progress to the status bar. Running it again on the same folder redoes only what is missing"""
+
+    bl_idname = "troupe.batch"
+    bl_label = "Batch Folder"
+    bl_options = {"REGISTER"}
+
+    directory: StringProperty(name="Folder", description="Folder of clips: videos, pictures, image-sequence "
+                              "subfolders", subtype="DIR_PATH", options={"SKIP_SAVE"})
+    wait: BoolProperty(name="Wait", description="Block until the batch is done (for scripts)", default=False,
+                       options={"SKIP_SAVE"})
+    timeout: FloatProperty(name="Timeout", description="With Wait: cancel after this many seconds (0: no limit)",
+                           default=0.0, min=0.0, options={"SKIP_SAVE"})
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return not jobs.reconstruction.running()
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        folder = bpy.path.abspath(self.directory)
+        if not self.directory or not Path(folder).is_dir():
+            self.report({"ERROR"}, f"Troupe: not a folder of clips: {folder or '(none chosen)'}")
+            return {"CANCELLED"}
+        settings = context.scene.troupe
+        fields = dict(_options(settings, folder).__dict__, input=os.path.abspath(folder),
+                      output=str(jobs.batch_output(folder, settings.output_dir)), frame_start=None, frame_end=None)
+        try:
+            job = jobs.start(BatchOptions(**fields))
+        except RuntimeError as exc:
+            self.report({"ERROR"}, f"Troupe: {exc}")
+            return {"CANCELLED"}
+        if job.status.state == "error":
+            jobs.reconstruction.poll()
+            self.report({"ERROR"}, f"Troupe: {job.status.error}")
+            return {"CANCELLED"}
+        if not self.wait:
+            jobs.reconstruction.start_timer()
+            return {"FINISHED"}
+        status = jobs.reconstruction.wait(self.timeout or None).status
+        if status.state != "done":
+            level = {"ERROR"} if status.state == "error" else {"WARNING"}
+            self.report(level, f"Troupe: batch {status.state}: {status.error}" if status.error else
+                        f"Troupe: batch {status.state}")
+            return {"CANCELLED"}
+        for warning in status.warnings:
+            self.report({"WARNING"}, f"Troupe: {warning}")
+        self.report({"INFO"}, f"Troupe: {jobs.describe(status)} in {status.output}")
+        return {"FINISHED"}
+
+
 class TROUPE_OT_cancel(bpy.types.Operator):
     """Stop the running reconstruction"""
 
@@ -160,7 +215,7 @@ class TROUPE_OT_import_result(bpy.types.Operator, ImportHelper):
         return {"FINISHED"}
 
 
-CLASSES = (TROUPE_OT_reconstruct, TROUPE_OT_cancel, TROUPE_OT_import_result)
+CLASSES = (TROUPE_OT_reconstruct, TROUPE_OT_batch, TROUPE_OT_cancel, TROUPE_OT_import_result)
 
 
 register, unregister = bpy.utils.register_classes_factory(CLASSES)

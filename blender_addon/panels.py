@@ -74,6 +74,7 @@ class VIEW3D_PT_troupe(_TroupePanel, bpy.types.Panel):
         else:
             col.scale_y = 1.4
             col.operator("troupe.reconstruct", icon="PLAY")
+            col.operator("troupe.batch", icon="FILE_FOLDER")
             if state.message:
                 col.label(text=state.message)
         if state.last_error:

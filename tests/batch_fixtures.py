@@ -40,6 +40,25 @@ def cut_clip(source: Path, target: Path, frames: int, width: int, first: int = 0
     return target
 
 
+def joined_clip(parts: list[tuple[Path, int, int]], target: Path, width: int) -> Path:
+    """One mp4 of the frames ``(source, first, frames)`` of each part in turn, all scaled to ``width`` pixels
+    across and to the first part's height: a clip with a shot cut where each part begins."""
+    writer, size = None, None
+    for source, first, frames in parts:
+        capture = cv2.VideoCapture(str(source))
+        capture.set(cv2.CAP_PROP_POS_FRAMES, first)
+        for _ in range(frames):
+            ok, frame = capture.read()
+            assert ok, f"cannot read {source}"
+            if size is None:
+                size = (width, round(frame.shape[0] * width / frame.shape[1]))
+                writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, size)
+            writer.write(cv2.resize(frame, size, interpolation=cv2.INTER_AREA))
+        capture.release()
+    writer.release()
+    return target
+
+
 def small_picture(source: Path, target: Path, width: int = 480) -> Path:
     image = cv2.imread(str(source))
     cv2.imwrite(str(target), cv2.resize(image, (width, round(image.shape[0] * width / image.shape[1]))))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.batch.chunks import check_chunking, chunk_ranges
+from backend.batch.chunks import check_chunking, chunk_ranges, shot_chunk_ranges
 from backend.batch.inputs import expand_inputs, input_fingerprint
 from backend.batch.manifest import DONE, ClipEntry, Manifest, options_hash
 from backend.batch.stitch import stitch_results
@@ -161,4 +161,92 @@ def test_bad_options_fail_in_one_line_before_ray(tmp_path: Path, args: list[str]
     picture.write_bytes(b"x")
     run = _batch(["batch", str(picture), "-o", str(tmp_path / "out"), *args])
     assert run.returncode == 1 and len(run.stderr.strip().splitlines()) == 1 and message in run.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_long_clips_are_cut_at_shot_cuts_and_overlap_only_inside_long_shots() -> None:
+    # shots 0-39, 40-59, 60-79 (short: packed whole, no shared frames) and 80-299 (long: overlapping chunks)
+    ranges = shot_chunk_ranges(0, 300, [40, 60, 80], chunk_frames=50, overlap=16)
+    assert ranges[:2] == [(0, 39), (40, 79)]  # 0-39 alone (with the next shot it would not fit); two packed
+    inside = ranges[2:]
+    assert inside[0][0] == 80 and inside[-1][1] == 299 and len(inside) == 6
+    assert all(a_end - b_start + 1 == 16 for (_, a_end), (b_start, _) in zip(inside, inside[1:]))
+    assert all(end - start + 1 <= 50 for start, end in ranges)
+    assert shot_chunk_ranges(0, 300, [], 100, 16) == chunk_ranges(0, 300, 100, 16)  # no cuts: as before
+    assert shot_chunk_ranges(0, 90, [40], 100, 16) == [(0, 89)]  # not longer than a chunk: one task
+    assert shot_chunk_ranges(10, 150, [70], 100, 16) == [(10, 69), (70, 159)]  # absolute frames
+
+
+def test_chunks_meeting_at_a_cut_are_not_matched_and_the_cut_is_kept() -> None:
+    person = {0: (50.0, 100.0)}
+    stitched = stitch_results([_chunk(0, 12, person, [0]), _chunk(12, 12, person, [0])])  # same place, no overlap
+    validate(stitched)
+    assert int(stitched["num_frames"]) == 24 and list(stitched["shot_cuts"]) == [12]
+    assert len(stitched["track_id"]) == 2  # a new identity after the cut, as the pipeline's tracker does
+    spans = [sorted(set(stitched["row_frame"][stitched["row_track"] == t].tolist())) for t in range(2)]
+    assert spans == [list(range(12)), list(range(12, 24))]
+
+
+def _rotation(axis: str, degrees: np.ndarray) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_euler(axis, degrees, degrees=True).as_matrix()
+
+
+def _camera_keys(relative: np.ndarray, zoom: np.ndarray, world_from_ref: np.ndarray) -> dict:
+    """A chunk's camera keys as the pipeline writes them: one segment, its own world."""
+    frames = len(zoom)
+    return {"camera_rotation": relative @ world_from_ref.T, "camera_focal": np.column_stack([zoom, zoom]) * 500.0,
+            "camera_segment": np.zeros(frames, np.int64), "segment_static": np.zeros(1, bool)}
+
+
+def test_chunks_camera_paths_chain_through_the_shared_frames() -> None:
+    from backend.batch.camera_chain import chained_path, chunk_path
+
+    truth = _rotation("y", 1.5 * np.arange(30)) @ _rotation("x", 0.3 * np.arange(30))  # a pan with some tilt
+    zoom = 1.0 + 0.01 * np.arange(30)
+    pieces = [(0, 14), (10, 24), (20, 30)]  # 4 shared frames at each border
+    chunks = []
+    for k, (a, b) in enumerate(pieces):  # each chunk: relative to its own first frame, in a world of its own
+        relative = truth[a:b] @ truth[a].T
+        chunks.append(_camera_keys(relative, zoom[a:b] / zoom[a], _rotation("z", [20.0 * k + 5])[0]))
+    path = chained_path([chunk_path(chunk) for chunk in chunks], [0, 10, 20], [12, 22])
+    assert path.num_frames == 30 and list(path.segment) == [0] * 30 and not path.static[0]
+    assert np.allclose(path.rotations, truth, atol=1e-9) and np.allclose(path.zoom, zoom)
+
+
+def test_chunks_meeting_at_a_cut_start_a_new_camera_segment() -> None:
+    from backend.batch.camera_chain import chained_path, chunk_path
+
+    first = _camera_keys(_rotation("y", np.arange(12.0)), np.ones(12), np.eye(3))
+    second = _camera_keys(np.tile(np.eye(3), (12, 1, 1)), np.ones(12), _rotation("z", [40.0])[0])
+    second["segment_static"][:] = True
+    path = chained_path([chunk_path(first), chunk_path(second)], [0, 12], [12])
+    assert list(path.segment) == [0] * 12 + [1] * 12 and list(path.static) == [False, True]
+    assert np.allclose(path.rotations[12:], np.eye(3))
+
+
+def _serve(lines: list[dict], prelude: str = "") -> list[dict]:
+    """The events the real service answers ``lines`` with (stdin closed after them)."""
+    import json
+
+    code = f"import sys; {prelude}from backend.app.cli import main; sys.exit(main(['serve']))"
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+                         input="".join(json.dumps(line) + "\n" for line in lines))
+    return [json.loads(line) for line in run.stdout.splitlines()]
+
+
+def test_the_service_refuses_a_batch_it_cannot_run_before_any_work(tmp_path: Path) -> None:
+    picture = tmp_path / "p.jpg"
+    picture.write_bytes(b"x")
+    request = {"type": "batch", "id": "b", "inputs": [str(tmp_path)], "output": str(tmp_path / "out")}
+    no_ray, bad_inputs, bad_option, relative = _serve([
+        request, {**request, "inputs": [str(tmp_path / "gone")]}, {**request, "fov": 500},
+        {**request, "output": "out"}], prelude="sys.modules['ray'] = None; ")
+    assert (no_ray["type"], no_ray["code"]) == ("error", "BATCH_ERROR")
+    assert no_ray["message"] == "batch runs on Ray, which is not installed here: pip install 'troupe[batch]' " \
+                                "(or ray==2.60.0)"
+    assert (bad_inputs["code"], bad_option["code"], relative["code"]) == ("INPUT_ERROR", "INVALID_OPTION",
+                                                                         "BAD_REQUEST")
+    assert "input not found" in bad_inputs["message"] and "fov" in bad_option["message"]
     assert not (tmp_path / "out").exists()

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from backend.result import read_result
-from tests.batch_fixtures import REPO_ROOT, cut_clip, run_batch_command, small_picture, start_cluster
+from tests.batch_fixtures import REPO_ROOT, cut_clip, joined_clip, run_batch_command, small_picture, start_cluster
 
 pytestmark = pytest.mark.skipif(not os.path.exists(Path(sys.executable).with_name("ray")),
                                 reason="ray is not installed (pip install -r requirements-dev.txt)")
@@ -141,6 +141,36 @@ def test_a_clip_split_in_two_chunks_keeps_one_identity(cluster, shared_data: Pat
     crossing = [frames for frames in spans if frames.min() < 12 <= frames.max()]
     assert len(crossing) == 1 and crossing[0].min() == 0 and crossing[0].max() == 23
     assert len(result["track_id"]) == 1  # no second track for the same dancer after the border
+    assert _left_behind(out) == []
+    # one camera path and world over the 24 stitched frames (chained through the shared frames), one segment
+    assert all(len(result[key]) == 24 for key in ("camera_rotation", "camera_position", "camera_focal",
+                                                  "camera_segment"))
+    assert list(result["camera_segment"]) == [0] * 24 and len(result["segment_static"]) == 1
+    assert len(result["world_transl"]) == len(result["row_frame"])
+    pelvis = result["world_transl"] + result["rest_joints"][result["row_track"], 0]
+    steps = np.linalg.norm(np.diff(pelvis[np.argsort(row_frame)], axis=0), axis=1)
+    assert steps.max() < 0.5  # the dancer does not jump in the world at the border (metres between frames)
+
+
+@pytest.mark.slow
+def test_a_clip_with_a_shot_cut_is_chunked_at_the_cut(cluster, shared_data: Path, tmp_path: Path) -> None:
+    clip = joined_clip([(shared_data / "football_dribble.mp4", 0, 12), (shared_data / "dancer_1080p.mp4", 0, 12)],
+                       tmp_path / "two_shots.mp4", width=480)
+    out = tmp_path / "out"
+    run = run_batch_command([str(clip), "-o", str(out), "--address", cluster.address, "--chunk-frames", "14",
+                             "--chunk-overlap", "4"], cluster.env)
+    assert run.returncode == 0, run.stderr
+    entry = _manifest(out)["clips"]["two_shots"]
+    assert entry["chunks"] == 2 and entry["frames"] == 24  # 0-11 and 12-23: at the cut, not 0-13 and 10-23
+    result = read_result(out / "two_shots.npz")  # validated by the contract
+    assert int(result["num_frames"]) == 24 and list(result["shot_cuts"]) == [12]
+    row_frame, row_track = np.asarray(result["row_frame"]), np.asarray(result["row_track"])
+    for track in range(len(result["track_id"])):  # nobody is carried across the cut
+        frames = row_frame[row_track == track]
+        assert frames.max() < 12 or frames.min() >= 12
+    assert (row_frame < 12).any() and (row_frame >= 12).any()  # people on both sides
+    assert len(result["camera_rotation"]) == 24 and list(result["camera_segment"]) == [0] * 12 + [1] * 12
+    assert len(result["segment_static"]) == 2 and len(result["world_orient"]) == len(row_frame)
     assert _left_behind(out) == []
 
 

@@ -13,16 +13,19 @@ import os
 import queue
 import sys
 import threading
+import time
 import traceback
 from typing import IO, Any, TextIO
 
 from backend import __version__
-from backend.errors import OptionError, error_code
+from backend.errors import OptionError, TroupeError, error_code
 from backend.options import FIELDS, check_options, check_paths, resolve_request_path
 
 PROTOCOL_VERSION = 1
 REQUEST_FIELDS = {"type", "id", "input", "output", "base"}  # the options' fields are backend.options.FIELDS
 RECONSTRUCT_FIELDS = REQUEST_FIELDS | set(FIELDS)
+BATCH_FIELDS = {"type", "id", "inputs", "output", "base"} | set(FIELDS)
+MAX_BATCH_INPUTS = 10_000
 MAX_LINE_BYTES = 1 << 20  # a request is a few hundred bytes; a longer line is refused, not buffered
 TOO_LONG = object()  # stands in the queue for a line over MAX_LINE_BYTES
 
@@ -141,6 +144,12 @@ class _Server:
         self.channel.send("pong", id=message.get("id"))
 
     def _on_reconstruct(self, message: dict) -> None:
+        self._start(message, checked_request, _Job)
+
+    def _on_batch(self, message: dict) -> None:
+        self._start(message, checked_batch_request, _BatchJob)
+
+    def _start(self, message: dict, check, job_class) -> None:
         job_id = message.get("id")
         if self._job is not None and self._job.is_alive():
             self.channel.send(
@@ -148,11 +157,11 @@ class _Server:
             )
             return
         try:
-            request = checked_request(message)
+            request = check(message)
         except RequestError as exc:
             self.channel.send("error", id=job_id, code=exc.code, message=str(exc))
             return
-        self._job = _Job(job_id, request, self.channel)
+        self._job = job_class(job_id, request, self.channel)
         self._job.start()
 
     def _on_cancel(self, message: dict) -> None:
@@ -189,6 +198,45 @@ def checked_request(message: dict) -> dict:
     except ValueError as exc:  # SourceError or ResultFileError
         raise RequestError(error_code(exc) or "BAD_REQUEST", str(exc)) from None
     return {"id": message["id"], "input": paths[0], "output": paths[1], "options": options}
+
+
+def checked_batch_request(message: dict) -> dict:
+    """A batch request checked before any work: the options as for ``reconstruct``, ``inputs`` expanded into
+    clips (``backend.batch.inputs``), ``output`` a folder, and Ray installed (else the line saying how to get
+    it). Raises :class:`RequestError`."""
+    unknown = sorted(set(message) - BATCH_FIELDS)
+    if unknown:
+        raise RequestError("BAD_REQUEST", f"unknown fields in batch request: {', '.join(unknown)}")
+    for field in ("id", "output"):
+        if not isinstance(message.get(field), str) or not message[field]:
+            raise RequestError("BAD_REQUEST", f"batch request needs a non-empty string {field!r}")
+    inputs = message.get("inputs")
+    if (not isinstance(inputs, list) or not 0 < len(inputs) <= MAX_BATCH_INPUTS
+            or not all(isinstance(item, str) and item for item in inputs)):
+        raise RequestError("BAD_REQUEST", f"'inputs' must be a list of 1 to {MAX_BATCH_INPUTS} non-empty paths")
+    base = message.get("base")
+    if base is not None and (not isinstance(base, str) or not os.path.isabs(base)):
+        raise RequestError("BAD_REQUEST", f"'base' must be an absolute folder path, got {base!r}")
+    try:
+        options = check_options({k: v for k, v in message.items() if k in FIELDS})
+    except OptionError as exc:
+        raise RequestError("INVALID_OPTION", str(exc)) from None
+    try:
+        paths = [resolve_request_path(item, "inputs", base) for item in inputs]
+        output = resolve_request_path(message["output"], "output", base)
+    except OptionError as exc:
+        raise RequestError("BAD_REQUEST", str(exc)) from None
+    if output.exists() and not output.is_dir():
+        raise RequestError("RESULT_ERROR", f"a batch's output must be a folder, got the file {output}")
+    from backend.batch.cluster import check_ray_installed
+    from backend.batch.inputs import expand_inputs
+
+    try:
+        clips = expand_inputs(paths)
+        check_ray_installed()
+    except (ValueError, TroupeError) as exc:  # SourceError, BatchError
+        raise RequestError(error_code(exc) or "BAD_REQUEST", str(exc)) from None
+    return {"id": message["id"], "clips": clips, "output": output, "options": options}
 
 
 class _Job(threading.Thread):
@@ -237,6 +285,47 @@ class _Job(threading.Thread):
         self.channel.send(
             "progress", id=self.job_id, done=progress.done, total=progress.total, fps=round(progress.fps, 3),
             eta_s=None if progress.eta_s is None else round(progress.eta_s, 1), stage=progress.stage,
+        )  # fmt: skip
+        self.channel.send("person", id=self.job_id, count=progress.people)
+
+
+class _BatchJob(_Job):
+    """A batch (``backend.batch``, on a local Ray cluster started for it) in a worker thread: ``progress``
+    events count clips (``frames`` and ``failed`` beside them), a ``warning`` per failed clip, then ``done``."""
+
+    def run(self) -> None:
+        try:
+            report, manifest = self._batch()
+        except Exception as exc:  # noqa: BLE001 - every failure must reach the client as an event
+            self._report_failure(exc)
+            return
+        entries = {name: manifest.clips[name] for name in report.names if name in manifest.clips}
+        for name, entry in entries.items():
+            if entry.status == "failed":
+                self.channel.send("warning", id=self.job_id, message=f"{name}: {entry.error_code}: {entry.error}")
+        people = sum(entry.people for entry in entries.values() if entry.status == "done")
+        self.channel.send(
+            "done", id=self.job_id, output=str(self.request["output"]), people=people, frames=report.frames,
+            partial=False, clips=report.done, failed=report.failed, skipped=report.skipped,
+            manifest=str(manifest.path),
+        )  # fmt: skip
+
+    def _batch(self):
+        from backend.batch.manifest import Manifest
+        from backend.batch.runner import BatchSettings, run_batch
+
+        self._began = time.perf_counter()
+        output = self.request["output"]
+        report = run_batch(self.request["clips"], output, self.request["options"], BatchSettings(quiet=True),
+                           on_progress=self._batch_progress, cancel=self.cancel)
+        return report, Manifest.load(output)
+
+    def _batch_progress(self, progress) -> None:  # backend.batch.progress.BatchProgress
+        frames = progress.frames + progress.running_frames
+        elapsed = max(time.perf_counter() - self._began, 1e-9)
+        self.channel.send(
+            "progress", id=self.job_id, done=progress.finished, total=progress.total, fps=round(frames / elapsed, 3),
+            eta_s=None, stage="batch", frames=frames, failed=progress.failed,
         )  # fmt: skip
         self.channel.send("person", id=self.job_id, count=progress.people)
 

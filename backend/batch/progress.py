@@ -4,7 +4,7 @@ people found, failures) and a summary table; ``batch --status`` prints the same 
 from __future__ import annotations
 
 import sys
-from typing import IO
+from typing import IO, Callable
 
 from backend.batch.manifest import FAILED, Manifest
 
@@ -24,25 +24,37 @@ class ProgressBoard:
 
 
 class BatchProgress:
-    """A tqdm bar over the batch's clips on stderr, its counts in the postfix (disabled: silent)."""
+    """A tqdm bar over the batch's clips on stderr, its counts in the postfix (disabled: no bar). ``listener``
+    is told of every change (the service's progress events)."""
 
-    def __init__(self, total: int, skipped: int, disabled: bool) -> None:
+    def __init__(self, total: int, skipped: int, disabled: bool,
+                 listener: Callable[["BatchProgress"], None] | None = None) -> None:
+        self.total, self.finished = total, skipped  # clips: all, and those finished (done, failed or skipped)
         self.frames = self.people = self.failed = 0
         self.running_frames = 0  # frames done so far by the clips still under way
+        self._listener = listener
         self._bar = None
         if not disabled:
             from tqdm import tqdm
 
             self._bar = tqdm(total=total, initial=skipped, unit="clip", file=sys.stderr, dynamic_ncols=True)
             self._show()
+        self._tell()
+
+    @property
+    def shown(self) -> bool:
+        """Someone follows the counts (a bar or a listener): worth asking the tasks for their frames."""
+        return self._bar is not None or self._listener is not None
 
     def clip_finished(self, frames: int, people: int, failed: bool) -> None:
         self.frames += frames
         self.people += people
         self.failed += int(failed)
+        self.finished += 1
         if self._bar is not None:
             self._bar.update(1)
             self._show()
+        self._tell()
 
     def frames_under_way(self, frames: int) -> None:
         """Frames done by the tasks under way; shown when they grow (when they shrink, a clip has just
@@ -51,6 +63,12 @@ class BatchProgress:
         self.running_frames = frames
         if grew and self._bar is not None:
             self._show()
+        if grew:
+            self._tell()
+
+    def _tell(self) -> None:
+        if self._listener is not None:
+            self._listener(self)
 
     def _show(self) -> None:
         self._bar.set_postfix(frames=self.frames + self.running_frames, people=self.people, failed=self.failed,

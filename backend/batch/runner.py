@@ -1,5 +1,6 @@
 """A batch from start to end: which clips are still to do (the manifest), how each is cut into tasks (whole, or
-overlapping chunks of a long video), running them on Ray, and each clip's result put in place.
+chunks of a long video: at its shot cuts, overlapping inside long shots), running them on Ray, and each clip's
+result put in place.
 
 A clip's result appears under its final name only when complete: a whole clip's task writes it atomically
 (``backend.result.write_result``); a chunked clip's chunks go to a working folder (``.troupe-chunks/<clip>/``)
@@ -12,18 +13,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from backend.batch.chunks import chunk_ranges
-from backend.batch.cluster import connected
+from backend.batch.chunks import detect_clip_cuts, shot_chunk_ranges
+from backend.batch.cluster import connected, require_ray
 from backend.batch.inputs import VIDEO_SUFFIXES, Clip, input_fingerprint
 from backend.batch.manifest import DONE, FAILED, RUNNING, ClipEntry, Manifest, options_hash
 from backend.batch.progress import BatchProgress
 from backend.batch.scheduling import run_tasks, task_resources
-from backend.batch.tasks import ClipJob, ClipOutcome, failed_outcome
+from backend.batch.tasks import ClipJob, ClipOutcome, failed_outcome, stitch_chunks
 
 CHUNKS_FOLDER = ".troupe-chunks"
 _SAVE_EVERY_S = 2.0
@@ -63,8 +65,12 @@ class _ClipState:
     outcomes: dict[int, ClipOutcome] = field(default_factory=dict)
 
 
-def run_batch(clips: list[Clip], out_dir: Path, values: dict[str, Any], settings: BatchSettings) -> BatchReport:
-    """Reconstruct every clip not yet complete for these options into ``out_dir``; see the module docstring."""
+def run_batch(clips: list[Clip], out_dir: Path, values: dict[str, Any], settings: BatchSettings,
+              on_progress: Callable[[BatchProgress], None] | None = None,
+              cancel: threading.Event | None = None) -> BatchReport:
+    """Reconstruct every clip not yet complete for these options into ``out_dir``; see the module docstring.
+    ``on_progress`` is told of every change of the counts; once ``cancel`` is set, the tasks under way are
+    cancelled, the manifest saved (their clips are redone by the next run) and :class:`Cancelled` raised."""
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = Manifest.load(out_dir)
@@ -79,10 +85,10 @@ def run_batch(clips: list[Clip], out_dir: Path, values: dict[str, Any], settings
             continue
         manifest.clips[clip.name] = ClipEntry(str(clip.source), clip.result_name, digest, fingerprint)
         todo.append(clip)
-    progress = BatchProgress(len(clips), report.skipped, settings.quiet)
+    progress = BatchProgress(len(clips), report.skipped, settings.quiet, on_progress)
     try:
         if todo:
-            _run(todo, out_dir, manifest, values, settings, progress, report)
+            _run(todo, out_dir, manifest, values, settings, progress, report, cancel)
     finally:
         progress.close()
         manifest.save()
@@ -91,7 +97,7 @@ def run_batch(clips: list[Clip], out_dir: Path, values: dict[str, Any], settings
 
 
 def _run(todo: list[Clip], out_dir: Path, manifest: Manifest, values: dict[str, Any], settings: BatchSettings,
-         progress: BatchProgress, report: BatchReport) -> None:
+         progress: BatchProgress, report: BatchReport, cancel: threading.Event | None) -> None:
     states: dict[str, _ClipState] = {}
     for clip in todo:
         try:
@@ -114,7 +120,8 @@ def _run(todo: list[Clip], out_dir: Path, manifest: Manifest, values: dict[str, 
         slots = max(1, int(cluster.cpus // max(settings.cpus_per_task, 1e-3)))
         saved = time.perf_counter()
         for job, outcome in run_tasks(jobs, resources, settings.max_retries, 2 * slots + 2,
-                                      on_frames=None if settings.quiet else progress.frames_under_way):
+                                      on_frames=progress.frames_under_way if progress.shown else None,
+                                      cancel=cancel):
             state = states[job.name]
             state.outcomes[job.chunk] = outcome
             if len(state.outcomes) == len(state.jobs):
@@ -125,13 +132,19 @@ def _run(todo: list[Clip], out_dir: Path, manifest: Manifest, values: dict[str, 
 
 
 def _frame_ranges(clip: Clip, values: dict[str, Any], settings: BatchSettings) -> list[tuple[int, int]] | None:
-    """The chunks of a long video, or None for a clip done in one task (also every non-video)."""
+    """The chunks of a long video (cut at its shot cuts, overlapping inside long shots), or None for a clip
+    done in one task (also every non-video). Only a video longer than a chunk is scanned for cuts."""
     if settings.chunk_frames <= 0 or clip.source.suffix.lower() not in VIDEO_SUFFIXES:
         return None
     from backend.sources import open_source
 
-    info = open_source(clip.source, values.get("frame_start"), values.get("frame_end")).info
-    ranges = chunk_ranges(info.first_frame, info.num_frames, settings.chunk_frames, settings.chunk_overlap)
+    frame_range = values.get("frame_start"), values.get("frame_end")
+    info = open_source(clip.source, *frame_range).info
+    if info.num_frames <= settings.chunk_frames:
+        return None
+    cuts = detect_clip_cuts(clip.source, *frame_range)
+    ranges = shot_chunk_ranges(info.first_frame, info.num_frames, cuts, settings.chunk_frames,
+                               settings.chunk_overlap)
     return ranges if len(ranges) > 1 else None
 
 
@@ -172,16 +185,17 @@ def _finish_clip(state: _ClipState, out_dir: Path, entry: ClipEntry, progress: B
 
 
 def _stitch(state: _ClipState, out_dir: Path) -> tuple[int, int]:
-    """Stitch a chunked clip's results into its final result; returns (frames, people)."""
-    from backend.batch.stitch import stitch_results
-    from backend.result import read_result, write_result
-
-    arrays = stitch_results([read_result(job.output) for job in state.jobs])
-    write_result(out_dir / state.clip.result_name, arrays)
+    """Stitch a chunked clip's results into its final result on a worker (``tasks.stitch_chunks``: it loads the
+    body model); returns (frames, people). The task asks for no CPU, so it does not queue behind the chunks
+    already submitted while the driver waits for it."""
+    ray = require_ray()
+    task = ray.remote(stitch_chunks).options(num_cpus=0, max_retries=2, name="troupe-stitch")
+    frames, people = ray.get(task.remote([job.output for job in state.jobs], str(out_dir / state.clip.result_name),
+                                         state.jobs[0].options))
     shutil.rmtree(out_dir / CHUNKS_FOLDER / state.clip.name, ignore_errors=True)
     with contextlib.suppress(OSError):  # the working folder goes once no other clip's chunks are in it
         (out_dir / CHUNKS_FOLDER).rmdir()
-    return int(arrays["num_frames"]), len(arrays["track_id"])
+    return frames, people
 
 
 def _failed(entry: ClipEntry, outcome: ClipOutcome, progress: BatchProgress, report: BatchReport) -> None:

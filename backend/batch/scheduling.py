@@ -10,13 +10,14 @@ run again by Ray up to ``max_retries`` times; a clip's own failure is an outcome
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 from backend.batch.cluster import ClusterInfo, require_ray
 from backend.batch.progress import ProgressBoard
 from backend.batch.tasks import ClipJob, ClipOutcome, run_clip
-from backend.errors import DeviceError
+from backend.errors import Cancelled, DeviceError
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,13 @@ def task_resources(cluster: ClusterInfo, device: str, gpu_fraction: float, cpus_
 
 
 def run_tasks(jobs: Iterable[ClipJob], resources: TaskResources, max_retries: int, max_in_flight: int,
-              on_frames: Callable[[int], None] | None = None) -> Iterator[tuple[ClipJob, ClipOutcome]]:
+              on_frames: Callable[[int], None] | None = None,
+              cancel: threading.Event | None = None) -> Iterator[tuple[ClipJob, ClipOutcome]]:
     """Submit ``jobs`` as Ray tasks, at most ``max_in_flight`` at once, and yield each with its outcome in the
     order they finish. A task that failed for good (its worker died more often than retried) yields a failed
     outcome with the code ``WORKER_DIED``. ``on_frames`` is told, about once a second, the frames done so far
-    by the tasks under way (from a :class:`ProgressBoard` actor the tasks report to)."""
+    by the tasks under way (from a :class:`ProgressBoard` actor the tasks report to). Once ``cancel`` is set
+    (checked about once a second) the tasks under way are cancelled and :class:`Cancelled` is raised."""
     ray = require_ray()
     remote = ray.remote(run_clip).options(num_cpus=resources.num_cpus, num_gpus=resources.num_gpus,
                                           max_retries=max_retries, retry_exceptions=False, name="troupe-clip")
@@ -54,6 +57,8 @@ def run_tasks(jobs: Iterable[ClipJob], resources: TaskResources, max_retries: in
     try:
         _fill(remote, board, queue, in_flight, max_in_flight)
         while in_flight:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"batch cancelled with {len(in_flight)} task(s) under way")
             done, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
             finished = [(in_flight.pop(ref), ref) for ref in done]
             if board is not None:  # first, so that a finished task's frames are not counted twice

@@ -1,7 +1,9 @@
-"""One result from the results of a clip's overlapping chunks, with the same identity for a person on both
-sides of every chunk border.
+"""One result from the results of a clip's chunks, with the same identity for a person on both sides of every
+chunk border inside a shot.
 
-In the frames two neighbouring chunks share, each track of the earlier chunk is compared with each track of the
+Chunks that share no frame meet at a shot cut (``backend.batch.chunks``): as in a single run, nobody is carried
+across it (the later chunk's people are new tracks) and the cut is one of the result's ``shot_cuts``. In the
+frames two neighbouring chunks share, each track of the earlier chunk is compared with each track of the
 later one by the distance of their 2D joints (``joints2d``, relative to the person's height in the image); a
 global assignment (Hungarian) pairs the tracks that are the same person. Each chunk keeps its rows up to the
 middle of the overlap, where both chunks' trackers and smoothers had context on both sides. A person keeps the
@@ -38,9 +40,7 @@ def stitch_results(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]
     """The result of the whole clip from its chunks' results, in frame order (see the module docstring)."""
     if len(chunks) == 1:
         return dict(chunks[0])
-    starts = [int(chunk["frame_indices"][0]) for chunk in chunks]
-    ends = [start + int(chunk["num_frames"]) - 1 for start, chunk in zip(starts, chunks)]
-    borders = [(starts[k + 1] + ends[k] + 1) // 2 for k in range(len(chunks) - 1)]  # first frame of the later chunk
+    starts, ends, borders = chunk_borders(chunks)
     identities: list[list[_Piece]] = []
     previous: dict[int, int] = {}
     for k, chunk in enumerate(chunks):
@@ -60,6 +60,14 @@ def stitch_results(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]
             current[track] = identity
         previous = current
     return _assembled(chunks, starts, [pieces for pieces in identities if sum(len(p.rows) for p in pieces)])
+
+
+def chunk_borders(chunks: list[dict[str, np.ndarray]]) -> tuple[list[int], list[int], list[int]]:
+    """Each chunk's first and last frame (absolute) and, between neighbours, the first frame the later chunk
+    supplies: the middle of the shared frames, or the later chunk's first frame at a cut."""
+    starts = [int(chunk["frame_indices"][0]) for chunk in chunks]
+    ends = [start + int(chunk["num_frames"]) - 1 for start, chunk in zip(starts, chunks)]
+    return starts, ends, [(starts[k + 1] + ends[k] + 1) // 2 for k in range(len(chunks) - 1)]
 
 
 def match_tracks(earlier: dict[str, np.ndarray], later: dict[str, np.ndarray], shared_first: int,
@@ -105,8 +113,8 @@ def _pair_cost(a: dict[int, np.ndarray], b: dict[int, np.ndarray]) -> float:
 def _assembled(chunks: list[dict[str, np.ndarray]], starts: list[int],
                identities: list[list[_Piece]]) -> dict[str, np.ndarray]:
     first = chunks[0]
-    # each chunk measured its own camera path: a stitched clip keeps the people in the camera frame, without
-    # the optional world keys, rather than one chunk's path over the whole clip
+    # each chunk measured its own camera path and world: they are chained and recomputed over the whole clip by
+    # ``backend.batch.tasks.stitch_chunks`` (``backend.batch.camera_chain``), which needs the body model
     dropped = TRACK_KEYS + ROW_KEYS + ("row_track",) + CAMERA_KEYS
     arrays = {key: value for key, value in first.items() if key not in dropped}
     total = starts[-1] + int(chunks[-1]["num_frames"]) - starts[0]
@@ -114,7 +122,9 @@ def _assembled(chunks: list[dict[str, np.ndarray]], starts: list[int],
     arrays["frame_indices"] = np.arange(starts[0], starts[0] + total, dtype=np.int64)
     if "shot_cuts" in first:
         cuts = [np.asarray(chunk["shot_cuts"], np.int64) + start - starts[0] for chunk, start in zip(chunks, starts)]
-        arrays["shot_cuts"] = np.unique(np.concatenate(cuts)).astype(np.int64)
+        at_borders = [starts[k] - starts[0] for k in range(1, len(chunks))  # chunks sharing no frame: a cut
+                      if starts[k] >= starts[k - 1] + int(chunks[k - 1]["num_frames"])]
+        arrays["shot_cuts"] = np.unique(np.concatenate([*cuts, np.asarray(at_borders, np.int64)])).astype(np.int64)
     arrays["track_id"] = np.arange(len(identities), dtype=np.int64)
     for key in TRACK_KEYS:
         if key in first:
@@ -141,4 +151,4 @@ def _assembled(chunks: list[dict[str, np.ndarray]], starts: list[int],
     return arrays
 
 
-__all__ = ["MAX_MATCH_COST", "match_tracks", "stitch_results"]
+__all__ = ["MAX_MATCH_COST", "chunk_borders", "match_tracks", "stitch_results"]

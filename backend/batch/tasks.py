@@ -1,5 +1,6 @@
 """The work a batch worker does: one clip, or one chunk of a long clip, through the same pipeline as
-``reconstruct`` (``backend.pipeline.reconstruct``), written atomically to its result path.
+``reconstruct`` (``backend.pipeline.reconstruct``), written atomically to its result path; and a chunked clip's
+result stitched from its chunks.
 
 A failure the user can act on (a corrupt input, an estimator without its weights; every error that carries a
 ``troupe_code``) is returned as a value, not raised: it belongs to that clip alone, and Ray must not retry it.
@@ -58,6 +59,30 @@ def run_clip(job: ClipJob, board: Any = None) -> ClipOutcome:
                        warnings=tuple(summary.warnings), worker=worker)
 
 
+def stitch_chunks(chunk_outputs: list[str], output: str, options: dict[str, Any]) -> tuple[int, int]:
+    """Write the result of a clip from its chunks' results (``backend.batch.stitch``), with one camera path and
+    world over the whole clip where the chunks measured theirs (``backend.batch.camera_chain``: the pipeline's
+    world stage, run again on the stitched tracks, which needs the body model); returns (frames, people).
+    A Ray task, so the driver needs neither torch nor the body model."""
+    from backend.batch.stitch import chunk_borders, stitch_results
+    from backend.result import read_result, write_result
+
+    chunks = [read_result(path) for path in chunk_outputs]
+    arrays = stitch_results(chunks)
+    if len(chunks) > 1 and all("camera_rotation" in chunk for chunk in chunks):
+        from backend.batch.camera_chain import chained_path, chunk_path
+        from backend.body import load_body_model
+        from backend.options import default
+        from backend.world import add_world_frame
+
+        starts, _, borders = chunk_borders(chunks)
+        path = chained_path([chunk_path(chunk) for chunk in chunks], starts, borders)
+        body = load_body_model(options.get("body_model") or default("body_model"), device="cpu")
+        arrays.update(add_world_frame(arrays, path, body))
+    write_result(output, arrays)
+    return int(arrays["num_frames"]), len(arrays["track_id"])
+
+
 def failed_outcome(name: str, chunk: int, exc: BaseException, seconds: float = 0.0, worker: str = "") -> ClipOutcome:
     """The report of a failure: the error's ``troupe_code`` and first line, or ``INTERNAL_ERROR`` and the
     exception's type for a bug."""
@@ -95,4 +120,4 @@ def _reconstruct(job: ClipJob, progress=None):
     return reconstruct(job.source, job.output, options, progress=progress)
 
 
-__all__ = ["ClipJob", "ClipOutcome", "failed_outcome", "run_clip"]
+__all__ = ["ClipJob", "ClipOutcome", "failed_outcome", "run_clip", "stitch_chunks"]
