@@ -172,6 +172,7 @@ class JobOptions:
     frame_end: int | None = None
     smoothing: float | None = None
     coherence: bool | None = None
+    camera: str | None = None  # auto | static | moving (clips)
     fov: float | None = None  # degrees across the longer side
     estimator_options: dict[str, Any] = field(default_factory=dict)  # the chosen estimator's own settings
 

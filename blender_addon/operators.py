@@ -28,6 +28,7 @@ def _options(settings: bpy.types.PropertyGroup, source: str) -> JobOptions:
         frame_end=settings.frame_end if settings.use_frame_range else None,
         smoothing=float(settings.smoothing),
         coherence=bool(settings.coherence),
+        camera=settings.camera,
         fov=math.degrees(settings.fov) if settings.use_fov else None,
     )
 

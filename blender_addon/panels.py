@@ -62,6 +62,7 @@ class VIEW3D_PT_troupe(_TroupePanel, bpy.types.Panel):
         sub.prop(settings, "fov", text="")
         layout.prop(settings, "smoothing", slider=True)
         layout.prop(settings, "coherence")
+        layout.prop(settings, "camera")
         layout.prop(settings, "output_dir")
         self._draw_run(layout, state)
 

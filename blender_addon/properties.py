@@ -34,6 +34,12 @@ FBX_PRESETS = [
      "one file per person"),
     ("MIXAMO", "Mixamo", "Y up, centimetres, mixamorig: bone names, no leaf bones, one file per person"),
 ]
+# The backend's --camera modes (backend/options.py CAMERA_CHOICES; a test keeps the two lists equal).
+CAMERA_MODES = [
+    ("auto", "Auto", "Measure the camera's turn and zoom on the background; a still shot stays still"),
+    ("static", "Static", "The camera never moves: skip the measurement"),
+    ("moving", "Moving", "Keep even the smallest measured motion (a slow, steady pan)"),
+]
 SCOPES = [
     ("SELECTED", "Selected", "People whose armature or body is selected"),
     ("ALL", "All", "Every Troupe person in the scene"),
@@ -59,6 +65,9 @@ class TroupeSettings(bpy.types.PropertyGroup):
                              default=0.5, subtype="FACTOR")
     coherence: BoolProperty(name="Coherence", description="Resolve interpenetration and depth order between people",
                             default=True)
+    camera: EnumProperty(name="Camera", items=CAMERA_MODES, default="auto",
+                         description="Clips: how the camera's motion is treated; a moving camera puts the people "
+                         "and the animated camera in one gravity-up world")
     output_dir: StringProperty(name="Results", subtype="DIR_PATH",
                                description="Folder for result files (empty: beside the .blend, else temporary)")
     fbx_preset: EnumProperty(name="Preset", items=FBX_PRESETS, default="UNITY")

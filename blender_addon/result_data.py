@@ -70,7 +70,8 @@ def _world_rows(data: dict[str, np.ndarray], rows: np.ndarray, rest_pelvis: np.n
     the scene's fixed mapping (``rig.CAM_TO_WORLD``) turns into those world values: everything downstream
     (bones, contacts, export) keeps reading camera-frame rows and gets the world."""
     c = rig.CAM_TO_WORLD
-    poses = np.asarray(data["poses"][rows], dtype=np.float64).copy()
+    # under a zoom the backend re-fitted the bodies through each frame's lens: those poses hold in the world
+    poses = np.asarray(data["world_poses" if "world_poses" in data else "poses"][rows], dtype=np.float64).copy()
     orient = rig.axis_angle_to_matrix(np.asarray(data["world_orient"][rows], dtype=np.float64))
     poses[:, 0] = rig.matrix_to_axis_angle(c.T @ orient)
     transl = (np.asarray(data["world_transl"][rows], dtype=np.float64) + rest_pelvis) @ c - rest_pelvis

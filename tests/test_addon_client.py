@@ -38,7 +38,8 @@ def test_successful_job_reports_progress_people_warnings_and_output(tmp_path: Pa
     result = tmp_path / "fixture.npz"
     result.write_bytes(b"not really a result, only copied")
     python, record = make_fake_backend(tmp_path, "ok", result)
-    job = _job(python, tmp_path, frame_start=3, frame_end=9, smoothing=0.25, coherence=False, fov=55.0)
+    job = _job(python, tmp_path, frame_start=3, frame_end=9, smoothing=0.25, coherence=False, fov=55.0,
+               camera="moving")
     job.start()
     status = job.run()
     assert status.state == "done", status.error
@@ -55,7 +56,7 @@ def test_successful_job_reports_progress_people_warnings_and_output(tmp_path: Pa
     assert request == {
         "type": "reconstruct", "id": job.id, "input": str(tmp_path / "clip.mp4"), "output": str(tmp_path / "out.npz"),
         "estimator": None, "body_model": None, "device": None, "frame_start": 3, "frame_end": 9,
-        "smoothing": 0.25, "coherence": False, "fov": 55.0, "estimator_options": {},
+        "smoothing": 0.25, "coherence": False, "camera": "moving", "fov": 55.0, "estimator_options": {},
     }  # fmt: skip
     assert seen.get("stdin_closed") is True
 

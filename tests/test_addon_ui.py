@@ -83,8 +83,8 @@ def _draw(cls: type, context: object) -> dict:
 def test_sidebar_panels_draw_every_setting_and_action(addon) -> None:
     context = bpy.context
     log = _draw(addon.panels.VIEW3D_PT_troupe, context)
-    assert {"source_path", "estimator", "body_model", "smoothing", "coherence", "use_frame_range", "frame_start",
-            "frame_end", "use_fov", "fov"} <= set(log["props"])
+    assert {"source_path", "estimator", "body_model", "smoothing", "coherence", "camera", "use_frame_range",
+            "frame_start", "frame_end", "use_fov", "fov"} <= set(log["props"])
     assert {"troupe.reconstruct", "troupe.import_result"} <= set(log["operators"])
     assert context.scene.troupe.estimator == "mediapipe-fit" and context.scene.troupe.body_model == "open-body"
     export_log = _draw(addon.panels.VIEW3D_PT_troupe_export, context)
@@ -123,6 +123,26 @@ def test_the_chosen_estimators_own_settings_are_drawn_and_sent_with_the_job(addo
     assert request["estimator_options"] == {"center_thresh": pytest.approx(0.4), "backbone": "resnet50"}
     checked = check_options({key: value for key, value in request.items() if key in FIELDS})
     assert checked["estimator_options"]["backbone"] == "resnet50"  # the backend's schema takes the request as sent
+
+
+def test_the_camera_mode_is_sent_with_the_job_and_the_backend_schema_accepts_it(addon, tmp_path: Path) -> None:
+    from backend.options import CAMERA_CHOICES, FIELDS, check_options
+
+    settings = bpy.context.scene.troupe
+    source = str(tmp_path / "clip.mp4")
+    modes = [item.identifier for item in settings.bl_rna.properties["camera"].enum_items]
+    assert modes == list(CAMERA_CHOICES)  # the panel offers exactly the backend's modes
+    assert settings.camera == FIELDS["camera"].default  # and starts from the backend's default
+    try:
+        sent = {}
+        for mode in modes:
+            settings.camera = mode
+            sent[mode] = addon.operators._options(settings, source).request("job")
+    finally:
+        settings.camera = FIELDS["camera"].default
+    for mode, request in sent.items():
+        assert request["camera"] == mode
+        assert check_options({key: value for key, value in request.items() if key in FIELDS})["camera"] == mode
 
 
 def test_running_job_shows_progress_cancel_and_status_bar(addon, tmp_path: Path) -> None:

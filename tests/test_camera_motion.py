@@ -94,6 +94,41 @@ def test_world_frame_puts_people_where_they_are(moving_clip, body) -> None:
     assert world_speed < 0.05 < 0.5 < camera_speed, (world_speed, camera_speed)
 
 
+def _world_pixels(arrays: dict, body) -> np.ndarray:
+    """Every row's joints in the world seen through its frame's animated camera (pixels)."""
+    import torch
+
+    poses = arrays.get("world_poses", arrays["poses"]).copy()
+    poses[:, 0] = arrays["world_orient"]
+    track, frame = arrays["row_track"], arrays["row_frame"]
+    with torch.no_grad():
+        joints = body(torch.as_tensor(poses), torch.as_tensor(arrays["betas"][track]),
+                      torch.as_tensor(arrays["world_transl"])).joints.numpy().astype(np.float64)
+    camera = np.einsum("nij,nkj->nki", arrays["camera_rotation"][frame], joints - arrays["camera_position"][frame,
+                                                                                                         None])
+    return arrays["camera_focal"][frame, None] * camera[..., :2] / camera[..., 2:] + arrays["principal_point"]
+
+
+def test_under_a_zoom_fitted_people_are_refitted_onto_their_2d_joints_regressed_ones_keep_their_pose(
+        moving_clip, body) -> None:
+    """A fitted body meets its joints2d through the zooming camera; a regressed one keeps its pose, lands on the
+    picture, and its joints2d (the first lens's projection) is what misses (README: A moving camera)."""
+    clip = moving_clip
+    path = path_of_frames(clip.frames, clip.camera.fx, [clip.boxes(i) for i in range(len(clip.frames))])
+    picture = np.stack([truth["joints2d"] for people in clip.people for truth in people])
+    zoomed = clip.zoom[np.repeat(np.arange(len(clip.frames)), len(clip.people[0]))] > 1.2
+    fitted = clip_result(clip, body, path, fitted=True)
+    validate(fitted)
+    landed = _world_pixels(fitted, body)[zoomed]
+    assert np.abs(landed - fitted["joints2d"][zoomed]).max() < 1.5
+    assert np.abs(landed - picture[zoomed]).max() < 1.5
+    regressed = clip_result(clip, body, path)
+    assert "world_poses" not in regressed
+    landed = _world_pixels(regressed, body)[zoomed]
+    assert np.abs(landed - picture[zoomed]).max() < 1.5
+    assert np.abs(regressed["joints2d"][zoomed] - picture[zoomed]).max() > 5.0  # what a fixed lens costs
+
+
 def test_result_without_camera_keys_still_loads_and_partial_camera_keys_do_not(moving_clip, body,
                                                                                 tmp_path: Path) -> None:
     arrays = clip_result(moving_clip, body, CameraPath.still(len(moving_clip.frames)))
@@ -108,6 +143,8 @@ def test_result_without_camera_keys_still_loads_and_partial_camera_keys_do_not(m
     with pytest.raises(ResultFileError, match="not a rotation"):
         validate({**arrays, "camera_rotation": sheared})
     assert not (tmp_path / "partial.npz").exists()
+    with pytest.raises(ResultFileError, match="world_poses"):
+        validate({**old, "world_poses": old["poses"]})
 
 
 def test_camera_option_is_checked_before_any_work() -> None:

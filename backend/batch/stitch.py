@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from backend.result.contract import CAMERA_KEYS
+from backend.result.contract import WORLD_KEYS
 
 TRACK_KEYS = ("betas", "rest_joints", "rest_vertices")  # one entry per track (besides track_id)
 ROW_KEYS = ("row_frame", "poses", "transl", "joints2d", "confidence", "observed")  # one entry per row
@@ -115,7 +115,7 @@ def _assembled(chunks: list[dict[str, np.ndarray]], starts: list[int],
     first = chunks[0]
     # each chunk measured its own camera path and world: they are chained and recomputed over the whole clip by
     # ``backend.batch.tasks.stitch_chunks`` (``backend.batch.camera_chain``), which needs the body model
-    dropped = TRACK_KEYS + ROW_KEYS + ("row_track",) + CAMERA_KEYS
+    dropped = TRACK_KEYS + ROW_KEYS + ("row_track",) + WORLD_KEYS
     arrays = {key: value for key, value in first.items() if key not in dropped}
     total = starts[-1] + int(chunks[-1]["num_frames"]) - starts[0]
     arrays["num_frames"] = np.int64(total)

@@ -103,6 +103,10 @@ class EstimatorInfo:
     terms: str = ""
     unavailable: str = ""
     options: tuple[EstimatorOption, ...] = ()
+    # its bodies are fitted, pose included, onto 2D keypoints of the picture through the lens it is given, so its
+    # joints2d are the picture's; a regressor's pose comes from appearance and its joints2d are its projection
+    # (under a zoom, backend.world re-fits the former onto joints2d and only re-places the latter)
+    fits_keypoints: bool = False
 
     def option(self, name: str) -> EstimatorOption | None:
         return next((option for option in self.options if option.name == name), None)
@@ -117,7 +121,7 @@ CATALOG: tuple[EstimatorInfo, ...] = (
     EstimatorInfo(
         "mediapipe-fit", "MediaPipe fit",
         "MediaPipe landmarks fitted with the body model; needs no weights (default)",
-        "backend.estimators.mediapipe_fit:MediapipeFitEstimator",
+        "backend.estimators.mediapipe_fit:MediapipeFitEstimator", fits_keypoints=True,
         options=(
             EstimatorOption(
                 "initialiser", "Fit start",

@@ -174,12 +174,18 @@ def _draw_people(image: np.ndarray, people: list[dict], body, camera: Camera) ->
 
 
 @torch.no_grad()
-def clip_result(clip: CameraClip, body, path, depth_noise: float = 0.0, seed: int = 0) -> dict[str, np.ndarray]:
+def clip_result(clip: CameraClip, body, path, depth_noise: float = 0.0, seed: int = 0,
+                fitted: bool = False) -> dict[str, np.ndarray]:
     """The result arrays an estimator with the first frame's fixed lens would give for the clip's true people
     (each row's translation solved through that lens onto the true 2D joints, its distance then scaled by one
-    factor 1 + N(0, ``depth_noise``) per person: monocular depth is off by a bias per person), with the world keys ``backend.world`` derives under ``path`` (a CameraPath)."""
+    factor 1 + N(0, ``depth_noise``) per person: monocular depth is off by a bias per person), with the world
+    keys ``backend.world`` derives under ``path`` (a CameraPath). Without ``fitted`` the estimator is a regressor
+    that gets the pose right whatever the lens (its ``joints2d``, the first lens's projection, then misses the
+    picture under a zoom); with it, a fit that also bends the pose to meet the picture's joints through that lens
+    (``backend.world.refit``), as the default estimator does."""
     from backend.geometry.camera import solve_translation
     from backend.world import add_world_frame
+    from backend.world.refit import refit_through_lens
 
     rng = np.random.default_rng(seed)
     rows = [(frame, person, truth) for frame, people in enumerate(clip.people) for person, truth in enumerate(people)]
@@ -190,9 +196,13 @@ def clip_result(clip: CameraClip, body, path, depth_noise: float = 0.0, seed: in
     relative = body(as_t(poses), as_t(betas_track[track])).joints.double()
     pixels = torch.as_tensor(np.stack([truth["joints2d"] for _, _, truth in rows]))
     transl = solve_translation(relative, pixels, clip.camera.intrinsics_tensor(dtype=torch.float64)).numpy()
+    rest = body.rest_joints(as_t(betas_track))
+    if fitted:
+        lens = np.tile(np.array(clip.camera.intrinsics), (len(rows), 1))
+        poses, transl = refit_through_lens(poses, rest.numpy()[track], body.parents.numpy(), pixels.numpy(), lens)
+        relative = body(as_t(poses), as_t(betas_track[track])).joints.double()
     bias = 1.0 + rng.normal(0.0, depth_noise, (len(betas_track), 1))
     transl = (transl + relative[:, 0].numpy()) * bias[track] - relative[:, 0].numpy()
-    rest = body.rest_joints(as_t(betas_track))
     arrays = {
         "format": np.str_("troupe-result/1"), "fps": np.float64(30.0),
         "image_size": np.array([clip.camera.width, clip.camera.height]),
@@ -211,7 +221,7 @@ def clip_result(clip: CameraClip, body, path, depth_noise: float = 0.0, seed: in
         "joints2d": clip.camera.project(relative.numpy() + transl[:, None]).astype(np.float32),
         "confidence": np.ones(len(rows), np.float32), "observed": np.ones(len(rows), bool),
     }
-    arrays.update(add_world_frame(arrays, path, body))
+    arrays.update(add_world_frame(arrays, path, body, refit=fitted))
     return arrays
 
 

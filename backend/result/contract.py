@@ -96,9 +96,13 @@ OPTIONAL: dict[str, KeySpec] = {
     "segment_static": KeySpec(("S",), "b"),
     "world_orient": KeySpec(("N", 3), "f", -1e3, 1e3),  # joint 0's axis-angle in the world
     "world_transl": KeySpec(("N", 3), "f", -METRES, METRES),  # posed joints = FK(world pose) + world_transl
+    # only under a zoom, with the keys above: the rows re-fitted through their frame's lens (joint 0 =
+    # world_orient); in the world they replace "poses" (backend.world.refit)
+    "world_poses": KeySpec(("N", NUM_JOINTS, 3), "f", -1e3, 1e3),
 }
 CAMERA_KEYS = ("camera_rotation", "camera_position", "camera_focal", "camera_segment", "segment_static",
                "world_orient", "world_transl")
+WORLD_KEYS = (*CAMERA_KEYS, "world_poses")  # every key of the world extension (CAMERA_KEYS come together)
 
 
 def write_result(path: str | os.PathLike, arrays: Mapping[str, object]) -> Path:
@@ -269,6 +273,8 @@ def _check_camera(data: Mapping[str, np.ndarray]) -> None:
     """The world keys come together, one camera per frame, one segment per shot, rotations that are rotations."""
     present = [key for key in CAMERA_KEYS if key in data]
     if not present:
+        if "world_poses" in data:
+            raise ResultFileError("result key 'world_poses' comes without the camera keys")
         return
     if len(present) != len(CAMERA_KEYS):
         missing = sorted(set(CAMERA_KEYS) - set(present))

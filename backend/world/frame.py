@@ -8,13 +8,19 @@ level camera keeps the add-on's usual axes (camera looking along +y, z up). The 
 row the lowest foot joint less the sole's thickness (rest mesh below the foot joints), the median over the
 segment's rows; the camera's centre is then at height -floor above the world's origin.
 
-Under a zoom the estimator's fixed lens put people at the wrong depth; each row's translation is re-solved
-through the frame's focal length (``backend.camera.solve_translation``) onto its 2D joints before it is carried
-into the world. The keys added to the result (all optional, see ``backend.result.contract.OPTIONAL``):
+Under a zoom the estimator's fixed lens put people at the wrong depth. Each zoomed row is placed again through
+the frame's focal length before it is carried into the world: an estimator that fits its bodies onto the
+picture's keypoints (``EstimatorInfo.fits_keypoints``) bent them to meet the picture through the wrong lens, so
+its rows are re-fitted onto their 2D joints (translation, orientation and, held near the estimate, the joint
+rotations: ``backend.world.refit``); a regressor's pose comes from appearance, right whatever the lens, and its
+2D joints are only its projection through the wrong lens, so its rows keep their pose and their translation is
+re-solved onto those joints (``backend.geometry.camera.solve_translation``). The keys added to the result (all
+optional, see ``backend.result.contract.OPTIONAL``):
 ``camera_rotation`` (F, 3, 3) world -> camera (OpenCV axes), ``camera_position`` (F, 3) metres,
 ``camera_focal`` (F, 2) pixels, ``camera_segment`` (F,), ``segment_static`` (S,), ``world_orient`` (N, 3) and
 ``world_transl`` (N, 3): the people in the world, posed joints = FK(poses with joint 0 = world_orient) +
-world_transl.
+world_transl; rows re-fitted under a zoom also give ``world_poses`` (N, 24, 3), the poses (joint 0 =
+world_orient) that replace ``poses`` in the world.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from backend.body import BodyModel
+from backend.estimators.catalog import estimator_info
 from backend.geometry.camera import solve_translation
+from backend.world.refit import refit_through_lens
 from backend.world.segments import CameraPath
 
 FEET = (7, 8, 10, 11)  # L_Ankle, R_Ankle, L_Foot, R_Foot
@@ -32,14 +40,18 @@ PELVIS, NECK = 0, 12
 LEAN_LIMIT_DEG = 30.0
 FLOOR_SPREAD_M = 0.5  # rms spread of the soles along the floor's second direction for the floor to count
 FLOOR_THICKNESS_M = 0.1  # rms distance of the soles from their plane for the floor to count
-ZOOM_TOLERANCE = 1e-3  # below this relative focal change a row keeps its translation
+ZOOM_TOLERANCE = 1e-3  # below this relative focal change a row keeps the estimator's fit
 
 
-def add_world_frame(arrays: dict[str, np.ndarray], path: CameraPath, body: BodyModel) -> dict[str, np.ndarray]:
-    """The world keys of a result's ``arrays`` (full contract keys present) under the camera ``path``."""
+def add_world_frame(arrays: dict[str, np.ndarray], path: CameraPath, body: BodyModel,
+                    refit: bool | None = None) -> dict[str, np.ndarray]:
+    """The world keys of a result's ``arrays`` (full contract keys present) under the camera ``path``. ``refit``:
+    whether zoomed rows are re-fitted onto their 2D joints (None: when the result's estimator fits keypoints)."""
     focal0 = np.asarray(arrays["focal_length"], np.float64)
     principal = np.asarray(arrays["principal_point"], np.float64)
-    rows = _Rows(arrays, path, body, focal0, principal)
+    if refit is None:
+        refit = _fits_keypoints(str(arrays.get("estimator", "")))
+    rows = _Rows(arrays, path, body, focal0, principal, refit)
     num_frames = path.num_frames
     to_camera = np.zeros((num_frames, 3, 3))
     position = np.zeros((num_frames, 3))
@@ -58,7 +70,7 @@ def add_world_frame(arrays: dict[str, np.ndarray], path: CameraPath, body: BodyM
         pelvis_cam = rows.transl[in_segment] + rows.rest_pelvis[in_segment]
         world_transl[in_segment] = (np.einsum("nij,nj->ni", cam_to_world, pelvis_cam) + centre
                                     - rows.rest_pelvis[in_segment])
-    return {
+    world = {
         "camera_rotation": to_camera.astype(np.float64),
         "camera_position": position.astype(np.float64),
         "camera_focal": (path.zoom[:, None] * focal0[None]).astype(np.float64),
@@ -67,6 +79,11 @@ def add_world_frame(arrays: dict[str, np.ndarray], path: CameraPath, body: BodyM
         "world_orient": world_orient.astype(np.float32),
         "world_transl": world_transl.astype(np.float32),
     }
+    if refit and len(rows.zoomed):
+        poses = rows.poses.copy()
+        poses[:, 0] = world_orient
+        world["world_poses"] = poses.astype(np.float32)
+    return world
 
 
 class _Rows:
@@ -75,20 +92,30 @@ class _Rows:
 
     @torch.no_grad()
     def __init__(self, arrays: dict[str, np.ndarray], path: CameraPath, body: BodyModel, focal0: np.ndarray,
-                 principal: np.ndarray) -> None:
+                 principal: np.ndarray, refit: bool) -> None:
         self.frame = np.asarray(arrays["row_frame"], np.int64)
         self.count = len(self.frame)
         track = np.asarray(arrays["row_track"], np.int64)
-        poses = np.asarray(arrays["poses"], np.float64).reshape(-1, 24, 3)
+        poses = np.asarray(arrays["poses"], np.float64).reshape(-1, 24, 3).copy()
         rest = np.asarray(arrays["rest_joints"], np.float64)
         self.observed = np.asarray(arrays.get("observed", np.ones(self.count, bool)), bool)
         self.rest_pelvis = rest[track, PELVIS] if self.count else np.zeros((0, 3))
+        self.transl = np.asarray(arrays["transl"], np.float64).copy()
+        zoom = path.zoom[self.frame]
+        self.zoomed = np.flatnonzero(np.abs(zoom - 1.0) > ZOOM_TOLERANCE)
+        z = self.zoomed
+        intrinsics = np.column_stack([zoom[z, None] * focal0[None], np.tile(principal, (len(z), 1))])
+        joints2d = np.asarray(arrays["joints2d"], np.float64)[z]
+        if refit and len(z):
+            poses[z], self.transl[z] = refit_through_lens(poses[z], rest[track[z]], body.parents.cpu().numpy(),
+                                                          joints2d, intrinsics)
+        self.poses = poses
         self.orient = Rotation.from_rotvec(poses[:, 0]).as_matrix() if self.count else np.zeros((0, 3, 3))
         relative = _posed_joints(body, poses, np.asarray(arrays["betas"])[track]) if self.count else np.zeros(
             (0, 24, 3))
-        self.transl = _zoom_corrected(np.asarray(arrays["transl"], np.float64), relative,
-                                      np.asarray(arrays["joints2d"], np.float64), path.zoom[self.frame], focal0,
-                                      principal)
+        if not refit and len(z):
+            self.transl[z] = solve_translation(torch.as_tensor(relative[z]), torch.as_tensor(joints2d),
+                                               torch.as_tensor(intrinsics)[:, None]).numpy()
         up_model = rest[track, NECK] - rest[track, PELVIS] if self.count else np.zeros((0, 3))
         up_camera = np.einsum("nij,nj->ni", self.orient, up_model)
         to_reference = np.swapaxes(path.rotations[self.frame], 1, 2)
@@ -109,18 +136,9 @@ def _posed_joints(body: BodyModel, poses: np.ndarray, betas: np.ndarray) -> np.n
     return out.joints.cpu().numpy().astype(np.float64)
 
 
-def _zoom_corrected(transl: np.ndarray, relative: np.ndarray, joints2d: np.ndarray, zoom: np.ndarray,
-                    focal0: np.ndarray, principal: np.ndarray) -> np.ndarray:
-    """Rows of zoomed frames re-solved through the frame's focal length onto their 2D joints."""
-    zoomed = np.flatnonzero(np.abs(zoom - 1.0) > ZOOM_TOLERANCE)
-    if not len(zoomed):
-        return transl.copy()
-    intrinsics = np.column_stack([zoom[zoomed, None] * focal0[None], np.tile(principal, (len(zoomed), 1))])
-    solved = solve_translation(torch.as_tensor(relative[zoomed]), torch.as_tensor(joints2d[zoomed]),
-                               torch.as_tensor(intrinsics)[:, None])
-    out = transl.copy()
-    out[zoomed] = solved.numpy()
-    return out
+def _fits_keypoints(estimator: str) -> bool:
+    info = estimator_info(estimator)
+    return bool(info is not None and info.fits_keypoints)
 
 
 def _sole_depth(arrays: dict[str, np.ndarray], track: np.ndarray) -> np.ndarray:
