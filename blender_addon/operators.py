@@ -199,6 +199,10 @@ class TROUPE_OT_import_result(bpy.types.Operator, ImportHelper):
                                   "camera view", default=True)
     with_footage_plane: BoolProperty(name="Footage Plane", description="Also put the footage on a render-only "
                                      "plane behind everybody, so renders show the people over it", default=False)
+    anny_rig: BoolProperty(name="Anny's Own Rig", description="Anny results: give each person Anny's own "
+                           "skeleton (its MakeHuman bone names, hierarchy and skin weights, for game engines) "
+                           "driven by the fitted motion, instead of the 24-joint SMPL armature. Retargeting and "
+                           "the finishing tools need the 24-joint armature", default=False)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         from .scene import build_scene, iter_people
@@ -206,7 +210,8 @@ class TROUPE_OT_import_result(bpy.types.Operator, ImportHelper):
         warnings: list[str] = []
         try:
             collection = build_scene(self.filepath, with_mesh=self.with_mesh, with_background=self.with_background,
-                                     with_footage_plane=self.with_footage_plane, warnings=warnings)
+                                     with_footage_plane=self.with_footage_plane, warnings=warnings,
+                                     anny_rig=self.anny_rig)
         except ResultError as exc:
             self.report({"ERROR"}, f"Troupe: {exc}")
             return {"CANCELLED"}

@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
+from typing import Sequence
 
 import bpy
 import numpy as np
 
-from . import keyframes, result_data, rig
+from . import anny_rig, keyframes, result_data, rig
 from .result_data import Track
 
 FRAME_OFFSET = 1
@@ -32,6 +33,7 @@ PROP_RESULT = "troupe_result"
 PROP_TRACK = "troupe_track_id"
 PROP_BETAS = "troupe_betas"
 PROP_BODY = "troupe_body_model"
+PROP_RIG = "troupe_rig"  # "anny" on an armature of Anny's own bones (absent: the 24-joint SMPL armature)
 PROP_FPS = "troupe_fps"
 
 
@@ -68,11 +70,13 @@ def build_scene(
     with_background: bool = True,
     with_footage_plane: bool = False,
     warnings: list[str] | None = None,
+    anny_rig: bool = False,
 ) -> bpy.types.Collection:
     """Import ``result_path`` into the current scene and return the new collection.
 
     ``with_background`` shows the footage behind the camera view (viewport only); ``with_footage_plane`` also puts
     it on a render-only plane filling the camera's view behind everybody, so renders show people over footage.
+    ``anny_rig``: people of an Anny result get Anny's own rig (``anny_rig``) instead of the 24-joint armature.
     Raises :class:`result_data.ResultError` for an unusable file; on any failure nothing is left behind.
     """
     path = Path(result_path)
@@ -92,7 +96,7 @@ def build_scene(
                 _footage_plane(camera, data, collection, created, warnings)
             for number, track in enumerate(result_data.tracks(data)):
                 build_person(track, data, collection, created, color=PALETTE[number % len(PALETTE)],
-                             with_mesh=with_mesh)
+                             with_mesh=with_mesh, anny_rig=anny_rig)
     except BaseException:
         created.remove_all()
         raise
@@ -358,16 +362,25 @@ def build_person(
     *,
     color: tuple[float, float, float] = PALETTE[0],
     with_mesh: bool = True,
+    anny_rig: bool = False,
 ) -> bpy.types.Object:
-    """One person's armature (+ body mesh) with its animation; returns the armature object."""
+    """One person's armature (+ body mesh) with its animation; returns the armature object. ``anny_rig``: Anny's
+    own bones and skin weights where the result has them (an Anny body), else the 24-joint armature."""
     created = created or _Created()
     name = f"Person {track.track_id}"
-    armature = build_armature(name, track.rest_joints, collection, created)
+    anny = anny_rig and "rig_bone_names" in data
+    if anny:
+        armature = build_anny_armature(name, track, data, collection, created)
+    else:
+        armature = build_armature(name, track.rest_joints, collection, created)
     _store_metadata(armature, track, data)
-    key_track(armature, track)
+    if anny:
+        key_anny_track(armature, track, data)
+    else:
+        key_track(armature, track)
     created.add(armature.animation_data.action)
     if with_mesh:
-        mesh = _body_mesh(name, track, data, armature, collection, created, color)
+        mesh = _body_mesh(name, track, data, armature, collection, created, color, anny)
         if mesh is not None:
             _key_visibility(mesh, track, data, created)
     _key_visibility(armature, track, data, created)
@@ -402,6 +415,52 @@ def build_armature(
     for pose_bone in obj.pose.bones:
         pose_bone.rotation_mode = "QUATERNION"
     return obj
+
+
+def build_anny_armature(name: str, track: Track, data: dict[str, np.ndarray],
+                        collection: bpy.types.Collection, created: _Created | None = None) -> bpy.types.Object:
+    """An armature with Anny's own bones (names, parents, rest heads and tails of this track's body), zero roll,
+    unconnected (toes and metacarpals carry a location key: see ``anny_rig``)."""
+    created = created or _Created()
+    names = [str(n) for n in data["rig_bone_names"]]
+    parents = np.asarray(data["rig_bone_parents"], dtype=np.int64)
+    anny_rig.check_rig(np.array(names), parents, np.asarray(data["rig_bone_joints"], dtype=np.int64))
+    ends = np.asarray(data["rig_bone_ends"][track.index], dtype=np.float64) @ rig.MODEL_TO_ARMATURE.T
+    arm_data = created.add(bpy.data.armatures.new(name))
+    arm_data.display_type = "OCTAHEDRAL"
+    obj = created.add(bpy.data.objects.new(name, arm_data))
+    collection.objects.link(obj)
+    bpy.context.view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    try:
+        bones = arm_data.edit_bones
+        for b, bone_name in enumerate(names):
+            bone = bones.new(bone_name)
+            bone.head, bone.tail, bone.roll = ends[b, 0], ends[b, 1], 0.0
+            if parents[b] >= 0:
+                bone.parent = bones[names[parents[b]]]
+                bone.use_connect = False
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")
+    for pose_bone in obj.pose.bones:
+        pose_bone.rotation_mode = "QUATERNION"
+    obj[PROP_RIG] = "anny"
+    return obj
+
+
+def key_anny_track(armature: bpy.types.Object, track: Track, data: dict[str, np.ndarray]) -> None:
+    """Key every Anny bone's rotation and location from the fitted 24-joint motion (``anny_rig.bone_keys``)."""
+    names = [str(n) for n in data["rig_bone_names"]]
+    rest = np.array([np.array(armature.data.bones[n].matrix_local) for n in names])
+    quat, location = anny_rig.bone_keys(track.poses, track.transl, track.rest_joints, rest,
+                                        np.asarray(data["rig_bone_parents"], dtype=np.int64),
+                                        np.asarray(data["rig_bone_joints"], dtype=np.int64))
+    frames = track.frames + FRAME_OFFSET
+    for b, bone_name in enumerate(names):
+        keyframes.set_keys(armature, f'pose.bones["{bone_name}"].rotation_quaternion', frames, quat[:, b],
+                           group=bone_name)
+        keyframes.set_keys(armature, f'pose.bones["{bone_name}"].location', frames, location[:, b],
+                           group=bone_name)
 
 
 def bone_rest_rotations(armature: bpy.types.Object) -> np.ndarray:
@@ -457,6 +516,7 @@ def _body_mesh(
     collection: bpy.types.Collection,
     created: _Created,
     color: tuple[float, float, float],
+    anny: bool = False,
 ) -> bpy.types.Object | None:
     if track.rest_vertices is None or "faces" not in data or "skin_weights" not in data:
         return None
@@ -470,7 +530,13 @@ def _body_mesh(
     obj.parent = armature
     modifier = obj.modifiers.new("Armature", "ARMATURE")
     modifier.object = armature
-    _vertex_groups(obj, np.asarray(data["skin_weights"], dtype=np.float64))
+    if anny:
+        names = [str(n) for n in data["rig_bone_names"]]
+        weights = anny_rig.dense_weights(np.asarray(data["rig_weight_bones"]), np.asarray(data["rig_weight_values"],
+                                         dtype=np.float64), len(names))
+        _vertex_groups(obj, weights, names)
+    else:
+        _vertex_groups(obj, np.asarray(data["skin_weights"], dtype=np.float64))
     return obj
 
 
@@ -504,12 +570,14 @@ def _material(name: str, color: tuple[float, float, float], created: _Created) -
     return material
 
 
-def _vertex_groups(obj: bpy.types.Object, weights: np.ndarray) -> None:
-    """One group per joint; vertices sharing a weight value go in with one call."""
-    for j, bone_name in enumerate(rig.JOINT_NAMES):
+def _vertex_groups(obj: bpy.types.Object, weights: np.ndarray, names: Sequence[str] = rig.JOINT_NAMES) -> None:
+    """One group per bone (column of ``weights``); vertices sharing a weight value go in with one call."""
+    for j, bone_name in enumerate(names):
         group = obj.vertex_groups.new(name=bone_name)
         column = weights[:, j]
         nonzero = np.nonzero(column > 1e-6)[0]
+        if nonzero.size == 0:
+            continue  # a bone that moves no skin (Anny's rig has a few): an empty group
         values, inverse, counts = np.unique(column[nonzero], return_inverse=True, return_counts=True)
         members = np.split(nonzero[np.argsort(inverse, kind="stable")], np.cumsum(counts)[:-1])
         for value, indices in zip(values.tolist(), members, strict=True):

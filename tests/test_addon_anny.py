@@ -59,6 +59,47 @@ def test_anny_mesh_imports_skinned_and_follows_the_armature(addon, anny_result: 
         assert np.abs(world - expected[index] @ rig.CAM_TO_WORLD.T).max() < 1e-3
 
 
+def test_annys_own_rig_drives_the_mesh_as_the_24_joint_armature_does(addon, anny_result: Path) -> None:
+    """The import option that keeps Anny's own rig: Anny's bones (names, hierarchy, skin weights), keyed from the
+    fitted motion, put the mesh exactly where the 24-joint armature puts it on every frame, and the bone each
+    SMPL joint sits on has its head on that joint."""
+    from backend.body.anny_skeleton import JOINT_BONE
+    from backend.body.skeleton import JOINT_NAMES
+
+    with np.load(anny_result) as npz:
+        data = {key: npz[key] for key in npz.files}
+    names = [str(n) for n in data["rig_bone_names"]]
+    smpl = _people(addon, addon.scene.build_scene(anny_result))
+    own = _people(addon, addon.scene.build_scene(anny_result, anny_rig=True))
+    scene = bpy.context.scene
+    for track_id, arm in own.items():
+        assert arm["troupe_rig"] == "anny" and [b.name for b in arm.data.bones] == names and len(names) > 100
+        for b, bone in enumerate(arm.data.bones):
+            parent = int(data["rig_bone_parents"][b])
+            assert (bone.parent.name if bone.parent else None) == (names[parent] if parent >= 0 else None)
+        (body,) = [c for c in arm.children if c.type == "MESH"]
+        assert {g.name for g in body.vertex_groups} == set(names)
+        (reference,) = [c for c in smpl[track_id].children if c.type == "MESH"]
+        for frame in data["row_frame"][_rows(data, track_id)]:
+            scene.frame_set(int(frame) + addon.scene.FRAME_OFFSET)
+            assert np.abs(_world_vertices(body) - _world_vertices(reference)).max() < 1e-4
+            for j, joint in enumerate(JOINT_NAMES):
+                if len(JOINT_BONE[joint]) == 1:  # the joints placed on one Anny bone's head
+                    head = arm.matrix_world @ arm.pose.bones[JOINT_BONE[joint][0]].head
+                    want = smpl[track_id].matrix_world @ smpl[track_id].pose.bones[rig.JOINT_NAMES[j]].head
+                    assert (head - want).length < 1e-3, (joint, frame)  # bone ends linear in betas: < 1 mm
+
+
+def _world_vertices(body) -> np.ndarray:
+    evaluated = body.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    mesh = evaluated.to_mesh()
+    co = np.empty(3 * len(mesh.vertices))
+    mesh.vertices.foreach_get("co", co)
+    evaluated.to_mesh_clear()
+    matrix = np.array(body.matrix_world)
+    return co.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(bpy.app.version[:2] != (4, 5), reason="the reconstruction does not depend on Blender; the import "
                     "of an Anny result is checked on every Blender by the test above")

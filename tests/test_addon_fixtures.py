@@ -319,9 +319,10 @@ def make_result_arrays(num_people: int = 3, num_frames: int = NUM_FRAMES, seed: 
     )  # fmt: skip
     arrays["poses"] = arrays["poses"].astype(np.float32)
     arrays["transl"] = arrays["transl"].astype(np.float32)
-    from backend.result.assembly import phenotype_arrays
+    from backend.result.assembly import phenotype_arrays, rig_arrays
 
     arrays.update(phenotype_arrays(model, arrays["betas"]))
+    arrays.update(rig_arrays(model, arrays["betas"]))
     arrays[EXPECTED_KEY] = np.stack(posed)  # each track's first observed row, camera frame; not a contract key
     return arrays
 

@@ -48,6 +48,7 @@ def load_body_model(
     name: str = "open-body", device: Any = "cpu", dtype: torch.dtype | None = None, num_betas: int | None = None
 ) -> BodyModel:
     """A ready body model on ``device``; ``num_betas`` truncates the shape space (SMPL default: 10)."""
+    import numpy as np
     import torch
 
     from backend.body.model import BodyModel
@@ -79,6 +80,11 @@ def load_body_model(
 
         model.phenotype = Phenotype.from_arrays(arrays)
         model.fit_shape_step = ANNY_FIT_SHAPE_STEP
+        # the fit's prior mean and start: a typical adult, not the mean over every age (anny_body._adult_mean)
+        model.fit_floor_heights = True  # its people's statures follow the image (fitting.floor_height)
+        # Anny's own rig, for the result file (the add-on's option to keep it; result.assembly.rig_arrays)
+        model.rig = {key: np.asarray(value) for key, value in arrays.items() if key.startswith("rig_")}
+        model.shape_prior_mean = np.asarray(arrays["shape_prior_mean"], np.float64)[: model.num_betas]
     return model.to(device)
 
 

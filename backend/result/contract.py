@@ -3,8 +3,8 @@
 Contract keys (see DESIGN.md) plus the body-model data the Blender add-on needs to build a skinned mesh
 without importing torch: ``joint_names``, ``parents``, ``faces``, ``skin_weights`` and per-track
 ``rest_vertices`` (the mesh in the model's rest pose for that track's betas, same frame as ``rest_joints``).
-Anny bodies add each track's ``phenotype`` (Anny's values in [0, 1], named by ``phenotype_names``); files
-without them (older ones, other bodies) load as before.
+Anny bodies add each track's ``phenotype`` (Anny's values in [0, 1], named by ``phenotype_names``) and Anny's
+own rig (``rig_*``); files without them (older ones, other bodies) load as before.
 
 The Blender add-on loads this file on its own, by path, to validate results with the same rules: reading must need
 nothing but numpy and the standard library.
@@ -44,8 +44,9 @@ class KeySpec:
 # Files are read from anywhere (a download, a colleague's disk): every size and value is bounded before Blender
 # builds anything from it, and sizes are known from the zip's directory and each array's header before an array
 # is inflated, so a small file cannot unpack into gigabytes.
+MAX_SIZES_A = 1000  # bones of a body's own rig
 MAX_SIZES = {"T": 10_000, "N": 1_000_000, "B": 300, "V": 200_000, "F": 400_000, "M": 1_000_000, "S": 100_000,
-             "P": 64}
+             "P": 64, "A": MAX_SIZES_A, "W": 16}
 MAX_FRAMES = 1_000_000  # 9 hours at 30 frames/s
 MAX_MEMBER_BYTES = 512 << 20  # one array, inflated
 MAX_TOTAL_BYTES = 768 << 20  # all arrays, inflated
@@ -87,6 +88,14 @@ OPTIONAL: dict[str, KeySpec] = {
     # Anny bodies: per track, the phenotype (gender, age, muscle, weight, height, proportions) of its betas
     "phenotype": KeySpec(("T", "P"), "f", 0.0, 1.0),
     "phenotype_names": KeySpec(("P",), "U"),
+    # Anny bodies: Anny's own rig ("A" bones, "W" skin weights per vertex) for the add-on's option to keep it;
+    # each bone follows one of the 24 joints (backend.body.anny_skeleton)
+    "rig_bone_names": KeySpec(("A",), "U"),
+    "rig_bone_parents": KeySpec(("A",), "iu", -1, MAX_SIZES_A - 1),
+    "rig_bone_joints": KeySpec(("A",), "iu", 0, NUM_JOINTS - 1),
+    "rig_bone_ends": KeySpec(("T", "A", 2, 3), "f", -METRES, METRES),  # rest heads and tails, as rest_joints
+    "rig_weight_bones": KeySpec(("V", "W"), "iu", 0, MAX_SIZES_A - 1),
+    "rig_weight_values": KeySpec(("V", "W"), "f", 0.0, 1.0),
     # the camera and the people in a gravity-up world with the floor at z = 0 (backend.world); per frame ("M"
     # frames: num_frames) and per segment ("S": a segment per shot); files without them are in the camera frame
     "camera_rotation": KeySpec(("M", 3, 3), "f", -1.001, 1.001),  # world -> camera (OpenCV axes)
