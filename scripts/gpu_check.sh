@@ -9,7 +9,7 @@
 #   site/mediapipe/...      only the Apache-2.0 files Troupe reads from the mediapipe 0.10.21 wheel (its three
 #                           .tflite models and the flatbuffers schema module), as a small package without
 #                           mediapipe's runtime: the backend runs those networks in torch itself
-#   models/                 the people-finding models installed by `python -m backend models install` (MoveNet)
+#   models/                 the people-finding models installed by `python -m backend models install` (MoveNet, NanoDet)
 # The CUDA machine's own python3 provides torch (CUDA), numpy, scipy, OpenCV, ONNX Runtime, scikit-image, tqdm
 # and flatbuffers, so no virtual environment travels (a CUDA torch wheel alone is far over the 64 MiB carry limit).
 #
@@ -46,8 +46,9 @@ for relative in list(BUNDLED.values()) + ["tasks/metadata/schema_py_generated.py
 for folder in ("", "tasks", "tasks/metadata"):
     (package / folder / "__init__.py").write_text('"""Model files and schema from mediapipe 0.10.21 (Apache-2.0), '
                                                   'for the GPU check; no mediapipe runtime."""\n')
-movenet = model_path("movenet_multipose").parent
-shutil.copytree(movenet, out / "models" / movenet.name)
+for name in ("movenet_multipose", "nanodet"):
+    folder = model_path(name).parent
+    shutil.copytree(folder, out / "models" / folder.name, dirs_exist_ok=True)
 print(f"gpu_check: {out} ready")
 EOF
     du -sh "$DIR"
