@@ -176,12 +176,7 @@ preference_task: JobRunner[CommandSequence] = JobRunner("a preference task", 0.2
 
 def result_path(source: str, output_dir: str) -> Path:
     """Where a new result goes (folder created): the chosen folder, else beside the .blend, else the temp folder."""
-    if output_dir:
-        folder = Path(os.path.abspath(bpy.path.abspath(output_dir)))
-    elif bpy.data.filepath:
-        folder = Path(bpy.data.filepath).parent / "troupe"
-    else:
-        folder = Path(tempfile.gettempdir()) / "troupe"
+    folder = results_folder(output_dir)
     folder.mkdir(parents=True, exist_ok=True)
     stem = Path(source.rstrip("/\\")).stem or "result"
     return folder / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}.npz"
@@ -190,14 +185,17 @@ def result_path(source: str, output_dir: str) -> Path:
 def batch_output(folder: str, output_dir: str) -> Path:
     """Where a batch of ``folder`` writes its results: ``<folder name>-batch`` in the chosen results folder,
     else beside the .blend, else in the temp folder. The same folder each time, so a rerun resumes the batch."""
-    if output_dir:
-        parent = Path(os.path.abspath(bpy.path.abspath(output_dir)))
-    elif bpy.data.filepath:
-        parent = Path(bpy.data.filepath).parent / "troupe"
-    else:
-        parent = Path(tempfile.gettempdir()) / "troupe"
     name = Path(folder.rstrip("/\\")).name or "clips"
-    return parent / f"{name}-batch"
+    return results_folder(output_dir) / f"{name}-batch"
+
+
+def results_folder(output_dir: str) -> Path:
+    """The chosen results folder, else ``troupe`` beside the .blend, else in the temp folder."""
+    if output_dir:
+        return Path(os.path.abspath(bpy.path.abspath(output_dir)))
+    if bpy.data.filepath:
+        return Path(bpy.data.filepath).parent / "troupe"
+    return Path(tempfile.gettempdir()) / "troupe"
 
 
 def log_dir() -> Path:

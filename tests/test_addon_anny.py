@@ -130,13 +130,7 @@ def test_reconstruction_of_a_real_photo_with_anny_imports_with_bodies_on_the_peo
     width, height = scene.render.resolution_x, scene.render.resolution_y
     for t, track_id in enumerate(int(t) for t in data["track_id"]):
         (body,) = [c for c in people[track_id].children if c.type == "MESH"]
-        evaluated = body.evaluated_get(bpy.context.evaluated_depsgraph_get())
-        mesh = evaluated.to_mesh()
-        co = np.empty(3 * len(mesh.vertices))
-        mesh.vertices.foreach_get("co", co)
-        evaluated.to_mesh_clear()
-        matrix = np.array(body.matrix_world)
-        world = co.reshape(-1, 3)[::4] @ matrix[:3, :3].T + matrix[:3, 3]
+        world = _world_vertices(body)[::4]
         views = [world_to_camera_view(scene, scene.camera, Vector(p)) for p in world]
         pixels = np.array([(c.x * width, (1.0 - c.y) * height) for c in views])
         joints = data["joints2d"][_rows(data, track_id)[0]]

@@ -182,13 +182,7 @@ def checked_request(message: dict) -> dict:
     for field in ("id", "input", "output"):
         if not isinstance(message.get(field), str) or not message[field]:
             raise RequestError("BAD_REQUEST", f"reconstruct request needs a non-empty string {field!r}")
-    base = message.get("base")
-    if base is not None and (not isinstance(base, str) or not os.path.isabs(base)):
-        raise RequestError("BAD_REQUEST", f"'base' must be an absolute folder path, got {base!r}")
-    try:
-        options = check_options({k: v for k, v in message.items() if k in FIELDS})
-    except OptionError as exc:
-        raise RequestError("INVALID_OPTION", str(exc)) from None
+    base, options = _base_and_options(message)
     try:
         paths = [resolve_request_path(message[field], field, base) for field in ("input", "output")]
     except OptionError as exc:
@@ -198,6 +192,17 @@ def checked_request(message: dict) -> dict:
     except ValueError as exc:  # SourceError or ResultFileError
         raise RequestError(error_code(exc) or "BAD_REQUEST", str(exc)) from None
     return {"id": message["id"], "input": paths[0], "output": paths[1], "options": options}
+
+
+def _base_and_options(message: dict) -> tuple[str | None, dict]:
+    """A request's ``base`` folder (absolute, or None) and its options checked by the schema."""
+    base = message.get("base")
+    if base is not None and (not isinstance(base, str) or not os.path.isabs(base)):
+        raise RequestError("BAD_REQUEST", f"'base' must be an absolute folder path, got {base!r}")
+    try:
+        return base, check_options({k: v for k, v in message.items() if k in FIELDS})
+    except OptionError as exc:
+        raise RequestError("INVALID_OPTION", str(exc)) from None
 
 
 def checked_batch_request(message: dict) -> dict:
@@ -214,13 +219,7 @@ def checked_batch_request(message: dict) -> dict:
     if (not isinstance(inputs, list) or not 0 < len(inputs) <= MAX_BATCH_INPUTS
             or not all(isinstance(item, str) and item for item in inputs)):
         raise RequestError("BAD_REQUEST", f"'inputs' must be a list of 1 to {MAX_BATCH_INPUTS} non-empty paths")
-    base = message.get("base")
-    if base is not None and (not isinstance(base, str) or not os.path.isabs(base)):
-        raise RequestError("BAD_REQUEST", f"'base' must be an absolute folder path, got {base!r}")
-    try:
-        options = check_options({k: v for k, v in message.items() if k in FIELDS})
-    except OptionError as exc:
-        raise RequestError("INVALID_OPTION", str(exc)) from None
+    base, options = _base_and_options(message)
     try:
         paths = [resolve_request_path(item, "inputs", base) for item in inputs]
         output = resolve_request_path(message["output"], "output", base)
