@@ -18,13 +18,13 @@ LABELS = load_labels(DEFAULT_LABELS)
 # Misses left: on the steps, a man in a cap, seated half hidden (his face is found, the landmarks read nobody
 # there) and a person hidden behind a woman's hair bun; in the stadium, a player hidden behind another; on the pitch, a player hidden behind
 # another (frame 60) and one whose dark hair meets a dark board (frame 120). The stadium's two players jumping
-# for the ball with their backs turned are found by the person detector (NanoDet) since it joined.
+# for the ball with their backs turned are found by the person detector (NanoDet), which is off by default.
 EXPECTED = {
     "group7_walk.jpg": (7, 0),
     "trio_stage.jpg": (3, 0),  # a giant face on the screen behind them and patterns in the railing: no body
     "street_steps_group.jpg": (10, 0),
     "football_player_a.jpg": (2, 0),
-    "soccer_crowd.jpg": (6, 0),
+    "soccer_crowd.jpg": (5, 0),
     "football_dribble.mp4#1": (3, 0),
     "football_dribble.mp4#60": (4, 0),
     "football_dribble.mp4#120": (4, 0),
@@ -114,3 +114,15 @@ def test_only_the_smallest_tiles_are_bounded_and_only_when_larger() -> None:
     assert bounded_scales((0.0, 1.0, 0.5, 0.3), 0.2) == (0.0, 1.0, 0.5, 0.2)
     assert bounded_scales((0.0, 1.0, 0.5, 0.3), 0.4) == (0.0, 1.0, 0.5, 0.3)
     assert bounded_scales((0.0,), 0.1) == (0.0,)
+
+
+def test_the_person_detector_finds_the_players_jumping_with_their_backs_turned(shared_data: Path) -> None:
+    """With NanoDet's person boxes on (off by default, see FinderSettings.person_tiles), the stadium's two players
+    in the air heading the ball get a person each: 6 of 8 where the default finds 5."""
+    from backend.detection.people import FinderSettings, PeopleFinder
+
+    finder = PeopleFinder(settings=FinderSettings(person_tiles=(0.0, 1.0)))
+    people = finder.find(_picture(shared_data, "soccer_crowd.jpg"))
+    heads = people.keypoints[np.unique(people.group, return_index=True)[1], :11].mean(axis=1)
+    result = score(LABELS["soccer_crowd.jpg"], heads)
+    assert result.covered >= 6 and result.on_nobody == 0, (result, finder.last_report.dropped)
