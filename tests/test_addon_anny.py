@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_addon_fixtures import expected_path, generate_fixture, session_dir, torch_python
 from tests.test_addon_blender import _import, _people, _rows
+from tests.test_addon_fixtures import expected_path, generate_fixture, session_dir, torch_python
 
 bpy = pytest.importorskip("bpy")
 from blender_addon import rig  # noqa: E402

@@ -48,3 +48,19 @@ def test_reconstruct_refuses_in_one_line(shared_data: Path, tmp_path: Path) -> N
         "troupe: error: torch is not installed in this environment: pip install -r backend/requirements.txt in "
         "the backend's environment (in Blender: Create Backend Environment in the add-on's preferences)"]
     assert not (tmp_path / "out.npz").exists()
+
+
+def test_bench_outside_a_checkout_says_where_the_benchmarks_live(monkeypatch) -> None:
+    """The add-on bundles the backend without benchmarks/: ``bench`` says so in one line (it raised
+    UnboundLocalError before: the error class was imported after the try)."""
+    import argparse
+    import sys
+
+    import pytest
+
+    from backend.app import cli
+    from backend.errors import OptionError
+
+    monkeypatch.setitem(sys.modules, "benchmarks", None)
+    with pytest.raises(OptionError, match="benchmarks/ folder: run this from a checkout"):
+        cli._run_bench(argparse.Namespace(rest=[], estimator=None))

@@ -353,12 +353,13 @@ def _run_weights_install(args: argparse.Namespace) -> int:
 
 def _run_bench(args: argparse.Namespace) -> int:
     """``bench NAME [options]``; ``bench --estimator romp [options]`` and plain ``bench [options]`` run romp."""
+    from backend.errors import OptionError
+
     try:
         from benchmarks import BENCHMARKS, run_benchmark
     except ImportError as exc:  # the add-on bundles the backend without them
         raise OptionError("the benchmarks live in the repository's benchmarks/ folder: run this from a checkout "
                           f"of Troupe ({exc})") from exc
-    from backend.errors import OptionError
 
     rest = list(args.rest)
     name = args.estimator or "romp"

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from backend.geometry.camera import Camera
 from backend.evaluation.poses import sample_pose
+from backend.geometry.camera import Camera
 from backend.geometry.render import rasterize
 from backend.runtime.torch_threads import single_thread
 

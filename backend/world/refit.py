@@ -86,7 +86,7 @@ class _Problem:
 
     @torch.no_grad()
     def solve(self, iterations: int) -> tuple[np.ndarray, np.ndarray]:
-        n, size = len(self.start), 3 * self.joints + 3
+        n = len(self.start)
         rotations, transl = self.start.clone(), self.transl0.clone()
         delta = torch.zeros(n, self.joints, 3, dtype=torch.float64)  # the prior's measure of the change
         residual, points, world = self.evaluate(rotations, transl, delta)
