@@ -18,13 +18,13 @@ LABELS = load_labels(DEFAULT_LABELS)
 # Misses left: on the steps, a man in a cap, seated half hidden (his face is found, the landmarks read nobody
 # there) and a person hidden behind a woman's hair bun; in the stadium, a player hidden behind another; on the pitch, a player hidden behind
 # another (frame 60) and one whose dark hair meets a dark board (frame 120). The stadium's two players jumping
-# for the ball with their backs turned are found by the person detector (NanoDet), which is off by default.
+# for the ball with their backs turned are found by the person detector (NanoDet): 5 of 8 without it.
 EXPECTED = {
     "group7_walk.jpg": (7, 0),
     "trio_stage.jpg": (3, 0),  # a giant face on the screen behind them and patterns in the railing: no body
     "street_steps_group.jpg": (10, 0),
     "football_player_a.jpg": (2, 0),
-    "soccer_crowd.jpg": (5, 0),
+    "soccer_crowd.jpg": (6, 0),
     "football_dribble.mp4#1": (3, 0),
     "football_dribble.mp4#60": (4, 0),
     "football_dribble.mp4#120": (4, 0),
@@ -75,7 +75,10 @@ def test_a_clip_of_identical_frames_finds_in_every_frame_whom_the_photo_shows(fi
 
 
 def test_a_clip_follows_its_people_from_frame_to_frame(finder, shared_data: Path) -> None:
-    """On ten dribble frames each person keeps being found where they were (``origin`` links them)."""
+    """On ten dribble frames everyone found in the first is followed to the last (``origin`` links each person to
+    their row in the previous frame). Also the player who passes in front of another in frames 4-6: his own
+    region there shows the other's head better than his, and he is read from tighter crops under his last head
+    (before: lost for three frames, then found again as someone new)."""
     import cv2
 
     from backend.detection.clip import ClipPeopleFinder
@@ -85,12 +88,13 @@ def test_a_clip_follows_its_people_from_frame_to_frame(finder, shared_data: Path
     capture.release()
     clip = ClipPeopleFinder(finder)
     first = clip.find(frames[0])
-    followed = []
+    identity = np.arange(len(np.unique(first.group)))  # per row of the last frame's people: who in the first
     for frame in frames[1:]:
         people = clip.find(frame)
-        leaders = np.unique(people.group, return_index=True)[1]
-        followed.append((people.origin[leaders] >= 0).mean())
-    assert len(np.unique(first.group)) >= 3 and np.mean(followed) > 0.9, followed
+        origin = people.origin[np.sort(np.unique(people.group, return_index=True)[1])]
+        identity = np.array([identity[o] if 0 <= o < len(identity) else -1 for o in origin])
+    assert len(np.unique(first.group)) >= 3
+    assert sorted(identity[identity >= 0]) == list(range(len(np.unique(first.group)))), identity
 
 
 def test_a_photo_on_a_large_canvas_finds_whom_the_photo_alone_shows(finder, shared_data: Path) -> None:
@@ -116,13 +120,23 @@ def test_only_the_smallest_tiles_are_bounded_and_only_when_larger() -> None:
     assert bounded_scales((0.0,), 0.1) == (0.0,)
 
 
-def test_the_person_detector_finds_the_players_jumping_with_their_backs_turned(shared_data: Path) -> None:
-    """With NanoDet's person boxes on (off by default, see FinderSettings.person_tiles), the stadium's two players
-    in the air heading the ball get a person each: 6 of 8 where the default finds 5."""
-    from backend.detection.people import FinderSettings, PeopleFinder
+def test_a_person_missing_for_a_few_frames_is_looked_for_where_last_seen(finder, shared_data: Path) -> None:
+    """A person hidden for a frame (here painted over) is looked for again where they were last seen, and found
+    there (``recovered``), not only if a detector happens to propose them again; after ``lost_frames`` frames
+    they are no longer looked for."""
+    from backend.detection.clip import ClipPeopleFinder
 
-    finder = PeopleFinder(settings=FinderSettings(person_tiles=(0.0, 1.0)))
-    people = finder.find(_picture(shared_data, "soccer_crowd.jpg"))
-    heads = people.keypoints[np.unique(people.group, return_index=True)[1], :11].mean(axis=1)
-    result = score(LABELS["soccer_crowd.jpg"], heads)
-    assert result.covered >= 6 and result.on_nobody == 0, (result, finder.last_report.dropped)
+    image = _picture(shared_data, "group7_walk.jpg")
+    clip = ClipPeopleFinder(finder, lost_frames=2)
+    first = clip.find(image)
+    leaders = np.sort(np.unique(first.group, return_index=True)[1])
+    x0, y0, x1, y1 = first.boxes[leaders[0]].astype(int)
+    hidden = image.copy()
+    hidden[max(y0 - 40, 0):y1 + 40, max(x0 - 10, 0):x1 + 10] = 40
+    assert len(np.unique(clip.find(hidden).group)) == len(leaders) - 1
+    back = clip.find(image)
+    assert finder.last_report.recovered == [0] and len(np.unique(back.group)) == len(leaders)
+    for _ in range(3):
+        clip.find(hidden)
+    clip.find(image)
+    assert finder.last_report.recovered == []

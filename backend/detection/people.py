@@ -44,10 +44,9 @@ class FinderSettings:
     face_tile_max_px: float = 216.0
     body_tiles: tuple[float, ...] = (0.0, 1.0)  # () = no body detector
     body_input: int = 256
-    # NanoDet's person boxes: off by default for now. On (0.0, 1.0) the stadium photo gains its two jumping players
-    # (4 -> 6 of 8), but a clip follows its people less steadily (8 of 9 frames) and a photo on a large canvas
-    # loses one person to a box that borrows a neighbour's face: measured, see the README.
-    person_tiles: tuple[float, ...] = ()  # () = no person detector
+    # NanoDet's person boxes (when installed): people with their backs turned, jumping or seen from far away
+    # whom the pose and face detectors miss. Measured: the stadium photo 4 -> 6 of 8 (see the README).
+    person_tiles: tuple[float, ...] = (0.0, 1.0)  # () = no person detector
     person_min_score: float = 0.3
     pose_min_score: float = 0.5
     face_min_score: float = 0.5
@@ -75,6 +74,7 @@ class FinderReport:
     landmark_runs: int = 0
     dropped: list[str] = field(default_factory=list)
     rejected: P.Proposals = field(default_factory=lambda: P.Proposals.concatenate([]))  # where nobody was found
+    recovered: list[int] = field(default_factory=list)  # indices of the ``lost`` people found again
 
 
 class PeopleFinder:
@@ -97,14 +97,18 @@ class PeopleFinder:
 
     def find(self, image: np.ndarray, tracked: PoseDetections | None = None, search: bool = True,
              frame_slice: tuple[int, int] | None = None, alternatives: int = 1,
-             known_empty: P.Proposals | None = None) -> PoseDetections:
+             known_empty: P.Proposals | None = None, lost: PoseDetections | None = None) -> PoseDetections:
         """People in one RGB uint8 image. ``tracked``: the people of a clip's previous frame, looked for first;
-        ``search``: also look for people anywhere, over the tile pyramids (``frame_slice``: only a clip frame's
-        share of them, see :meth:`search`). ``known_empty``: places where a recent frame found nobody
+        ``lost``: people missing from the last frames, looked for where they were last seen (one found is in
+        ``last_report.recovered``; its ``origin`` is -1, it was not in the previous frame); ``search``: also
+        look for people anywhere, over the tile pyramids (``frame_slice``: only a clip frame's share of them,
+        see :meth:`search`). ``known_empty``: places where a recent frame found nobody
         (``last_report.rejected``); detections there are not looked at again."""
         self.last_report = report = FinderReport()
         height, width = image.shape[:2]
-        known = P.from_tracked(tracked) if tracked is not None else P.Proposals.concatenate([])
+        n_tracked = 0 if tracked is None else len(tracked)
+        known = P.Proposals.concatenate(([P.from_tracked(tracked)] if tracked is not None else [])
+                                        + ([P.from_lost(lost, n_tracked)] if lost is not None else []))
         fresh = P.Proposals.concatenate(self.search(image, frame_slice) if search else [])
         if known_empty is not None and len(known_empty):
             fresh = fresh.select([i for i in range(len(fresh)) if not P.coincides(fresh, i, known_empty)])
@@ -115,11 +119,14 @@ class PeopleFinder:
         more, more_origin = self._landmarks(image, fresh, report)
         results = LandmarkResult.concatenate([results, more])
         origin = np.concatenate([origin, more_origin])
-        groups = self._people(results)
+        groups = self._people(results, origin, n_tracked)
         groups = [g for g in groups if not self._too_small(results, g, groups, report)]
         for reason in report.dropped:
             log.debug("not a person: %s", reason)
-        return _to_detections(results, origin, groups, alternatives, height, width)
+        person_origin = np.array([_person_origin(origin[g], n_tracked) for g in groups], np.int64)
+        report.recovered = [int(o) - n_tracked for o in person_origin if o >= n_tracked]
+        person_origin[person_origin >= n_tracked] = -1
+        return _to_detections(results, person_origin, groups, alternatives, height, width)
 
     def search(self, image: np.ndarray, frame_slice: tuple[int, int] | None = None) -> list[P.Proposals]:
         """Proposals of the three detectors over their tile pyramids: every tile, or, for frame ``i`` of a clip
@@ -179,7 +186,7 @@ class PeopleFinder:
                     may_tighten[q] = may_tighten[q] or not reason.startswith("too little")
         report.dropped.extend(f for f, d in zip(failure, done) if f and not d)
         report.rejected = P.Proposals.concatenate([report.rejected, proposals.select(
-            [g[0] for g, d in zip(groups, done) if not d and proposals.source[g[0]] != P.TRACKED])])
+            [g[0] for g, d in zip(groups, done) if not d and proposals.source[g[0]] not in P.FOLLOWED])])
         results = LandmarkResult.concatenate(found) if found else self.landmarker(image, np.zeros((0, 4)))
         return results, np.array(origin, np.int64)
 
@@ -195,7 +202,7 @@ class PeopleFinder:
         out = []
         for i, attempt in enumerate(tries):
             passes = ([second.select([slot[i]])] if i in slot else []) + [first.select([i])]
-            reasons = [rejection(r, attempt.face, self.settings, tracked=attempt.origin >= 0)
+            reasons = [rejection(r, attempt.face, self.settings, tracked=attempt.tracked)
                        or fragment_of_box(r, attempt.min_side) for r in passes]
             accepted = [r for r, reason in zip(passes, reasons) if reason is None]
             if accepted:
@@ -227,12 +234,14 @@ class PeopleFinder:
                 return True
         return False
 
-    def _people(self, results: LandmarkResult) -> list[list[int]]:
-        """Results grouped per person, best first: the most clearly seen (:func:`body_support`), so that a body
-        comes before the fragments that lie on it."""
+    def _people(self, results: LandmarkResult, origin: np.ndarray, n_tracked: int) -> list[list[int]]:
+        """Results grouped per person, best first: a tracked person's reading (it kept to their head; people of
+        the previous frame before lost ones), then the most clearly seen (:func:`body_support`), so that a body
+        comes before the fragments that lie on it. A fresh region around several people can give a clearer
+        reading that mixes them."""
         support = np.array([body_support(results, i) for i in range(len(results))])
         groups: list[list[int]] = []
-        for i in np.argsort(-support, kind="stable"):
+        for i in np.lexsort((-support, origin >= n_tracked, origin < 0)):
             owner = next((g for g in groups if same_person(results, int(i), g[0], self.settings.same_head)), None)
             if owner is None:
                 groups.append([int(i)])
@@ -372,9 +381,16 @@ def is_fragment(results: LandmarkResult, i: int, k: int) -> bool:
     return bool(results.mask_contains(k, results.keypoints[i][body]).mean() >= 0.7)
 
 
+def _person_origin(origins: np.ndarray, n_tracked: int) -> int:
+    """A person's index among the followed people (-1: none): a person of the previous frame before a lost one
+    (a lost person read on someone who is followed is that someone)."""
+    previous = origins[(origins >= 0) & (origins < n_tracked)]
+    return int(previous[0]) if len(previous) else int(origins.max())
+
+
 def _to_detections(results: LandmarkResult, origin: np.ndarray, groups: list[list[int]], alternatives: int,
                    height: int, width: int) -> PoseDetections:
-    """Up to ``alternatives`` results per person; a person's origin is that of any of its results."""
+    """Up to ``alternatives`` results per person; ``origin``: per person (group)."""
     rows = [i for members in groups for i in members[: max(1, alternatives)]]
     group = [g for g, members in enumerate(groups) for _ in members[: max(1, alternatives)]]
     if not rows:
@@ -385,6 +401,6 @@ def _to_detections(results: LandmarkResult, origin: np.ndarray, groups: list[lis
         keypoints=kept.keypoints, visibility=kept.visibility, presence=kept.presence, world=kept.world,
         scores=kept.score, boxes=landmark_boxes(kept.keypoints, kept.visibility), masks=masks,
         group=np.array(group, np.int64), regions=regions_from_landmarks(kept), seen_regions=kept.regions,
-        origin=np.array([max(origin[members]) for members in groups for _ in members[: max(1, alternatives)]],
+        origin=np.array([origin[g] for g, members in enumerate(groups) for _ in members[: max(1, alternatives)]],
                         np.int64),
     )

@@ -43,6 +43,13 @@ class PoseDetections:
                                 for f in fields(self)))
 
 
+    @classmethod
+    def concatenate(cls, parts: Sequence["PoseDetections"]) -> "PoseDetections":
+        """The people of ``parts`` (of one image size) in order; a field missing from any part is missing."""
+        return cls(*(None if any(getattr(p, f.name) is None for p in parts)
+                     else np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
+
+
 def landmark_boxes(keypoints: np.ndarray, visibility: np.ndarray, min_visibility: float = 0.3) -> np.ndarray:
     """(P, 4) boxes around each person's visible landmarks (all landmarks when too few are visible)."""
     boxes = np.zeros((len(keypoints), 4))

@@ -36,17 +36,18 @@ PERSON_RETRIES = (1.5, 1.1)
 PERSON_MIN_SIDE = 0.5
 TRACK_SEARCH_SCALE = 1.5  # a tracked person not found in their region is looked for in one this much larger
 
-TRACKED, POSE, BODY, PERSON, FACE = 0, 1, 2, 3, 4  # sources, in order of trust
-SOURCE_NAMES = ("track", "pose detector", "body detector", "person detector", "face detector")
+TRACKED, LOST, POSE, BODY, PERSON, FACE = 0, 1, 2, 3, 4, 5  # sources, in order of trust
+SOURCE_NAMES = ("track", "lost", "pose detector", "body detector", "person detector", "face detector")
+FOLLOWED = (TRACKED, LOST)  # people of earlier frames: one candidate each, never merged with one another
 
 
 @dataclass
 class Proposals:
     regions: np.ndarray  # (N, 4) cx, cy, side, rotation (pixels, radians)
-    source: np.ndarray  # (N,) TRACKED, POSE, BODY or FACE
+    source: np.ndarray  # (N,) one of the sources above
     score: np.ndarray  # (N,)
     face: np.ndarray  # (N, 3) face centre x, y and width; NaN when the proposal has no face
-    origin: np.ndarray | None = None  # (N,) tracked proposals: the person's index in the previous frame; else -1
+    origin: np.ndarray | None = None  # (N,) tracked (lost) proposals: the person's index among those; else -1
 
     def __post_init__(self) -> None:
         if self.origin is None:
@@ -110,6 +111,13 @@ def from_tracked(people: PoseDetections) -> Proposals:
                      np.tile(people.scores, 2), np.tile(face, (2, 1)), np.tile(np.arange(n), 2))
 
 
+def from_lost(people: PoseDetections, first_index: int) -> Proposals:
+    """People missing from the last frames, as :func:`from_tracked` where they were last seen (origins from
+    ``first_index`` on)."""
+    last = from_tracked(people)
+    return Proposals(last.regions, np.full(len(last), LOST), last.score, last.face, first_index + last.origin)
+
+
 def _box_face(boxes: np.ndarray) -> np.ndarray:
     centre = 0.5 * (boxes[:, :2] + boxes[:, 2:])
     return np.concatenate([centre, (boxes[:, 2] - boxes[:, 0])[:, None]], -1)
@@ -125,7 +133,8 @@ class Attempt:
 
     region: np.ndarray  # (4,)
     face: np.ndarray  # (3,) where the candidate's head should be; NaN when unknown
-    origin: int = -1  # the candidate's index in the previous frame (tracked people), else -1
+    origin: int = -1  # the candidate's index among the followed people (tracked, then lost), else -1
+    tracked: bool = False  # the candidate was in the previous frame: weaker evidence keeps following them
     passes: int = 2
     tight: bool = False  # a tighter region under a face: tried only after a neighbour (or nobody) was found
     min_side: float = 0.0  # a person box's: landmarks that span less are a fragment of the boxed person
@@ -148,36 +157,43 @@ def candidates(proposals: Proposals, min_region_px: float) -> list[list[int]]:
 
 
 def attempts(proposals: Proposals, members: list[int], min_face_px: float) -> list[Attempt]:
-    """What to try for one candidate: a tracked person one pass in each of their regions, then two in a larger
-    one; then its proposals' regions; person boxes at other scales; then tighter regions under its faces (faces of at least ``min_face_px``:
-    tighter crops of smaller ones are upsampled blur)."""
-    origin = int(max(proposals.origin[members]))  # a candidate holds at most one tracked person
+    """What to try for one candidate, in order: a tracked person one pass in each of their regions, then two in
+    a larger one (a lost person: only in their regions); the regions of its proposals that have a face; tighter regions under its faces (faces of at
+    least ``min_face_px``: tighter crops of smaller ones are upsampled blur); last its person boxes, at their
+    own and other scales. A box's region is centred on the whole person and, in a group, can show a neighbour's
+    head near enough to the candidate's face to pass, so it comes after what a face placed."""
+    origin = int(max(proposals.origin[members]))  # a candidate holds at most one followed person
     tracked = [i for i in members if proposals.source[i] == TRACKED]
-    out = [Attempt(proposals.regions[i], proposals.face[i], origin, passes=1) for i in tracked]
+    lost = [i for i in members if proposals.source[i] == LOST]
+    boxes = [i for i in members if proposals.source[i] == PERSON]
+    follow = bool(tracked)
+    out = [Attempt(proposals.regions[i], proposals.face[i], origin, passes=1, tracked=True) for i in tracked]
     if tracked:
         region = proposals.regions[tracked[-1]]
         out.append(Attempt(np.r_[region[:2], region[2] * TRACK_SEARCH_SCALE, region[3]], proposals.face[tracked[-1]],
-                           origin))
-    # A proposal without a face (a person box) looks for the candidate's face where another proposal has one:
-    # otherwise a region that shows a neighbour better would be accepted as this candidate.
+                           origin, tracked=True))
+    out += [Attempt(proposals.regions[i], proposals.face[i], origin, passes=1) for i in lost]
+    # A proposal without a face (a box, a body whose eyes are unsure) looks for the candidate's face where another
+    # proposal has one: otherwise a region that shows a neighbour better would be accepted as this candidate.
     faces = [proposals.face[i] for i in members if np.isfinite(proposals.face[i]).all()]
-    face_of = {i: proposals.face[i] if np.isfinite(proposals.face[i]).all() or not faces else faces[0]
-               for i in members}
-    out += [Attempt(proposals.regions[i], face_of[i], origin, min_side=_min_side(proposals, i))
-            for i in members if i not in tracked]
-    for scale in PERSON_RETRIES:
-        for i in members:
-            if proposals.source[i] == PERSON:
-                region = proposals.regions[i]
-                side = region[2] / nanodet.REGION_ENLARGE * scale
-                out.append(Attempt(np.r_[region[:2], side, region[3]], face_of[i], origin,
-                                   min_side=_min_side(proposals, i)))
+    face = faces[0] if faces else np.full(3, np.nan)
+    out += [Attempt(proposals.regions[i], proposals.face[i] if np.isfinite(proposals.face[i]).all() else face,
+                    origin, tracked=follow) for i in members if i not in tracked + lost + boxes]
+    # A followed person's last head counts as a face here: one half hidden behind (or in front of) a neighbour is
+    # read from a crop where the neighbour sits at the edge.
+    under = [i for i in members if proposals.source[i] == FACE] + (tracked + lost)[-1:]
     for hip, side in FACE_RETRIES:
-        for i in members:
+        for i in under:
             face = proposals.face[i]
-            if proposals.source[i] == FACE and face[2] >= min_face_px:
+            if face[2] >= min_face_px:
                 out.append(Attempt(np.array([face[0], face[1] + hip * face[2], side * face[2], 0.0]), face,
-                                   origin, tight=True))
+                                   origin, tight=True, tracked=follow))
+    for scale in (nanodet.REGION_ENLARGE, *PERSON_RETRIES):
+        for i in boxes:
+            region = proposals.regions[i]
+            side = region[2] / nanodet.REGION_ENLARGE * scale
+            out.append(Attempt(np.r_[region[:2], side, region[3]], face, origin, min_side=_min_side(proposals, i),
+                               tracked=follow))
     return out
 
 
@@ -195,7 +211,7 @@ def coincides(p: Proposals, i: int, others: Proposals) -> bool:
 
 def _same_candidate(p: Proposals, i: int, k: int) -> bool:
     """Two tracked proposals are one candidate exactly when they are the same person; otherwise by place."""
-    if p.source[i] == TRACKED and p.source[k] == TRACKED:
+    if p.source[i] in FOLLOWED and p.source[k] in FOLLOWED:
         return p.origin[i] == p.origin[k]
     return _same_place(p, i, k)
 
