@@ -174,7 +174,7 @@ def test_mapped_joints_follow_the_person(addon, people, names: dict[str, str], o
 
 def test_all_people_in_one_go_onto_copies(addon, people) -> None:
     first = people[min(people)]
-    target = build_rig("Hero", first, MIXAMO, a_pose=True)
+    build_rig("Hero", first, MIXAMO, a_pose=True)
     assert bpy.ops.troupe.retarget(target="Hero", scope="ALL", copies=True) == {"FINISHED"}
     rigs = [o for o in bpy.data.objects if o.name.startswith("Hero")]
     assert len(rigs) == len(people)
@@ -263,7 +263,7 @@ def test_bad_targets_are_refused_and_the_scene_is_unchanged(addon, people) -> No
     person = people[min(people)]
     mesh = bpy.data.objects.new("Cube", bpy.data.meshes.new("Cube"))
     bpy.context.scene.collection.objects.link(mesh)
-    no_legs = build_rig("Torso", person, {j: b for j, b in MIXAMO.items() if "Knee" not in j and "Ankle" not in j})
+    build_rig("Torso", person, {j: b for j, b in MIXAMO.items() if "Knee" not in j and "Ankle" not in j})
     broken = build_rig("Broken", person, MIXAMO)
     addon.retarget.store_mapping(broken, {**MIXAMO, "L_Knee": "NoSuchBone"}, "custom")
     before = _snapshot()

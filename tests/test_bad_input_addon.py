@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.test_addon_fixtures import isolate_blender
-from tests.test_bad_input_result import CASES as READER_CASES, changed, _bytes
+from tests.test_bad_input_result import CASES as READER_CASES, _bytes, changed
 
 isolate_blender()
 bpy = pytest.importorskip("bpy")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from backend.fitting.depth_order import occlusion_pairs, violated
 from backend.detection import PoseDetections
+from backend.fitting.depth_order import occlusion_pairs, violated
 from backend.fitting.warm_start import Previous, assign, box_distance, followed, match, per_person
 
 

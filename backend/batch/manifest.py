@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from backend import __version__
-from backend.runtime.atomic import atomic_path
 from backend.errors import BatchError
+from backend.runtime.atomic import atomic_path
 
 MANIFEST_NAME = "troupe-batch.json"
 FORMAT = "troupe-batch/1"

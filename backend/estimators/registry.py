@@ -11,7 +11,7 @@ import inspect
 from typing import Any
 
 from backend.estimators.base import Estimator, EstimatorError
-from backend.estimators.catalog import DEFAULT_ESTIMATOR, available_estimators, estimator_info
+from backend.estimators.catalog import available_estimators, estimator_info
 
 
 def estimator_names() -> list[str]:

@@ -14,8 +14,8 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from backend.options import DEFAULT_FOV_DEGREES
 from backend.errors import OptionError
+from backend.options import DEFAULT_FOV_DEGREES
 
 # The default lens when the footage says nothing about it: a 55 degree field of view across the longer image side,
 # a middle ground between phone wide-angle and zoomed broadcast footage. Depth scales with the focal length, so users
