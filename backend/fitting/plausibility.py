@@ -119,12 +119,23 @@ def stature_pixels(heights: np.ndarray, joints: np.ndarray, focal: float) -> np.
 
 
 def visible_extent(masks: np.ndarray, trim: float = 2.0) -> np.ndarray:
-    """(P, H, W) bool silhouettes -> (P,) their larger side in pixels, the ``trim`` % outliers cut on each end
-    of both axes (stray pixels of a neighbour); NaN for an empty mask."""
+    """(P, H, W) bool silhouettes -> (P,) their larger side in pixels, the ``trim`` % of the pixels cut on each
+    end of both axes (stray pixels of a neighbour); NaN for an empty mask. From the rows' and columns' pixel
+    counts: a few milliseconds a mask."""
     out = np.full(len(masks), np.nan)
     for i, mask in enumerate(masks):
-        ys, xs = np.nonzero(mask)
-        if len(xs):
-            lo, hi = np.percentile(np.stack([xs, ys]), [trim, 100.0 - trim], axis=1)
-            out[i] = float((hi - lo).max())
+        sides = [_trimmed_span(mask.sum(axis=axis, dtype=np.int64), trim) for axis in (0, 1)]
+        if all(np.isfinite(sides)):
+            out[i] = max(sides)
     return out
+
+
+def _trimmed_span(counts: np.ndarray, trim: float) -> float:
+    """Span between the ``trim`` and ``100 - trim`` percentiles of the coordinates whose pixel ``counts`` are
+    given (index: coordinate)."""
+    cumulative = np.cumsum(counts)
+    total = int(cumulative[-1]) if len(cumulative) else 0
+    if total == 0:
+        return float("nan")
+    lo, hi = np.searchsorted(cumulative, [total * trim / 100.0, total * (1.0 - trim / 100.0)], side="left")
+    return float(hi - lo)
