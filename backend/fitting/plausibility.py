@@ -47,11 +47,11 @@ class PlausibilityLimits:
     # ... and for a body refitted after failing: refitted from the silhouette's size, a fragment's squeezed
     # keypoints pull it back part of the way (the edge fragment of football_dribble.mp4 frame 240: 1.32)
     refit_visible_ratio: float = 1.2
+    confidence: float = 0.5  # keypoints with at least this confidence count as seen
 
     def for_refit(self) -> "PlausibilityLimits":
         """The limits a refitted body must meet: a refit must bring it clearly back among good fits."""
         return replace(self, max_visible_ratio=self.refit_visible_ratio)
-    confidence: float = 0.5  # keypoints with at least this confidence count as seen
 
 
 def implausible(points2d: np.ndarray, keypoints: np.ndarray, confidence: np.ndarray, size_px: np.ndarray,
