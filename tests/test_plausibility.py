@@ -129,13 +129,16 @@ def test_the_estimator_drops_a_planted_squeezed_skeleton(shared_data: Path) -> N
     estimator = create_estimator("mediapipe-fit", load_body_model("open-body"), "cpu", alternatives=1)
     found = estimator.find_people([frame], new_shot=True)
     people = found.per_frame[0]
-    assert len(people) == 2
-    big = int(np.argmax(people.boxes[:, 3] - people.boxes[:, 1]))
+    tall = people.boxes[:, 3] - people.boxes[:, 1]
+    assert (tall > 200).sum() == 2  # the two players (a fragment at the frame edge may come with them)
+    big = int(np.argmax(tall))
     head = people.keypoints[big, :11].mean(axis=0)
     squeezed = people.keypoints.copy()
     squeezed[big] = head + 0.45 * (squeezed[big] - head)
     planted = FoundPeople([replace(people, keypoints=squeezed)], True)
     kept = estimator.estimate([frame], camera, found=planted)[0]
-    assert len(kept) == 1, estimator.last_dropped
-    assert np.linalg.norm(kept[0].extras["keypoints2d"][0] - people.keypoints[1 - big, 0]) < 1.0
-    assert len(estimator.last_dropped) == 1 and "smaller than its person" in estimator.last_dropped[0]
+    seen = [person.extras["keypoints2d"] for person in kept]
+    assert not any(np.allclose(k, squeezed[big], atol=1.0) for k in seen), estimator.last_dropped
+    other = int(np.flatnonzero((tall > 200) & (np.arange(len(people)) != big))[0])
+    assert any(np.allclose(k, people.keypoints[other], atol=1.0) for k in seen), estimator.last_dropped
+    assert any("smaller than its person" in line for line in estimator.last_dropped)
