@@ -1,14 +1,24 @@
 """The plausibility gate on fitted bodies: planted bad fits (upside down, shrunk, off their keypoints, a tiny
-body) are caught; a good fit passes."""
+body, a body smaller than its person's silhouette) are caught; a good fit passes."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
+import pytest
 import torch
 
 from backend.body import load_body_model
 from backend.fitting import BodyPoints
-from backend.fitting.plausibility import implausible, standing_heights
+from backend.fitting.plausibility import (
+    PlausibilityLimits,
+    implausible,
+    standing_heights,
+    stature_pixels,
+    visible_extent,
+)
 from backend.geometry.camera import Camera
 
 CAMERA = Camera.from_fov(1280, 720)
@@ -64,3 +74,71 @@ def test_a_body_too_little_seen_is_not_judged_on_its_keypoints() -> None:
     verdict = implausible(keypoints + 500, keypoints, np.zeros((1, 25)), np.array([100.0]),
                           np.zeros((1, 24, 2)), np.array([1.7]))
     assert verdict == [None]
+
+
+def test_a_body_smaller_than_its_visible_silhouette_is_caught() -> None:
+    """A skeleton squeezed into a fraction of its person (a fragment at the frame edge): the fit explains its
+    keypoints well, as a small body far away; only the person's visible silhouette shows it too small."""
+    points = BodyPoints(load_body_model("open-body"))
+    upright = [np.pi, 0.0, 0.0]
+    far_points, far_joints, rest = _fitted(points, upright, 20.0)
+    size = np.ptp(far_points, axis=0).max()
+    height = standing_heights(rest)
+    stature = stature_pixels(height, np.array([[[0.0, 0.0, 20.0]] * 24]), CAMERA.fx)
+    assert abs(stature[0] - height[0] * CAMERA.fx / 20.0) < 1e-6
+    cases = {"fits its silhouette": 1.0 * stature[0], "squeezed": 1.7 * stature[0], "no silhouette": np.nan}
+    n = len(cases)
+    verdicts = implausible(np.stack([far_points] * n), np.stack([far_points] * n), np.ones((n, 25)),
+                           np.full(n, size), np.stack([far_joints] * n), np.repeat(height, n),
+                           stature_px=np.repeat(stature, n), visible_px=np.array(list(cases.values())))
+    found = dict(zip(cases, verdicts))
+    assert found["fits its silhouette"] is None and found["no silhouette"] is None
+    assert "smaller than its person" in found["squeezed"]
+    assert implausible(far_points[None], far_points[None], np.ones((1, 25)), np.array([size]), far_joints[None],
+                       height, stature_px=stature, visible_px=np.array([1.3 * stature[0]]),
+                       limits=PlausibilityLimits().for_refit())[0] is not None  # a refit must do better
+
+
+def test_visible_extent_is_the_silhouettes_larger_side_without_stray_pixels() -> None:
+    masks = np.zeros((2, 300, 200), bool)
+    masks[0, 50:250, 80:120] = True  # 200 px tall, 40 wide
+    masks[0, 0, 0] = True  # a stray pixel of a neighbour
+    extent = visible_extent(masks)
+    assert 190 <= extent[0] <= 200
+    assert np.isnan(extent[1])
+
+
+@pytest.mark.slow  # the real models on a real frame
+def test_the_estimator_drops_a_planted_squeezed_skeleton(shared_data: Path) -> None:
+    """Frame 240 of the dribble clip, one player's landmarks planted squeezed to 45 % about his head (what the
+    landmark model does to a fragment or a half-hidden person): fitted, he stands small and far away, yet
+    explains his keypoints; the gate finds him smaller than his silhouette, refits him from its size, and drops
+    him when the keypoints pull him back. The other player is kept."""
+    import cv2
+
+    from backend.estimators.base import FoundPeople
+    from backend.estimators.registry import create_estimator
+
+    capture = cv2.VideoCapture(str(shared_data / "football_dribble.mp4"))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, 240)
+    ok, bgr = capture.read()
+    capture.release()
+    assert ok
+    frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    camera = Camera.from_fov(frame.shape[1], frame.shape[0])
+    estimator = create_estimator("mediapipe-fit", load_body_model("open-body"), "cpu", alternatives=1)
+    found = estimator.find_people([frame], new_shot=True)
+    people = found.per_frame[0]
+    tall = people.boxes[:, 3] - people.boxes[:, 1]
+    assert (tall > 200).sum() == 2  # the two players (a fragment at the frame edge may come with them)
+    big = int(np.argmax(tall))
+    head = people.keypoints[big, :11].mean(axis=0)
+    squeezed = people.keypoints.copy()
+    squeezed[big] = head + 0.45 * (squeezed[big] - head)
+    planted = FoundPeople([replace(people, keypoints=squeezed)], True)
+    kept = estimator.estimate([frame], camera, found=planted)[0]
+    seen = [person.extras["keypoints2d"] for person in kept]
+    assert not any(np.allclose(k, squeezed[big], atol=1.0) for k in seen), estimator.last_dropped
+    other = int(np.flatnonzero((tall > 200) & (np.arange(len(people)) != big))[0])
+    assert any(np.allclose(k, people.keypoints[other], atol=1.0) for k in seen), estimator.last_dropped
+    assert any("smaller than its person" in line for line in estimator.last_dropped)

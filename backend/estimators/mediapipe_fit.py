@@ -48,7 +48,13 @@ from backend.fitting.depth_order import occlusion_pairs, violated
 from backend.fitting.floor_height import floor_statures
 from backend.fitting.mapping import mediapipe_confidence, mediapipe_to_points
 from backend.fitting.optimize import temporal_warm
-from backend.fitting.plausibility import implausible, standing_heights
+from backend.fitting.plausibility import (
+    PlausibilityLimits,
+    implausible,
+    standing_heights,
+    stature_pixels,
+    visible_extent,
+)
 from backend.fitting.warm_start import Previous, followed, from_estimates, match, per_person
 from backend.geometry.camera import Camera
 
@@ -177,15 +183,23 @@ class MediapipeFitEstimator:
 
     def _plausible(self, detections: list[PoseDetections], data: FitInput, result: FitResult, frame_of: np.ndarray,
                    intrinsics: tuple) -> tuple[list[PoseDetections], FitInput, FitResult, np.ndarray]:
-        """The fitted bodies that pass ``fitting.plausibility``: a failed one is refitted once from the neutral
-        start (its warm or learned start may be what misled it) and dropped if it fails again; the reasons go to
-        ``self.last_dropped`` and the debug log (``reconstruct --debug``)."""
-        reasons = self._verdicts(data, result)
+        """The fitted bodies that pass ``fitting.plausibility``: a failed one is refitted once and dropped if it
+        fails again; the reasons go to ``self.last_dropped`` and the debug log (``reconstruct --debug``). The
+        refit starts from the neutral start (a warm or learned start may be what misled the fit), or, for a body
+        smaller than its visible silhouette, from the fit moved nearer the camera until it stands as tall as
+        that silhouette (depth from the image's size of the person, not from its keypoints)."""
+        visible = np.concatenate([np.full(len(d), np.nan) if d.masks is None else visible_extent(d.masks)
+                                  for d in detections]) if detections else np.zeros(0)
+        reasons = self._verdicts(data, result, visible, intrinsics)
         failed = np.flatnonzero([r is not None for r in reasons])
         if len(failed):
-            again = fit_people(self.points, _cold(_subset(data, failed)), intrinsics, self.fit_options)
+            start = _nearer(_cold(_subset(data, failed)), _rows(result, failed), visible[failed],
+                            self._stature_px(result, intrinsics)[failed], [reasons[r] for r in failed])
+            again = fit_people(self.points, start, intrinsics, self.fit_options)
             result = _replaced(result, failed, again)
-            for row, reason in zip(failed, self._verdicts(_subset(data, failed), again)):
+            verdicts = self._verdicts(_subset(data, failed), again, visible[failed], intrinsics,
+                                      PlausibilityLimits().for_refit())
+            for row, reason in zip(failed, verdicts):
                 reasons[row] = reason
         keep = np.flatnonzero([r is None for r in reasons])
         self.last_dropped = [f"frame {int(frame_of[r])} person at ({data.keypoints[r, :, 0].mean():.0f}, "
@@ -198,11 +212,20 @@ class MediapipeFitEstimator:
         kept = [d.select(rows - offset) for d, rows, offset in _per_frame(detections, keep)]
         return kept, _subset(data, keep), _rows(result, keep), frame_of[keep]
 
-    def _verdicts(self, data: FitInput, result: FitResult) -> list[str | None]:
+    def _heights(self, result: FitResult) -> np.ndarray:
         with torch.no_grad():
             rest = self.points.rest_joints(torch.as_tensor(result.betas, dtype=torch.float32)).numpy()
-        return implausible(result.points2d, data.keypoints, data.confidence, data.size_px, result.joints2d,
-                           standing_heights(rest))
+        return standing_heights(rest)
+
+    def _stature_px(self, result: FitResult, intrinsics: tuple) -> np.ndarray:
+        return stature_pixels(self._heights(result), result.joints, float(intrinsics[0]))
+
+    def _verdicts(self, data: FitInput, result: FitResult, visible: np.ndarray, intrinsics: tuple,
+                  limits: PlausibilityLimits | None = None) -> list[str | None]:
+        heights = self._heights(result)
+        return implausible(result.points2d, data.keypoints, data.confidence, data.size_px, result.joints2d, heights,
+                           limits, stature_px=stature_pixels(heights, result.joints, float(intrinsics[0])),
+                           visible_px=visible)
 
     def _warm_starts(self, detections: list[PoseDetections], last: Previous | None,
                      hints: list[FrameEstimates | None] | None, size: tuple[int, int]) -> list[Previous | None]:
@@ -437,6 +460,28 @@ def _rows(result: FitResult, rows: np.ndarray) -> FitResult:
 def _cold(data: FitInput) -> FitInput:
     """``data`` with every row starting from the fit's own neutral start."""
     return replace(data, init_valid=np.zeros(len(data), bool), init_full=None, init_root_only=None)
+
+
+def _nearer(cold: FitInput, result: FitResult, visible: np.ndarray, stature_px: np.ndarray,
+            reasons: Sequence[str | None]) -> FitInput:
+    """``cold`` (the failed rows' neutral starts), except the bodies found smaller than their person: those start
+    from their fit moved towards the camera along its ray until its standing height in pixels is the visible
+    silhouette's (same pose and shape; the image grows, the depth shrinks)."""
+    small = np.array([r is not None and r.startswith("smaller") for r in reasons], bool)
+    small &= np.isfinite(visible) & (stature_px > 0)
+    if not small.any():
+        return cold
+    rows = np.flatnonzero(small)
+    warm = _with_warm_start(_subset(cold, rows), _rows(result, rows))
+    scale = stature_px[rows] / visible[rows]  # < 1: nearer
+    pelvis = result.joints[rows, 0]
+    transl = warm.init_transl + pelvis * (scale[:, None] - 1.0)
+    valid, full = cold.init_valid.copy(), np.zeros(len(cold), bool)
+    poses, betas, start = (np.array(getattr(cold, n), dtype=np.float64) for n in ("init_poses", "init_betas",
+                                                                                   "init_transl"))
+    poses[rows], betas[rows], start[rows] = warm.init_poses, warm.init_betas, transl
+    valid[rows], full[rows] = True, True
+    return replace(cold, init_poses=poses, init_betas=betas, init_transl=start, init_valid=valid, init_full=full)
 
 
 def _replaced(result: FitResult, rows: np.ndarray, new: FitResult) -> FitResult:
