@@ -49,11 +49,7 @@ from backend.fitting.floor_height import floor_statures
 from backend.fitting.mapping import mediapipe_confidence, mediapipe_to_points
 from backend.fitting.optimize import temporal_warm
 from backend.fitting.plausibility import (
-    PlausibilityLimits,
-    implausible,
-    standing_heights,
-    stature_pixels,
-    visible_extent,
+    PlausibilityLimits, implausible, standing_heights, stature_pixels, visible_extent,
 )
 from backend.fitting.warm_start import Previous, followed, from_estimates, match, per_person
 from backend.geometry.camera import Camera
