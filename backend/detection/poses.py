@@ -42,7 +42,6 @@ class PoseDetections:
         return PoseDetections(*(None if getattr(self, f.name) is None else getattr(self, f.name)[idx]
                                 for f in fields(self)))
 
-
     @classmethod
     def concatenate(cls, parts: Sequence["PoseDetections"]) -> "PoseDetections":
         """The people of ``parts`` (of one image size) in order; a field missing from any part is missing."""

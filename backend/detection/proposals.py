@@ -158,10 +158,11 @@ def candidates(proposals: Proposals, min_region_px: float) -> list[list[int]]:
 
 def attempts(proposals: Proposals, members: list[int], min_face_px: float) -> list[Attempt]:
     """What to try for one candidate, in order: a tracked person one pass in each of their regions, then two in
-    a larger one (a lost person: only in their regions); the regions of its proposals that have a face; tighter regions under its faces (faces of at
-    least ``min_face_px``: tighter crops of smaller ones are upsampled blur); last its person boxes, at their
-    own and other scales. A box's region is centred on the whole person and, in a group, can show a neighbour's
-    head near enough to the candidate's face to pass, so it comes after what a face placed."""
+    a larger one (a lost person: only in their regions); the regions of its other proposals; tighter regions
+    under its faces (faces of at least ``min_face_px``: tighter crops of smaller ones are upsampled blur); last
+    its person boxes, at their own and other scales. A box's region is centred on the whole person and, in a
+    group, can show a neighbour's head near enough to the candidate's face to pass, so it comes after what a
+    face placed."""
     origin = int(max(proposals.origin[members]))  # a candidate holds at most one followed person
     tracked = [i for i in members if proposals.source[i] == TRACKED]
     lost = [i for i in members if proposals.source[i] == LOST]
@@ -184,10 +185,10 @@ def attempts(proposals: Proposals, members: list[int], min_face_px: float) -> li
     under = [i for i in members if proposals.source[i] == FACE] + (tracked + lost)[-1:]
     for hip, side in FACE_RETRIES:
         for i in under:
-            face = proposals.face[i]
-            if face[2] >= min_face_px:
-                out.append(Attempt(np.array([face[0], face[1] + hip * face[2], side * face[2], 0.0]), face,
-                                   origin, tight=True, tracked=follow))
+            x, y, width = proposals.face[i]
+            if width >= min_face_px:
+                out.append(Attempt(np.array([x, y + hip * width, side * width, 0.0]), proposals.face[i], origin,
+                                   tight=True, tracked=follow))
     for scale in (nanodet.REGION_ENLARGE, *PERSON_RETRIES):
         for i in boxes:
             region = proposals.regions[i]
