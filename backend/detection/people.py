@@ -129,7 +129,8 @@ class PeopleFinder:
         return _to_detections(results, person_origin, groups, alternatives, height, width)
 
     def search(self, image: np.ndarray, frame_slice: tuple[int, int] | None = None) -> list[P.Proposals]:
-        """Proposals of the detectors (pose, face, and body and person where installed) over their tile pyramids: every tile, or, for frame ``i`` of a clip
+        """Proposals of the detectors (pose, face; body and person where installed) over their tile pyramids: every
+        tile, or, for frame ``i`` of a clip
         (``frame_slice`` = (i, k)), one detector's whole image plus the i-th group of k smaller tiles
         (:func:`rotation_slice`)."""
         height, width = image.shape[:2]
