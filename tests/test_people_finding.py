@@ -140,3 +140,35 @@ def test_a_person_missing_for_a_few_frames_is_looked_for_where_last_seen(finder,
         clip.find(hidden)
     clip.find(image)
     assert finder.last_report.recovered == []
+
+
+def test_a_face_at_the_head_of_a_person_box_is_that_persons() -> None:
+    """Only a face in the top of a box, near its middle and of a person's face size in it, is boxed."""
+    from backend.detection import nanodet, proposals as P
+
+    box = P.Proposals(np.array([[100.0, 200.0, 100.0 * nanodet.REGION_ENLARGE, 0.0]]), np.array([P.PERSON]),
+                      np.array([0.6]), np.full((1, 3), np.nan))  # a 100 px person box from y = 150 to 250
+    assert P.boxed_face(np.array([100.0, 165.0, 14.0]), box)
+    assert not P.boxed_face(np.array([100.0, 230.0, 14.0]), box)  # at the feet
+    assert not P.boxed_face(np.array([145.0, 165.0, 14.0]), box)  # beside the box's person
+    assert not P.boxed_face(np.array([100.0, 165.0, 60.0]), box)  # a face too large for a whole person there
+    assert not P.boxed_face(np.array([100.0, 165.0, 14.0]), P.Proposals.concatenate([]))
+    assert not P.boxed_face(np.full(3, np.nan), box)
+
+
+def test_a_person_two_detectors_agree_on_is_kept_though_the_landmark_model_doubts(shared_data: Path) -> None:
+    """The man in a cap and sunglasses seated in dark clothes on the steps: his face is found and a person box has
+    it at its head, and the landmark model reads his head and shoulders clearly but scores 'a person here' at
+    0.02-0.36. Found only because the two detectors agree (``boxed_presence``)."""
+    from backend.detection.people import FinderSettings, PeopleFinder
+
+    image = _picture(shared_data, "street_steps_group.jpg")
+    man = np.array([1665.0, 150.0])
+    near = {}
+    for presence in (0.0, 0.5):
+        finder = PeopleFinder(settings=FinderSettings(boxed_presence=presence))
+        people = finder.find(image)
+        heads = people.keypoints[np.unique(people.group, return_index=True)[1], :11].mean(axis=1)
+        near[presence] = float(np.linalg.norm(heads - man, axis=1).min())
+    face_width = LABELS["street_steps_group.jpg"].face_width
+    assert near[0.0] <= face_width < near[0.5], near

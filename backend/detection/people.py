@@ -51,6 +51,9 @@ class FinderSettings:
     pose_min_score: float = 0.5
     face_min_score: float = 0.5
     presence: float = 0.5  # the landmark model's own 'a person is here' probability
+    # A face that is also at the head of a person box (two detectors agree) needs only this landmark score, with
+    # clear head or shoulder heatmaps (min_support) and the head on the face: seated, dark-clad, half-hidden people.
+    boxed_presence: float = 0.0
     min_support: float = 0.5  # heatmap peak of the head or shoulders (see body_support)
     min_support_with_face: float = 0.35  # ... when a face of at least face_confirms_px is at the head
     face_confirms_px: float = 16.0
@@ -203,7 +206,7 @@ class PeopleFinder:
         out = []
         for i, attempt in enumerate(tries):
             passes = ([second.select([slot[i]])] if i in slot else []) + [first.select([i])]
-            reasons = [rejection(r, attempt.face, self.settings, tracked=attempt.tracked)
+            reasons = [rejection(r, attempt.face, self.settings, tracked=attempt.tracked, boxed=attempt.boxed)
                        or fragment_of_box(r, attempt.min_side) for r in passes]
             accepted = [r for r, reason in zip(passes, reasons) if reason is None]
             if accepted:
@@ -295,16 +298,19 @@ def body_support(result: LandmarkResult, i: int) -> float:
     return max(head, shoulders)
 
 
-def rejection(result: LandmarkResult, face: np.ndarray, s: FinderSettings, tracked: bool = False) -> str | None:
+def rejection(result: LandmarkResult, face: np.ndarray, s: FinderSettings, tracked: bool = False,
+              boxed: bool = False) -> str | None:
     """Why a one-row landmark result does not show the candidate whose head should be at ``face`` (centre x, y,
-    width; NaN: unknown; ``tracked``: the person's head in the previous frame), or None when it does."""
-    if result.score[0] < (s.track_presence if tracked else s.presence):
-        return f"no person in the region (landmark model score {result.score[0]:.2f})"
-    support = body_support(result, 0)
+    width; NaN: unknown; ``tracked``: the person's head in the previous frame; ``boxed``: the face is also at the
+    head of a detected person's box), or None when it does."""
     confirmed = bool(np.isfinite(face).all() and face[2] >= s.face_confirms_px
                      and 0.5 <= head_width(result, 0) / face[2] <= 2.0)  # a face the size of this head
+    doubted = result.score[0] < s.presence and not tracked  # accepted only on two detectors' word, clearly seen
+    if result.score[0] < (s.track_presence if tracked else s.boxed_presence if boxed and confirmed else s.presence):
+        return f"no person in the region (landmark model score {result.score[0]:.2f})"
+    support = body_support(result, 0)
     needed = s.track_support if tracked else s.min_support
-    if support < needed and not (confirmed and support >= s.min_support_with_face):
+    if support < needed and (doubted or not (confirmed and support >= s.min_support_with_face)):
         return f"too little of a person in view (heatmap support {support:.2f})"
     turn = abs(float(np.degrees(regions_from_landmarks(result)[0, 3])))
     if turn > s.max_turn_deg:
