@@ -103,6 +103,13 @@ def focal_of_frames(frames: Sequence[np.ndarray], focal: float, boxes: Sequence[
     return estimate_tracker_focal(tracker, width, settings)
 
 
+def reprojection_rms(pairs: Sequence[KeyPair], focals: Sequence[float]) -> np.ndarray:
+    """Root-mean-square reprojection error (pixels of the pairs) of the best rotations and zooms at each focal
+    length: the cost :func:`estimate_focal` minimises, to see how flat it is."""
+    profile = _Profile(pairs)
+    return np.array([math.sqrt(float(np.square(profile.residuals(math.log(f))).mean())) for f in focals])
+
+
 class _Profile:
     """Reprojection residuals of all pairs as a function of log f, the pairs' rotations and zooms fitted."""
 
@@ -138,4 +145,5 @@ class _Profile:
         return float(np.degrees(max(turns)))
 
 
-__all__ = ["FocalEstimate", "FocalSettings", "estimate_focal", "estimate_tracker_focal", "focal_of_frames"]
+__all__ = ["FocalEstimate", "FocalSettings", "estimate_focal", "estimate_tracker_focal", "focal_of_frames",
+           "reprojection_rms"]
