@@ -178,8 +178,8 @@ class RotationTracker:
     def _estimate(self) -> tuple[np.ndarray, float, int, np.ndarray] | None:
         if len(self._points) < max(self.settings.min_inliers, 4):
             return None
-        return _fit_points(self._key_points, self._points, self._focal * self._key_zoom,
-                                         self._principal, self.settings.ransac_px, self.settings.min_inliers)
+        return _fit_points(self._key_points, self._points, self._focal * self._key_zoom, self._principal,
+                           self.settings.ransac_px, self.settings.min_inliers)
 
 
 def rotation_zoom_from_points(a: np.ndarray, b: np.ndarray, focal: float, principal: np.ndarray,
