@@ -26,7 +26,7 @@ from backend.errors import Cancelled
 from backend.estimators.base import FoundPeople
 from backend.estimators.registry import create_estimator
 from backend.geometry.camera import Camera
-from backend.options import check_paths, default
+from backend.options import DEFAULT_FOV_DEGREES, check_paths, default
 from backend.result.assembly import assemble_result
 from backend.result.contract import write_result
 from backend.runtime.device import resolve_device
@@ -35,6 +35,7 @@ from backend.sources.shots import ShotCutDetector
 from backend.tracking.smoothing import SmoothingSettings
 from backend.tracking.tracker import Tracker, TrackerSettings
 from backend.world import CameraPath, CameraPathBuilder, RotationTracker, add_world_frame
+from backend.world.focal import FocalEstimate, estimate_tracker_focal
 from backend.world.motion import person_boxes
 
 
@@ -80,6 +81,8 @@ class ReconstructSummary:
     warnings: list[str] = field(default_factory=list)
     camera_seconds: float = 0.0  # spent measuring the camera's motion and building the world frame
     camera_moving: bool = False  # some segment of the clip has a moving camera
+    focal_estimate: float | None = None  # the lens the camera's turns imply (original pixels), when none was given
+    notes: list[str] = field(default_factory=list)  # for the user, not problems (the command line prints them)
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -123,18 +126,43 @@ def reconstruct(
         tracks, body, camera, source.info, options.estimator, run.frames_done, smoothing=smoothing
     )
     arrays["shot_cuts"] = np.asarray(run.cuts, np.int64)
-    path = None
+    path, focal = None, None
     if is_clip:
         path = _camera_path(run)
         started = time.perf_counter()
         arrays.update(add_world_frame(arrays, path, body))
+        focal = _focal_estimate(run, path, source.info, options)
+        if focal is not None:
+            arrays["camera_focal_estimate"] = np.float64(focal.focal)
         run.camera_seconds += time.perf_counter() - started
     write_result(output_path, arrays)
     warnings = [] if interruption is None else [f"partial result: {interruption}"]
     if not tracks:
         warnings.append(f"no people found in {run.frames_done} frame(s) of {source.info.path}; the result is empty")
-    return ReconstructSummary(Path(output_path), run.frames_done, len(tracks), interruption is not None, warnings,
-                              run.camera_seconds, path is not None and path.moving)
+    summary = ReconstructSummary(Path(output_path), run.frames_done, len(tracks), interruption is not None,
+                                 warnings, run.camera_seconds, path is not None and path.moving)
+    if focal is not None:
+        summary.focal_estimate = focal.focal
+        summary.notes.append(_focal_note(focal, source.info))
+    return summary
+
+
+def _focal_estimate(run: "_Run", path: CameraPath, info: SourceInfo, options: ReconstructOptions
+                    ) -> FocalEstimate | None:
+    """The focal length (original pixels) the camera's turns imply, when the user gave no lens and the clip's
+    camera moves (``backend.world.focal``). Only reported: the people were estimated through the default lens,
+    so swapping it now would take the bodies off their 2D joints."""
+    if options.focal is not None or options.fov is not None or run.motion is None or not path.moving:
+        return None
+    estimate = estimate_tracker_focal(run.motion, info.width)
+    return None if estimate is None else estimate.scaled(1.0 / info.scale)
+
+
+def _focal_note(focal: FocalEstimate, info: SourceInfo) -> str:
+    longer = max(info.width, info.height) / info.scale
+    return (f"the camera's motion suggests --fov {focal.fov_degrees(longer):.0f} (focal length {focal.focal:.0f} "
+            f"px, +-{100 * focal.spread:.1f} %); the default {DEFAULT_FOV_DEGREES:.0f} deg lens was used, which "
+            f"scales depths, the camera height and the turn: run again with that --fov for them")
 
 
 def _camera_path(run: "_Run") -> CameraPath:

@@ -1,6 +1,6 @@
 """The camera's motion and the world frame (issue 18): accuracy on a known path, and what it does to real footage.
 
-    python benchmarks/bench_camera_motion.py [synthetic] [dribble] [--frames 300] [--dribble-end N]
+    python benchmarks/bench_camera_motion.py [synthetic] [focal] [dribble] [--frames 300] [--dribble-end N]
 
 - synthetic: a ``--frames`` clip rendered by ``backend.evaluation.camera_clip`` (soccer_crowd.jpg as the distant
   background, a camera panning 30 deg, tilting 6 deg and zooming 1.4x, three people, one standing): rotation error
@@ -9,11 +9,14 @@
   seen through the first frame's fixed lens (a regressor without error; and with 5 % depth noise) or fitted onto
   the picture's joints through that lens (as the default estimator does), the standing person's speed in the
   world against the camera frame, and where people land in the zoomed frames.
+- focal: the focal length recovered from the camera's turns (``backend.world.focal``) on the same path rendered
+  through lenses of ``--focal-fovs`` degrees, each tracked with the default 55 deg guess, and on a static clip
+  (where there must be none).
 - dribble: ``python -m backend reconstruct``'s pipeline on football_dribble.mp4 (default estimator, ``--camera
   auto``), in this process: the share of the run time spent on the camera (ratio in the same run), each long
   track's median speed in the world and in the camera frame, and foot sliding: the speed of each person's lowest
   foot joint between consecutive frames where the same foot stays lowest, in the world (along the floor) and in the
-  camera frame.
+  camera frame; and the focal length the camera's turns imply (``camera_focal_estimate``) against the default lens.
 """
 
 from __future__ import annotations
@@ -34,7 +37,10 @@ sys.path.insert(0, str(REPO_ROOT))
 from backend.body import load_body_model  # noqa: E402
 from backend.evaluation.camera_clip import (  # noqa: E402
     ClipConfig, clip_result, load_photo, make_camera_clip, true_world_pelvis)
+from backend.geometry.camera import Camera  # noqa: E402
 from backend.world import path_of_frames  # noqa: E402
+from backend.world.focal import focal_of_frames, reprojection_rms  # noqa: E402
+from backend.world.motion import RotationTracker  # noqa: E402
 from backend.world.refit import refit_through_lens  # noqa: E402
 
 FEET = (10, 11)  # L_Foot, R_Foot
@@ -42,15 +48,18 @@ FEET = (10, 11)  # L_Foot, R_Foot
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("parts", nargs="*", default=["synthetic", "dribble"])
+    parser.add_argument("parts", nargs="*", default=["synthetic", "focal", "dribble"])
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--dribble-end", type=int, default=None, help="last frame of the dribble clip (all)")
     parser.add_argument("--keep", type=Path, help="also write the dribble result here")
     parser.add_argument("--result", type=Path, help="measure this dribble result instead of reconstructing it")
+    parser.add_argument("--focal-fovs", default="20,40,55,70", help="true lenses (deg) of the synthetic focal check")
     args = parser.parse_args()
     body = load_body_model("open-body")
     if "synthetic" in args.parts:
         synthetic(body, args.frames)
+    if "focal" in args.parts:
+        synthetic_focal(body, args.frames, [float(f) for f in args.focal_fovs.split(",") if f])
     if "dribble" in args.parts:
         dribble(body, args.dribble_end, args.keep, args.result)
     return 0
@@ -99,6 +108,26 @@ def synthetic(body, frames: int) -> None:
               f"{world:.3f} m/s, camera frame {camera:.3f} m/s")
         if noise == 0.0:
             _zoomed_reprojection(clip, body, arrays)
+
+
+def synthetic_focal(body, frames: int, fovs: list[float]) -> None:
+    """The focal length recovered on the known path through each true lens, tracked with the default guess."""
+    photo = load_photo(DATA / "soccer_crowd.jpg")
+    for fov in [*fovs, None]:
+        config = ClipConfig(frames=frames, static=True) if fov is None else ClipConfig(frames=frames, fov_degrees=fov)
+        clip = make_camera_clip(photo, body, config)
+        guess = Camera.from_fov(clip.camera.width, clip.camera.height).fx
+        started = time.perf_counter()
+        estimate = focal_of_frames(clip.frames, guess, [clip.boxes(i) for i in range(frames)])
+        seconds = time.perf_counter() - started
+        truth = f"true {clip.camera.fx:.1f} px ({config.fov_degrees:g} deg)" + (", static" if config.static else "")
+        if estimate is None:
+            print(f"  focal: {truth}: none (not determined); tracking and estimate {seconds:.1f} s")
+            continue
+        print(f"  focal: {truth}: recovered {estimate.focal:.1f} px ({estimate.fov_degrees(clip.camera.width):.1f} "
+              f"deg), error {100 * (estimate.focal / clip.camera.fx - 1):+.2f} % (stated +-{100 * estimate.spread:.2f} "
+              f"%), largest turn {estimate.turn_deg:.1f} deg, {estimate.pairs} keyframe pairs; tracked with "
+              f"{guess:.1f} px (55 deg), tracking and estimate {seconds:.1f} s")
 
 
 def _project(points: np.ndarray, rotation: np.ndarray, centre: np.ndarray, focal: np.ndarray,
@@ -163,7 +192,48 @@ def dribble(body, end: int | None, keep: Path | None = None, result: Path | None
         print(f"football_dribble.mp4: {summary.frames} frames, {summary.people} people, {total:.1f} s; camera "
               f"{summary.camera_seconds:.2f} s = +{100 * share:.1f} % of the run without it (same run)")
     print(f"  segments: {len(data['segment_static'])} (static: {list(map(bool, data['segment_static']))})")
+    _dribble_focal(data)
+    _dribble_focal_profile(data, end)
     _dribble_motion(body, data)
+
+
+def _dribble_focal(data: dict[str, np.ndarray]) -> None:
+    longer = float(max(data["image_size"]))
+    fov = lambda focal: np.degrees(2 * np.arctan(0.5 * longer / focal))  # noqa: E731
+    used = float(data["focal_length"][0])
+    if "camera_focal_estimate" not in data:
+        print(f"  focal: none determined (lens used {used:.0f} px, {fov(used):.1f} deg)")
+        return
+    focal = float(data["camera_focal_estimate"])
+    print(f"  focal: the camera's turns imply {focal:.0f} px = {fov(focal):.1f} deg across {longer:.0f} px, against "
+          f"the default {used:.0f} px ({fov(used):.1f} deg): {focal / used:.2f}x")
+
+
+def _dribble_focal_profile(data: dict[str, np.ndarray], end: int | None) -> None:
+    """How flat the focal length's cost is on the clip: its frames tracked again (people's boxes from their
+    ``joints2d``), the keyframe pairs' reprojection error at a few lenses."""
+    from backend.sources.frames import open_source
+
+    source = open_source(DATA / "football_dribble.mp4", None, end)
+    info = source.info
+    focal = float(data["focal_length"][0]) * info.scale
+    tracker = RotationTracker(info.width, info.height, focal, (info.width / 2, info.height / 2))
+    cuts, frame_rows = set(int(c) for c in data["shot_cuts"]), data["row_frame"]
+    number, started = 0, time.perf_counter()
+    for chunk in source.chunks(8):
+        for _, frame in chunk:
+            boxes = [np.concatenate([j.min(0), j.max(0)]) * info.scale for j in data["joints2d"][frame_rows == number]]
+            tracker.update(frame, boxes, number in cuts)
+            number += 1
+    pairs = tracker.key_pairs()
+    seconds = time.perf_counter() - started
+    longer = max(info.width, info.height) * tracker.scale
+    fovs = (2, 5, 10, 15, 20, 30, 40, 55)
+    rms = reprojection_rms(pairs, [0.5 * longer / np.tan(np.radians(f / 2)) for f in fovs])
+    inliers = np.median([len(p.key) for p in pairs])
+    print(f"  focal cost: {len(pairs)} keyframe pairs kept over {number} frames ({inliers:.0f} inliers at the median;"
+          f" decoding and tracking them again {seconds:.1f} s, what a pass before the estimators would cost);"
+          f" reprojection rms (px at 640 wide) at " + ", ".join(f"{f} deg {r:.3f}" for f, r in zip(fovs, rms)))
 
 
 def _window_speed(points: np.ndarray, frames: np.ndarray, fps: float, window: int) -> float:

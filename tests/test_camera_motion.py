@@ -183,3 +183,4 @@ def test_reconstruct_a_panning_clip_with_a_cut_writes_the_camera(photo, body, sh
     assert _degrees(relative, truth).max() < 0.5  # compressed video: a looser bound than on raw frames
     zoom = clip.zoom / clip.zoom[first]
     assert np.allclose(data["camera_focal"][:, 0] / data["focal_length"][0], zoom, rtol=0.01)
+    assert "camera_focal_estimate" not in data  # the user gave the lens: nothing to suggest

@@ -236,6 +236,8 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
         summary = reconstruct(args.input, args.output, options, progress=bar.update, cancel=cancel)
     for warning in summary.warnings:
         print(f"troupe: warning: {warning}", file=sys.stderr)
+    for note in summary.notes:
+        print(f"troupe: note: {note}", file=sys.stderr)
     print(f"wrote {summary.output}: {summary.people} people over {summary.frames} frames", file=sys.stderr)
     return 0
 

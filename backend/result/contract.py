@@ -108,6 +108,9 @@ OPTIONAL: dict[str, KeySpec] = {
     # only under a zoom, with the keys above: the rows re-fitted through their frame's lens (joint 0 =
     # world_orient); in the world they replace "poses" (backend.world.refit)
     "world_poses": KeySpec(("N", NUM_JOINTS, 3), "f", -1e3, 1e3),
+    # the focal length (pixels) the camera's turns imply (backend.world.focal), written only when the user gave
+    # no lens and it is determined; a suggestion: focal_length, camera_focal and the bodies use the given lens
+    "camera_focal_estimate": KeySpec((), "f", 1e-3, PIXELS),
 }
 CAMERA_KEYS = ("camera_rotation", "camera_position", "camera_focal", "camera_segment", "segment_static",
                "world_orient", "world_transl")

@@ -7,7 +7,9 @@ with pyramidal Lucas-Kanade checked forward and backward (``cv2.calcOpticalFlowP
 person walks over them. Each frame is measured against its keyframe, not against the frame before, so errors
 do not add up frame after frame; a frame becomes the next keyframe when too few of the keyframe's tracks survive.
 RANSAC (``cv2.findHomography``) separates the background from what moves on it; the rotation and the focal
-ratio are then fitted to its inliers by least squares (``scipy.optimize.least_squares``, 4 parameters).
+ratio are then fitted to its inliers by least squares (``scipy.optimize.least_squares``, 4 parameters). The
+inliers of each keyframe's last measured frame are kept (:class:`KeyPair`): ``backend.world.focal`` recovers the
+absolute focal length from them.
 """
 
 from __future__ import annotations
@@ -33,6 +35,18 @@ class MotionSettings:
     ransac_px: float = 1.0  # RANSAC inlier distance at the tracking width
     min_inliers: int = 12  # fewer background inliers: no estimate for this frame (the last one is kept)
     person_margin: float = 0.15  # people's boxes widened by this fraction of their size before masking
+    max_pairs: int = 128  # keyframe pairs kept for the focal length (the clip's first ones; ~5 KB each)
+    pair_points: int = 120  # inliers kept per pair at most (evenly drawn)
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """A keyframe's inliers and where they are in the last frame measured against it (the widest baseline of
+    that keyframe), in pixels at the tracking width relative to the principal point; ``segment``: the shot."""
+
+    key: np.ndarray  # (n, 2)
+    frame: np.ndarray  # (n, 2)
+    segment: int
 
 
 @dataclass(frozen=True)
@@ -75,6 +89,19 @@ class RotationTracker:
         self._key_corners = 0
         self._key_rotation, self._key_zoom = np.eye(3), 1.0
         self._rotation, self._zoom = np.eye(3), 1.0
+        self.pairs: list[KeyPair] = []  # one per keyframe that had a measured frame, in order, per segment
+        self._latest: KeyPair | None = None
+        self._segment = -1
+
+    @property
+    def scale(self) -> float:
+        """Tracking pixels per frame pixel (the pairs' units)."""
+        return self._scale
+
+    def key_pairs(self) -> list[KeyPair]:
+        """The kept pairs, the current keyframe's included."""
+        pending = [self._latest] if self._latest is not None and len(self.pairs) < self.settings.max_pairs else []
+        return self.pairs + pending
 
     def update(self, frame: np.ndarray, boxes: Sequence[np.ndarray] = (), new_segment: bool = False) -> FrameMotion:
         """``frame``: RGB uint8; ``boxes``: people's (x0, y0, x1, y1) in the frame's pixels."""
@@ -82,13 +109,15 @@ class RotationTracker:
         free = self._background_mask(boxes)
         if new_segment or self._previous is None:
             self._rotation, self._zoom = np.eye(3), 1.0
+            self._segment += 1
             self._new_keyframe(gray, free)
             return FrameMotion(np.eye(3), 1.0, 0, True, 0.0)
         self._follow(gray, free)
         estimate = self._estimate()
         inliers = 0
         if estimate is not None:
-            rotation, zoom, inliers = estimate
+            rotation, zoom, inliers, keep = estimate
+            self._keep_pair(keep)
             self._rotation, self._zoom = rotation @ self._key_rotation, self._key_zoom * zoom
         if estimate is None or inliers < max(self.settings.min_tracks,
                                              self.settings.keep_fraction * self._key_corners):
@@ -103,6 +132,12 @@ class RotationTracker:
         half_diagonal = 0.5 * float(np.hypot(*self._size))
         return float(angle * self._focal + abs(self._zoom - 1.0) * half_diagonal)
 
+    def _keep_pair(self, keep: np.ndarray) -> None:
+        index = np.flatnonzero(keep)
+        index = index[np.linspace(0, len(index) - 1, min(len(index), self.settings.pair_points)).astype(int)]
+        self._latest = KeyPair(self._key_points[index] - self._principal, self._points[index] - self._principal,
+                               self._segment)
+
     def _background_mask(self, boxes: Sequence[np.ndarray]) -> np.ndarray:
         """255 where corners may be taken: everywhere but the people's widened boxes."""
         mask = np.full(self._size[::-1], 255, np.uint8)
@@ -116,6 +151,9 @@ class RotationTracker:
 
     def _new_keyframe(self, gray: np.ndarray, free: np.ndarray) -> None:
         s = self.settings
+        if self._latest is not None and len(self.pairs) < s.max_pairs:
+            self.pairs.append(self._latest)
+        self._latest = None
         corners = cv2.goodFeaturesToTrack(gray, s.max_corners, s.corner_quality, s.corner_spacing, mask=free)
         corners = np.zeros((0, 2), np.float32) if corners is None else corners.reshape(-1, 2).astype(np.float32)
         self._key_points, self._points = corners, corners.copy()
@@ -137,11 +175,11 @@ class RotationTracker:
         keep[keep] &= free[xy[keep, 1], xy[keep, 0]] > 0
         self._key_points, self._points = self._key_points[keep], forward[keep]
 
-    def _estimate(self) -> tuple[np.ndarray, float, int] | None:
+    def _estimate(self) -> tuple[np.ndarray, float, int, np.ndarray] | None:
         if len(self._points) < max(self.settings.min_inliers, 4):
             return None
-        return rotation_zoom_from_points(self._key_points, self._points, self._focal * self._key_zoom,
-                                         self._principal, self.settings.ransac_px, self.settings.min_inliers)
+        return _fit_points(self._key_points, self._points, self._focal * self._key_zoom, self._principal,
+                           self.settings.ransac_px, self.settings.min_inliers)
 
 
 def rotation_zoom_from_points(a: np.ndarray, b: np.ndarray, focal: float, principal: np.ndarray,
@@ -150,18 +188,25 @@ def rotation_zoom_from_points(a: np.ndarray, b: np.ndarray, focal: float, princi
     """Rotation R (camera a -> camera b) and zoom s = f_b / f_a with b ~ K_b R K_a^-1 a, from pixel
     correspondences ``a`` -> ``b`` (n, 2) of a camera of focal length ``focal`` (pixels, camera a) turning and
     zooming about its centre; None when fewer than ``min_inliers`` correspondences agree."""
+    fit = _fit_points(a, b, focal, principal, ransac_px, min_inliers)
+    return None if fit is None else fit[:3]
+
+
+def _fit_points(a: np.ndarray, b: np.ndarray, focal: float, principal: np.ndarray, ransac_px: float,
+                min_inliers: int) -> tuple[np.ndarray, float, int, np.ndarray] | None:
+    """:func:`rotation_zoom_from_points`, and the RANSAC inlier mask."""
     ac = np.asarray(a, np.float64) - principal
     bc = np.asarray(b, np.float64) - principal
     homography, inlier_mask = cv2.findHomography(ac, bc, cv2.RANSAC, ransac_px)
     if homography is None or int(inlier_mask.sum()) < min_inliers:
         return None
     keep = inlier_mask.ravel() == 1
-    rotation, zoom = _rotation_zoom_of(homography, focal)
-    rotation, zoom = _refine(ac[keep], bc[keep], focal, rotation, zoom)
-    return rotation, zoom, int(keep.sum())
+    rotation, zoom = rotation_zoom_of(homography, focal)
+    rotation, zoom = refine_rotation_zoom(ac[keep], bc[keep], focal, rotation, zoom)
+    return rotation, zoom, int(keep.sum()), keep
 
 
-def _rotation_zoom_of(homography: np.ndarray, focal: float) -> tuple[np.ndarray, float]:
+def rotation_zoom_of(homography: np.ndarray, focal: float) -> tuple[np.ndarray, float]:
     """Closed form: in focal-normalised coordinates H ~ diag(s, s, 1) R, so the first two rows are s times as
     long as the third; dividing them out leaves a near-rotation, projected onto the rotations by SVD."""
     k = np.diag([focal, focal, 1.0])
@@ -176,8 +221,8 @@ def _rotation_zoom_of(homography: np.ndarray, focal: float) -> tuple[np.ndarray,
     return rotation, float(zoom)
 
 
-def _refine(ac: np.ndarray, bc: np.ndarray, focal: float, rotation: np.ndarray, zoom: float
-            ) -> tuple[np.ndarray, float]:
+def refine_rotation_zoom(ac: np.ndarray, bc: np.ndarray, focal: float, rotation: np.ndarray, zoom: float
+                         ) -> tuple[np.ndarray, float]:
     """Least-squares rotation (as a rotation vector) and log-zoom minimising the reprojection error in pixels."""
     rays = np.column_stack([ac / focal, np.ones(len(ac))])
 
@@ -190,4 +235,5 @@ def _refine(ac: np.ndarray, bc: np.ndarray, focal: float, rotation: np.ndarray, 
     return Rotation.from_rotvec(fitted[:3]).as_matrix(), float(np.exp(fitted[3]))
 
 
-__all__ = ["FrameMotion", "MotionSettings", "RotationTracker", "person_boxes", "rotation_zoom_from_points"]
+__all__ = ["FrameMotion", "KeyPair", "MotionSettings", "RotationTracker", "person_boxes", "refine_rotation_zoom",
+           "rotation_zoom_from_points", "rotation_zoom_of"]
