@@ -254,7 +254,7 @@ class _Job(threading.Thread):
         except Exception as exc:  # noqa: BLE001 - every failure must reach the client as an event
             self._report_failure(exc)
         else:
-            for warning in summary.warnings:
+            for warning in [*summary.warnings, *(f"note: {note}" for note in summary.notes)]:  # the panel shows both
                 self.channel.send("warning", id=self.job_id, message=warning)
             self.channel.send(
                 "done", id=self.job_id, output=str(summary.output), people=summary.people,
