@@ -173,3 +173,57 @@ def test_a_person_two_detectors_agree_on_is_kept_though_the_landmark_model_doubt
         near[presence] = float(np.linalg.norm(heads - man, axis=1).min())
     face_width = LABELS["street_steps_group.jpg"].face_width
     assert near[0.0] <= face_width < near[0.5], near
+
+
+def _person(head: tuple[float, float], side: float, origin: int = -1):
+    """One synthetic person: every landmark at the head (enough for where to look), a square region around it."""
+    from backend.detection.poses import PoseDetections
+
+    region = np.array([[head[0], head[1] + side / 4, side, 0.0]])
+    z = np.zeros
+    return PoseDetections(np.tile(np.array(head, float), (1, 33, 1)), np.ones((1, 33)), np.ones((1, 33)),
+                          z((1, 33, 3)), np.ones(1), z((1, 4)), None, np.zeros(1, np.int64), region,
+                          region.copy(), np.array([origin]))
+
+
+def test_a_moving_person_is_looked_for_where_their_last_step_takes_them() -> None:
+    """At a zoom or a run people move tens of pixels a frame: the next frame looks where the last step (and the
+    last change of size) takes them, besides where they were; someone standing still is looked for only there."""
+    from backend.detection.clip import MAX_STEP, predicted
+    from backend.detection.poses import PoseDetections
+
+    older = PoseDetections.concatenate([_person((100, 100), 200), _person((400, 100), 200)])
+    now = PoseDetections.concatenate([_person((130, 110), 220, origin=0), _person((401, 100), 200, origin=1)])
+    people, rows = predicted(now, older)
+    assert rows.tolist() == [0]  # the second barely moved
+    np.testing.assert_allclose(people.keypoints[0, 0], [160, 120])
+    np.testing.assert_allclose(people.regions[0, :3], [160, 120 + 1.1 * 220 / 4, 1.1 * 220])
+    far = PoseDetections.concatenate([_person((500, 100), 220, origin=0)])
+    people, _ = predicted(far, older)  # a 400 px jump is a new reading, not a step: at most MAX_STEP of the region
+    np.testing.assert_allclose(people.keypoints[0, 0], [500 + MAX_STEP * 220, 100])
+    assert predicted(now, None) is None
+
+
+def test_a_short_gap_is_looked_at_again_between_where_the_person_was_and_is_found(finder, shared_data: Path
+                                                                                   ) -> None:
+    """Dribble frames 120-151 (a zoom, blur, players falling): searched in chunks as the pipeline does, people
+    lost for a few frames and found again are looked for once more in the frames between, in regions between
+    the two ends; where read, those frames gain a person, linked to the frame before (``origin``)."""
+    import cv2
+
+    from backend.detection.clip import ClipPeopleFinder
+
+    capture = cv2.VideoCapture(str(shared_data / "football_dribble.mp4"))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, 120)
+    frames = [cv2.cvtColor(capture.read()[1], cv2.COLOR_BGR2RGB) for _ in range(32)]
+    capture.release()
+    clip = ClipPeopleFinder(finder)
+    alone = [clip.find(frame) for frame in frames]
+    clip.reset()
+    chunked = [people for start in range(0, 32, 8) for people in clip.find_frames(frames[start : start + 8])]
+    count = lambda people: len(np.unique(people.group))  # noqa: E731
+    gained = [k for k in range(32) if count(chunked[k]) > count(alone[k])]
+    assert gained and all(count(chunked[k]) >= count(alone[k]) for k in range(32))
+    for k in gained:  # the person added last was read in the gap, and follows whoever they were a frame before
+        added = chunked[k].origin[chunked[k].group == chunked[k].group.max()]
+        assert (added >= 0).all() or (k - 1 not in gained)

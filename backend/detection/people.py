@@ -78,6 +78,7 @@ class FinderReport:
     dropped: list[str] = field(default_factory=list)
     rejected: P.Proposals = field(default_factory=lambda: P.Proposals.concatenate([]))  # where nobody was found
     recovered: list[int] = field(default_factory=list)  # indices of the ``lost`` people found again
+    recovered_as: list[int] = field(default_factory=list)  # ... and which of the found people each is
 
 
 class PeopleFinder:
@@ -100,10 +101,13 @@ class PeopleFinder:
 
     def find(self, image: np.ndarray, tracked: PoseDetections | None = None, search: bool = True,
              frame_slice: tuple[int, int] | None = None, alternatives: int = 1,
-             known_empty: P.Proposals | None = None, lost: PoseDetections | None = None) -> PoseDetections:
+             known_empty: P.Proposals | None = None, lost: PoseDetections | None = None,
+             moved: tuple[PoseDetections, np.ndarray] | None = None) -> PoseDetections:
         """People in one RGB uint8 image. ``tracked``: the people of a clip's previous frame, looked for first;
         ``lost``: people missing from the last frames, looked for where they were last seen (one found is in
-        ``last_report.recovered``; its ``origin`` is -1, it was not in the previous frame); ``search``: also
+        ``last_report.recovered``; its ``origin`` is -1, it was not in the previous frame); ``moved``: some of
+        the tracked people where their motion puts them now, and their rows in ``tracked`` (looked at there when
+        not found where they were); ``search``: also
         look for people anywhere, over the tile pyramids (``frame_slice``: only a clip frame's share of them,
         see :meth:`search`). ``known_empty``: places where a recent frame found nobody
         (``last_report.rejected``); detections there are not looked at again."""
@@ -111,6 +115,7 @@ class PeopleFinder:
         height, width = image.shape[:2]
         n_tracked = 0 if tracked is None else len(tracked)
         known = P.Proposals.concatenate(([P.from_tracked(tracked)] if tracked is not None else [])
+                                        + ([P.from_tracked(*moved)] if moved is not None else [])
                                         + ([P.from_lost(lost, n_tracked)] if lost is not None else []))
         fresh = P.Proposals.concatenate(self.search(image, frame_slice) if search else [])
         if known_empty is not None and len(known_empty):
@@ -128,6 +133,7 @@ class PeopleFinder:
             log.debug("not a person: %s", reason)
         person_origin = np.array([_person_origin(origin[g], n_tracked) for g in groups], np.int64)
         report.recovered = [int(o) - n_tracked for o in person_origin if o >= n_tracked]
+        report.recovered_as = [g for g, o in enumerate(person_origin) if o >= n_tracked]
         person_origin[person_origin >= n_tracked] = -1
         return _to_detections(results, person_origin, groups, alternatives, height, width)
 

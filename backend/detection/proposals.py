@@ -97,9 +97,10 @@ def from_person_detector(det: nanodet.PersonDetections) -> Proposals:
                      np.full((len(det), 3), np.nan))
 
 
-def from_tracked(people: PoseDetections) -> Proposals:
+def from_tracked(people: PoseDetections, index: np.ndarray | None = None) -> Proposals:
     """The people of the previous frame, with their head as the face, twice: in the region where the landmark
-    model saw them (a tight one that kept neighbours out works again), then in the region their landmarks give."""
+    model saw them (a tight one that kept neighbours out works again), then in the region their landmarks give.
+    ``index``: each row's index among the previous frame's people (default: the row's)."""
     n = len(people)
     if n == 0 or people.regions is None:
         return Proposals.concatenate([])
@@ -108,8 +109,9 @@ def from_tracked(people: PoseDetections) -> Proposals:
     width = np.maximum(ears, people.regions[:, 2] / 15.0)
     face = np.concatenate([head, width[:, None]], -1)
     seen = people.regions if people.seen_regions is None else people.seen_regions
+    index = np.arange(n) if index is None else np.asarray(index, np.int64)
     return Proposals(np.concatenate([seen, people.regions]), np.full(2 * n, TRACKED),
-                     np.tile(people.scores, 2), np.tile(face, (2, 1)), np.tile(np.arange(n), 2))
+                     np.tile(people.scores, 2), np.tile(face, (2, 1)), np.tile(index, 2))
 
 
 def from_lost(people: PoseDetections, first_index: int) -> Proposals:
@@ -159,8 +161,8 @@ def candidates(proposals: Proposals, min_region_px: float) -> list[list[int]]:
 
 
 def attempts(proposals: Proposals, members: list[int], min_face_px: float) -> list[Attempt]:
-    """What to try for one candidate, in order: a tracked person one pass in each of their regions, then two in
-    a larger one (a lost person: only in their regions); the regions of its other proposals; tighter regions
+    """What to try for one candidate, in order: a tracked person one pass in each of their regions (where they
+    were, then where their motion puts them), then two in a larger one around the latter (a lost person: only in their regions); the regions of its other proposals; tighter regions
     under its faces (faces of at least ``min_face_px``: tighter crops of smaller ones are upsampled blur); last
     its person boxes, at their own and other scales. A box's region is centred on the whole person and, in a
     group, can show a neighbour's head near enough to the candidate's face to pass, so it comes after what a

@@ -47,7 +47,7 @@ class LasorEstimator:
         """The first stage alone (the pipeline runs it ahead, on another thread)."""
         if new_shot:
             self.finder.reset()
-        return FoundPeople([self.finder.find(frame) for frame in frames], new_shot)
+        return FoundPeople(self.finder.find_frames(list(frames)), new_shot)
 
     def estimate(self, frames: Sequence[np.ndarray], camera: Camera, found: FoundPeople | None = None
                  ) -> list[FrameEstimates]:

@@ -125,7 +125,7 @@ class MediapipeFitEstimator:
             _check_frame(frame)
         if new_shot:
             self.finder.reset()
-        return FoundPeople([self.finder.find(frame, alternatives=self.alternatives) for frame in frames], new_shot)
+        return FoundPeople(self.finder.find_frames(list(frames), alternatives=self.alternatives), new_shot)
 
     def estimate(self, frames: Sequence[np.ndarray], camera: Camera,
                  warm_start: WarmStart | None = None, found: FoundPeople | None = None) -> list[FrameEstimates]:
