@@ -307,13 +307,14 @@ def write_variant(source: Path, variant: Variant, tmp: Path) -> Path:
 
 def format_table(current: dict[str, Run], baseline: dict[str, Run] | None = None, label: str = "baseline") -> str:
     """One row per picture: people, covered, bodies on a person and on nobody, seconds (baseline first)."""
-    lines = [f"{'picture':26s} {'people':>6s}  " + ("  ".join(f"{h:^37s}" for h in ([label] if baseline else [])
+    w = max([26, *map(len, current)])  # the names of the variants are longer
+    lines = [f"{'picture':{w}s} {'people':>6s}  " + ("  ".join(f"{h:^37s}" for h in ([label] if baseline else [])
                                                         + ["this code"]))]
     sub = f"{'covered':>9s} {'on person':>10s} {'on nobody':>9s} {'s':>6s}"
-    lines.append(" " * 35 + "  ".join([sub] * (2 if baseline else 1)))
+    lines.append(" " * (w + 9) + "  ".join([sub] * (2 if baseline else 1)))
     for name, run in current.items():
         cells = ([_cells(baseline[name])] if baseline else []) + [_cells(run)]
-        lines.append(f"{name:26s} {run.score.people:6d}  " + "  ".join(cells))
+        lines.append(f"{name:{w}s} {run.score.people:6d}  " + "  ".join(cells))
     originals = [name for name in current if VARIANT_MARK not in name]
     variants = [name for name in current if VARIANT_MARK in name]
     for total, names in (("all", originals), ("variants", variants)):
@@ -322,7 +323,7 @@ def format_table(current: dict[str, Run], baseline: dict[str, Run] | None = None
         now = sum((current[n].score for n in names), Score(0, 0, 0, 0))
         base = sum((baseline[n].score for n in names), Score(0, 0, 0, 0)) if baseline else None
         totals = ([_totals(base)] if baseline else []) + [_totals(now)]
-        lines.append(f"{total:26s} {now.people:6d}  " + "  ".join(totals))
+        lines.append(f"{total:{w}s} {now.people:6d}  " + "  ".join(totals))
     return "\n".join(lines)
 
 
