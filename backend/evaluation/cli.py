@@ -55,6 +55,9 @@ def add_people_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     cmd.add_argument("--only", action="append", metavar="NAME", help="only this picture (repeatable)")
     cmd.add_argument("--collage", action="store_true",
                      help="also a 34-person collage of the group photos (times a large group)")
+    cmd.add_argument("--variants", action="store_true",
+                     help="also each labelled photo mirrored, at 0.6x and 1.6x, and mirrored as a quality-40 JPEG "
+                          "(labels moved exactly; a separate 'variants' total)")
     cmd.add_argument("--clip", type=Path, metavar="VIDEO",
                      help="also reconstruct this whole clip: frames/s and the share of shown body-frames observed")
     cmd.add_argument("--baseline", metavar="GIT_REF",
@@ -72,6 +75,8 @@ def run_people(args: argparse.Namespace) -> int:
         if unknown:
             raise ValueError(f"no labels for {', '.join(unknown)}; labelled: {', '.join(labels)}")
         labels = {name: labels[name] for name in args.only if name in labels}
+    if args.variants:
+        labels = photos.variant_labels(labels, args.data)
     if args.collage:
         labels[photos.COLLAGE] = photos.collage_label(photos.load_labels(args.labels), args.data)
     baseline = base_clip = None

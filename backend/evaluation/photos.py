@@ -14,7 +14,10 @@ pipeline through the command line, exactly as a user runs it, and its result fil
 
 ``--baseline REF`` reconstructs the same pictures with the code of a git revision (a temporary worktree, run with
 the same Python) and prints both in one table, so the figures compare on the same machine and load. A collage
-of the labelled group photos (``collage``, 34 people in a 2 x 3 grid) times a large group.
+of the labelled group photos (``collage``, 34 people in a 2 x 3 grid) times a large group. ``--variants`` also
+scores each labelled still as transformed copies (``NAME~mirror``, ``~x0.6``, ``~x1.6``, ``~mirror-q40``: mirrored,
+rescaled, mirrored and saved as a quality-40 JPEG), labels moved exactly, so a finder tuned to these very pixels
+shows it.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
 COLLAGE = "collage"
 COLLAGE_GRID = (("group7_walk.jpg", "group7_walk.jpg", "trio_stage.jpg"),
                 ("group7_walk.jpg", "group7_walk.jpg", "trio_stage.jpg"))
+VARIANT_MARK = "~"
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,9 @@ def picture(name: str, data: Path, tmp: Path) -> tuple[Path, int | None]:
     """The input file and frame (None: a still) of a label's name; the collage is built in ``tmp``."""
     if name == COLLAGE:
         return write_collage(data, tmp / "collage.png"), None
+    if VARIANT_MARK in name:
+        file, _, variant = name.partition(VARIANT_MARK)
+        return write_variant(data / file, VARIANTS[variant], tmp), None
     file, _, frame = name.partition("#")
     return data / file, (int(frame) if frame else None)
 
@@ -211,24 +218,112 @@ def _tiles(data: Path) -> list[tuple[tuple[int, int, float], str]]:
     return out
 
 
+# ---------------------------------------------------------------------------------------------- variants
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A copy of a photo, mirrored left-right and/or rescaled, optionally re-encoded as a lossy JPEG."""
+
+    mirror: bool = False
+    scale: float = 1.0
+    jpeg_quality: int | None = None
+
+    def size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) of the copy of a ``width`` x ``height`` picture (as ``cv2.resize`` rounds it)."""
+        return int(round(width * self.scale)), int(round(height * self.scale))
+
+    def edges(self, x: np.ndarray, y: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel-edge coordinates (pixel i spans [i, i + 1)) moved into the copy of a ``width``-wide picture."""
+        x = width - x if self.mirror else x
+        return x * self.scale, y * self.scale
+
+    def points(self, points: np.ndarray, width: int) -> np.ndarray:
+        """(N, 2) pixel-centre points (pixel i's centre is i) moved into the copy."""
+        points = np.asarray(points, np.float64).reshape(-1, 2) + 0.5
+        return np.stack(self.edges(points[:, 0], points[:, 1], width), -1) - 0.5
+
+    def unpoints(self, points: np.ndarray, width: int) -> np.ndarray:
+        """The inverse of ``points``: points of the copy back on the original picture."""
+        points = (np.asarray(points, np.float64).reshape(-1, 2) + 0.5) / self.scale
+        x = width - points[:, 0] if self.mirror else points[:, 0]
+        return np.stack([x, points[:, 1]], -1) - 0.5
+
+    def boxes(self, boxes: np.ndarray, width: int) -> np.ndarray:
+        """(K, 4) half-open boxes x0, y0, x1, y1 moved into the copy (still x0 <= x1: a mirror swaps the sides)."""
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        x, y = self.edges(boxes[:, [0, 2]], boxes[:, [1, 3]], width)
+        return np.stack([x.min(1), y.min(1), x.max(1), y.max(1)], -1)
+
+    def label(self, label: Label, width: int) -> Label:
+        return Label(self.points(label.heads, width), label.face_width * self.scale,
+                     self.boxes(label.ignore, width))
+
+
+VARIANTS = {"mirror": Variant(mirror=True), "x0.6": Variant(scale=0.6), "x1.6": Variant(scale=1.6),
+            "mirror-q40": Variant(mirror=True, jpeg_quality=40)}
+
+
+def variant_labels(labels: dict[str, Label], data: Path) -> dict[str, Label]:
+    """``labels`` with each still photo followed by its variants (``NAME~VARIANT``); clip frames are left as
+    they are (a frame is read from its clip, not from a picture the variant could be written to)."""
+    import cv2
+
+    out = {}
+    for name, label in labels.items():
+        out[name] = label
+        if "#" in name or name == COLLAGE or VARIANT_MARK in name:
+            continue
+        width = cv2.imread(str(data / name)).shape[1]
+        for key, variant in VARIANTS.items():
+            out[f"{name}{VARIANT_MARK}{key}"] = variant.label(label, width)
+    return out
+
+
+def write_variant(source: Path, variant: Variant, tmp: Path) -> Path:
+    """Write ``variant`` of the photo ``source`` into ``tmp`` (lossless PNG unless the variant is a JPEG)."""
+    import cv2
+
+    image = cv2.imread(str(source))
+    if image is None:
+        raise FileNotFoundError(f"cannot read the picture {source}")
+    if variant.mirror:
+        image = cv2.flip(image, 1)
+    if variant.scale != 1.0:
+        size = variant.size(image.shape[1], image.shape[0])
+        interpolation = cv2.INTER_AREA if variant.scale < 1 else cv2.INTER_CUBIC
+        image = cv2.resize(image, size, interpolation=interpolation)
+    if variant.jpeg_quality is not None:
+        target = tmp / "variant.jpg"
+        cv2.imwrite(str(target), image, [cv2.IMWRITE_JPEG_QUALITY, variant.jpeg_quality])
+    else:
+        target = tmp / "variant.png"
+        cv2.imwrite(str(target), image)
+    return target
+
+
 # ---------------------------------------------------------------------------------------------- report
 
 
 def format_table(current: dict[str, Run], baseline: dict[str, Run] | None = None, label: str = "baseline") -> str:
     """One row per picture: people, covered, bodies on a person and on nobody, seconds (baseline first)."""
-    lines = [f"{'picture':26s} {'people':>6s}  " + ("  ".join(f"{h:^37s}" for h in ([label] if baseline else [])
+    w = max([26, *map(len, current)])  # the names of the variants are longer
+    lines = [f"{'picture':{w}s} {'people':>6s}  " + ("  ".join(f"{h:^37s}" for h in ([label] if baseline else [])
                                                         + ["this code"]))]
     sub = f"{'covered':>9s} {'on person':>10s} {'on nobody':>9s} {'s':>6s}"
-    lines.append(" " * 35 + "  ".join([sub] * (2 if baseline else 1)))
-    total_now, total_base = Score(0, 0, 0, 0), Score(0, 0, 0, 0)
+    lines.append(" " * (w + 9) + "  ".join([sub] * (2 if baseline else 1)))
     for name, run in current.items():
         cells = ([_cells(baseline[name])] if baseline else []) + [_cells(run)]
-        lines.append(f"{name:26s} {run.score.people:6d}  " + "  ".join(cells))
-        total_now += run.score
-        if baseline:
-            total_base += baseline[name].score
-    totals = ([_totals(total_base)] if baseline else []) + [_totals(total_now)]
-    lines.append(f"{'all':26s} {total_now.people:6d}  " + "  ".join(totals))
+        lines.append(f"{name:{w}s} {run.score.people:6d}  " + "  ".join(cells))
+    originals = [name for name in current if VARIANT_MARK not in name]
+    variants = [name for name in current if VARIANT_MARK in name]
+    for total, names in (("all", originals), ("variants", variants)):
+        if not names:
+            continue
+        now = sum((current[n].score for n in names), Score(0, 0, 0, 0))
+        base = sum((baseline[n].score for n in names), Score(0, 0, 0, 0)) if baseline else None
+        totals = ([_totals(base)] if baseline else []) + [_totals(now)]
+        lines.append(f"{total:{w}s} {now.people:6d}  " + "  ".join(totals))
     return "\n".join(lines)
 
 
