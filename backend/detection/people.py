@@ -171,7 +171,8 @@ class PeopleFinder:
         """At most one result per candidate, and its index in the previous frame (-1: not tracked). Each
         candidate's attempts (:func:`proposals.attempts`) are tried in
         rounds, all candidates of a round in one batch, until one is accepted. Tighter face regions are tried
-        only after the landmarks found a neighbour or nobody, not after a body the model only guessed at."""
+        only after the landmarks found a neighbour or nobody, not after a body the model only guessed at. A
+        reading only two detectors' agreement admits (``Attempt.boxed``) is kept when no attempt gives a better."""
         s = self.settings
         groups = P.candidates(proposals, s.min_region_px)
         queues = [P.attempts(proposals, members, s.face_confirms_px) for members in groups]
@@ -180,13 +181,14 @@ class PeopleFinder:
         failure = [""] * len(queues)
         may_tighten = [False] * len(queues)
         done = [False] * len(queues)
+        fallback: dict[int, tuple[LandmarkResult, int]] = {}
         for step in range(max((len(q) for q in queues), default=0)):
             live = [q for q in range(len(queues)) if not done[q] and step < len(queues[q])
                     and (may_tighten[q] or not queues[q][step].tight)]
             if not live:
                 break
             outcomes = self._look(image, [queues[q][step] for q in live], report)
-            for q, (result, reason) in zip(live, outcomes):
+            for q, (result, reason, doubted) in zip(live, outcomes):
                 if result is not None:
                     found.append(result)
                     origin.append(queues[q][step].origin)
@@ -194,6 +196,13 @@ class PeopleFinder:
                 else:
                     failure[q] = reason
                     may_tighten[q] = may_tighten[q] or not reason.startswith("too little")
+                    if doubted is not None:
+                        fallback.setdefault(q, (doubted, queues[q][step].origin))
+        for q, (result, person) in fallback.items():
+            if not done[q]:
+                found.append(result)
+                origin.append(person)
+                done[q] = True
         report.dropped.extend(f for f, d in zip(failure, done) if f and not d)
         report.rejected = P.Proposals.concatenate([report.rejected, proposals.select(
             [g[0] for g, d in zip(groups, done) if not d and proposals.source[g[0]] not in P.FOLLOWED])])
@@ -201,8 +210,9 @@ class PeopleFinder:
         return results, np.array(origin, np.int64)
 
     def _look(self, image: np.ndarray, tries: list[P.Attempt], report: FinderReport
-              ) -> list[tuple[LandmarkResult | None, str]]:
-        """Per attempt: the better accepted pass, or None and why neither was accepted."""
+              ) -> list[tuple[LandmarkResult | None, str, LandmarkResult | None]]:
+        """Per attempt: the better accepted pass, or None and why neither was accepted, and then the better pass
+        accepted on two detectors' word (``Attempt.boxed``), if any."""
         regions = np.stack([t.region for t in tries])
         first = self.landmarker(image, regions)
         again = np.flatnonzero((first.score >= SECOND_PASS_MIN_SCORE) & np.array([t.passes > 1 for t in tries]))
@@ -212,13 +222,15 @@ class PeopleFinder:
         out = []
         for i, attempt in enumerate(tries):
             passes = ([second.select([slot[i]])] if i in slot else []) + [first.select([i])]
-            reasons = [rejection(r, attempt.face, self.settings, tracked=attempt.tracked, boxed=attempt.boxed)
-                       or fragment_of_box(r, attempt.min_side) for r in passes]
-            accepted = [r for r, reason in zip(passes, reasons) if reason is None]
-            if accepted:
-                out.append((max(accepted, key=lambda r: float(r.score[0])), ""))
-            else:
-                out.append((None, f"{reasons[0]} (region at {regions[i, 0]:.0f}, {regions[i, 1]:.0f})"))
+            verdicts = {boxed: [rejection(r, attempt.face, self.settings, tracked=attempt.tracked, boxed=boxed)
+                                or fragment_of_box(r, attempt.min_side) for r in passes]
+                        for boxed in {False, attempt.boxed}}
+            accepted, doubted = ([r for r, reason in zip(passes, verdicts[boxed]) if reason is None]
+                                 for boxed in (False, attempt.boxed))
+            best = lambda results: max(results, key=lambda r: float(r.score[0])) if results else None  # noqa: E731
+            reason = "" if accepted else (f"{verdicts[False][0]} (region at {regions[i, 0]:.0f}, "
+                                          f"{regions[i, 1]:.0f})")
+            out.append((best(accepted), reason, None if accepted else best(doubted)))
         return out
 
     def _too_small(self, results: LandmarkResult, group: list[int], groups: list[list[int]],
