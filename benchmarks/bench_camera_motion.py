@@ -35,8 +35,7 @@ DATA = REPO_ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(REPO_ROOT))
 
 from backend.body import load_body_model  # noqa: E402
-from backend.evaluation.camera_clip import (  # noqa: E402
-    ClipConfig, clip_result, load_photo, make_camera_clip, true_world_pelvis)
+from backend.evaluation.camera_clip import ClipConfig, clip_result, load_photo, make_camera_clip, true_world_pelvis  # noqa: E402
 from backend.geometry.camera import Camera  # noqa: E402
 from backend.world import path_of_frames  # noqa: E402
 from backend.world.focal import focal_of_frames, reprojection_rms  # noqa: E402

@@ -22,7 +22,6 @@ from backend.detection import proposals as P
 from backend.detection.people import PeopleFinder
 from backend.detection.poses import HEAD_LANDMARKS, PoseDetections
 
-
 MAX_STEP = 0.25  # of a person's region: the largest step a tracked person is predicted to make in a frame
 MAX_GROWTH = 1.25  # ... and the largest change of their size
 MIN_MOVE = 0.05  # of their region: people who moved less are looked for only where they were
