@@ -51,6 +51,8 @@ class _Problem:
         self.prior = prior_px
         self.joints = self.start.shape[1]
         self.below = _descendants(self.parents)  # (J, J): joint k (row) moves with joint j (column)
+        self.d_prior = torch.zeros(1, 3 * (self.joints - 1), 3 * self.joints + 3, dtype=torch.float64)
+        self.d_prior[0, :, 3:3 * self.joints] = self.prior * torch.eye(3 * (self.joints - 1), dtype=torch.float64)
         relative = forward_kinematics(self.start, self.rest, self.parents)[0]
         self.transl0 = solve_translation(relative, self.target, self.k[:, None])
 
@@ -66,23 +68,21 @@ class _Problem:
         return residual, points, transforms[..., :3, :3]
 
     def jacobian(self, points: torch.Tensor, world_rotations: torch.Tensor) -> torch.Tensor:
-        """(n, residuals, 3J + 3) at the current pose (rotation steps taken on the right of each joint's)."""
+        """(n, residuals, 3J + 3) at the current pose (rotation steps taken on the right of each joint's).
+
+        A pixel row d (du or dv of joint k) times the move -[p_k - p_j]x G_j of joint k by a turn of joint j is
+        ((p_k - p_j) x d)^T G_j: one cross product and one 3-vector product per (k, j), not 3x3 products."""
         n, j = points.shape[:2]
         depth = points[..., 2].clamp(min=1e-3)
         zeros = torch.zeros_like(depth)
         du = torch.stack([self.k[:, None, 0] / depth, zeros, -self.k[:, None, 0] * points[..., 0] / depth ** 2], -1)
         dv = torch.stack([zeros, self.k[:, None, 1] / depth, -self.k[:, None, 1] * points[..., 1] / depth ** 2], -1)
+        pixel = torch.stack([du, dv], 1)  # (n, 2, k, 3)
         offset = points[:, :, None] - points[:, None, :]  # (n, k, j, 3): p_k - p_j
-        moves = -_skew(offset) @ world_rotations[:, None]  # (n, k, j, 3, 3)
-        moves = moves * self.below[None, :, :, None, None]
-        by_rotation = moves.permute(0, 1, 3, 2, 4).reshape(n, j, 3, 3 * j)
-        by_translation = torch.eye(3, dtype=points.dtype).expand(n, j, 3, 3)
-        d_point = torch.cat([by_rotation, by_translation], dim=-1)  # (n, J, 3, 3J + 3)
-        d_u = (du[..., None, :] @ d_point)[..., 0, :]
-        d_v = (dv[..., None, :] @ d_point)[..., 0, :]
-        d_prior = torch.zeros(n, 3 * (j - 1), 3 * j + 3, dtype=points.dtype)
-        d_prior[:, :, 3:3 * j] = self.prior * torch.eye(3 * (j - 1), dtype=points.dtype)
-        return torch.cat([d_u, d_v, d_prior], dim=1)
+        turned = torch.linalg.cross(offset[:, None], pixel[:, :, :, None].expand(-1, -1, -1, j, -1), dim=-1)
+        by_rotation = torch.einsum("nrkja,njac->nrkjc", turned, world_rotations) * self.below[None, None, ..., None]
+        d_pixel = torch.cat([by_rotation.reshape(n, 2, j, 3 * j), pixel], dim=-1).reshape(n, 2 * j, 3 * j + 3)
+        return torch.cat([d_pixel, self.d_prior.expand(n, -1, -1)], dim=1)
 
     @torch.no_grad()
     def solve(self, iterations: int) -> tuple[np.ndarray, np.ndarray]:
@@ -110,13 +110,6 @@ class _Problem:
             cost = torch.where(better, trial_cost, cost)
             damping = torch.where(better, damping / 3, damping * 4).clamp(1e-9, 1e9)
         return matrix_to_axis_angle(rotations).numpy(), transl.numpy()
-
-
-def _skew(v: torch.Tensor) -> torch.Tensor:
-    zero = torch.zeros_like(v[..., 0])
-    x, y, z = v.unbind(-1)
-    return torch.stack([torch.stack([zero, -z, y], -1), torch.stack([z, zero, -x], -1),
-                        torch.stack([-y, x, zero], -1)], -2)
 
 
 def _descendants(parents: list[int]) -> torch.Tensor:
