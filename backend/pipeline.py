@@ -11,6 +11,7 @@ cancellation go through callbacks so the command line, the service and tests sha
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
@@ -30,6 +31,7 @@ from backend.options import DEFAULT_FOV_DEGREES, check_paths, default
 from backend.result.assembly import assemble_result
 from backend.result.contract import write_result
 from backend.runtime.device import resolve_device
+from backend.runtime.torch_threads import single_thread
 from backend.sources.frames import SourceError, SourceInfo, open_source
 from backend.sources.shots import ShotCutDetector
 from backend.tracking.smoothing import SmoothingSettings
@@ -108,6 +110,20 @@ def reconstruct(
     device = resolve_device(options.device)
     body = load_body_model(options.body_model, device=device)
     estimator = create_estimator(options.estimator, body, device, **options.estimator_options)
+    is_clip = source.info.kind != "image"
+    # In a clip the stages already run side by side (people found ahead on a worker thread, in ONNX Runtime's
+    # own threads), so torch's intra-op threads would only contend for the cores: the rest of the clip's torch
+    # work (the world frame's zoom refit, the camera's motion, the result) runs on one thread, as the fit and the
+    # coherence step always did (benchmarks/bench_clip_speed.py: the world frame 6x faster on 2 loaded cores).
+    with single_thread() if is_clip else contextlib.nullcontext():
+        return _estimate_and_write(source, camera, body, estimator, options, smoothing, output_path, progress,
+                                   cancel)
+
+
+def _estimate_and_write(source, camera: Camera, body: BodyModel, estimator, options: ReconstructOptions,
+                        smoothing: SmoothingSettings, output_path: str | Path, progress: ProgressCallback | None,
+                        cancel: threading.Event | None) -> ReconstructSummary:
+    """The stages after the set-up: estimate and track every frame, assemble, the world frame, write."""
     run = _Run(source.info, progress, cancel, options.shot_cuts)
     is_clip = source.info.kind != "image"
     run.camera_path = CameraPathBuilder(options.camera)
