@@ -22,16 +22,21 @@ def boxes_overlap(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
 
 
 def pair_penetration(vertices: Sequence[torch.Tensor], fields: Sequence[PenetrationField | LazyField],
-                     shifts: torch.Tensor | None = None) -> dict[tuple[int, int], torch.Tensor]:
+                     shifts: torch.Tensor | None = None,
+                     vertex_boxes: tuple[torch.Tensor, torch.Tensor] | None = None
+                     ) -> dict[tuple[int, int], torch.Tensor]:
     """P_ij = sum over vertices v of person j of phi_i(v), for pairs whose boxes overlap.
 
     ``fields[i]`` was built at person i's initial placement; ``shifts[i]`` is how far person i has moved since
-    (rigid motion: the field moves with it).
+    (rigid motion: the field moves with it). ``vertex_boxes``: the corners (P, 3), (P, 3) of ``vertices``' boxes
+    when the caller knows them (a rigidly moved mesh's box is its first box moved), else found here.
     """
     lo = torch.stack([f.origin for f in fields]) + (0 if shifts is None else shifts.detach())
     hi = torch.stack([f.upper for f in fields]) + (0 if shifts is None else shifts.detach())
-    v_lo = torch.stack([v.detach().amin(0) for v in vertices])
-    v_hi = torch.stack([v.detach().amax(0) for v in vertices])
+    if vertex_boxes is None:
+        vertex_boxes = (torch.stack([v.detach().amin(0) for v in vertices]),
+                        torch.stack([v.detach().amax(0) for v in vertices]))
+    v_lo, v_hi = vertex_boxes
     hit = ((lo[:, None] <= v_hi[None]) & (v_lo[None] <= hi[:, None])).all(-1)
     hit &= ~torch.eye(len(fields), dtype=torch.bool, device=lo.device)
     out = {}
@@ -42,10 +47,11 @@ def pair_penetration(vertices: Sequence[torch.Tensor], fields: Sequence[Penetrat
 
 
 def interpenetration_loss(vertices: Sequence[torch.Tensor], fields: Sequence[PenetrationField | LazyField],
-                          shifts: torch.Tensor | None = None, sigma: float = 1.0) -> torch.Tensor:
+                          shifts: torch.Tensor | None = None, sigma: float = 1.0,
+                          vertex_boxes: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """L_P = sum_j rho(sum_{i != j} P_ij) (Jiang et al. Eq. 3)."""
     per_person: dict[int, torch.Tensor] = {}
-    for (_, j), value in pair_penetration(vertices, fields, shifts).items():
+    for (_, j), value in pair_penetration(vertices, fields, shifts, vertex_boxes).items():
         per_person[j] = per_person.get(j, 0) + value
     if not per_person:
         return vertices[0].new_zeros(()) if len(vertices) else torch.zeros(())

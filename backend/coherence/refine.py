@@ -209,6 +209,9 @@ class _Problem:
         self.lateral_bound = options.max_lateral * sizes / (0.5 * (camera.fx + camera.fy))  # x/z units
         self.depth_bound = _depth_bounds(observations, sizes, options.max_depth_drift)
         self.links = _track_links(observations)
+        empty = torch.zeros(0, 3, dtype=self.pelvis.dtype, device=self.pelvis.device)
+        self.vertex_lo = torch.stack([o.vertices.amin(0) for o in observations]) if observations else empty
+        self.vertex_hi = torch.stack([o.vertices.amax(0) for o in observations]) if observations else empty
         self.ground, self.ground_weights = self._ground_targets(masks)
         self.grounded = self.ground_weights > 0
         self.sole_z = torch.stack([o.vertices[bottom_vertex(o.vertices, camera), 2] for o in observations]) \
@@ -326,10 +329,17 @@ class _Problem:
                 self._ordinal(f, verts, rerender=True)  # renders, and finds the disagreeing pairs of this frame
                 if self.pairs[f] and (not had or self._orders_violated(f, verts)):
                     return True
-                depths = pair_penetration(verts, [self.obs[i].field for i in idx], shifts[idx])
+                depths = pair_penetration(verts, [self.obs[i].field for i in idx], shifts[idx],
+                                          self._boxes(idx, shifts))
                 if any(v.item() > self.options.min_penetration for v in depths.values()):
                     return True
         return False
+
+    def _boxes(self, idx: list[int], shifts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The boxes of these people's shifted vertices: each mesh moves rigidly, so its first box moved (the
+        same numbers as the moved vertices' own box, without a pass over every vertex)."""
+        moved = shifts[idx].detach()
+        return self.vertex_lo[idx] + moved, self.vertex_hi[idx] + moved
 
     def loss(self, params: torch.Tensor, rerender: bool, collisions: bool = True) -> torch.Tensor:
         o = self.options
@@ -340,7 +350,7 @@ class _Problem:
             verts = [self.obs[i].vertices + shifts[i] for i in idx]
             if collisions:
                 total = total + o.collision_weight * interpenetration_loss(
-                    verts, [self.obs[i].field for i in idx], shifts[idx], o.collision_sigma)
+                    verts, [self.obs[i].field for i in idx], shifts[idx], o.collision_sigma, self._boxes(idx, shifts))
             if self.pairs[f]:  # without disagreeing pairs, only the coherence checks render (to find new ones)
                 total = total + o.depth_order_weight * self._ordinal(f, verts, rerender)
         joints = torch.stack([ob.joints for ob in self.obs]) + shifts[:, None]
