@@ -206,7 +206,7 @@ def test_a_moving_person_is_looked_for_where_their_last_step_takes_them() -> Non
 
 def test_a_short_gap_is_looked_at_again_between_where_the_person_was_and_is_found(finder, shared_data: Path
                                                                                    ) -> None:
-    """Dribble frames 120-151 (a zoom, blur, players falling): searched in chunks as the pipeline does, people
+    """Dribble frames 136-151 (a zoom, blur, players falling): searched in chunks as the pipeline does, people
     lost for a few frames and found again are looked for once more in the frames between, in regions between
     the two ends; where read, those frames gain a person, linked to the frame before (``origin``)."""
     import cv2
@@ -214,16 +214,16 @@ def test_a_short_gap_is_looked_at_again_between_where_the_person_was_and_is_foun
     from backend.detection.clip import ClipPeopleFinder
 
     capture = cv2.VideoCapture(str(shared_data / "football_dribble.mp4"))
-    capture.set(cv2.CAP_PROP_POS_FRAMES, 120)
-    frames = [cv2.cvtColor(capture.read()[1], cv2.COLOR_BGR2RGB) for _ in range(32)]
+    capture.set(cv2.CAP_PROP_POS_FRAMES, 136)
+    frames = [cv2.cvtColor(capture.read()[1], cv2.COLOR_BGR2RGB) for _ in range(16)]
     capture.release()
     clip = ClipPeopleFinder(finder)
     alone = [clip.find(frame) for frame in frames]
     clip.reset()
-    chunked = [people for start in range(0, 32, 8) for people in clip.find_frames(frames[start : start + 8])]
+    chunked = [people for start in (0, 8) for people in clip.find_frames(frames[start : start + 8])]
     count = lambda people: len(np.unique(people.group))  # noqa: E731
-    gained = [k for k in range(32) if count(chunked[k]) > count(alone[k])]
-    assert gained and all(count(chunked[k]) >= count(alone[k]) for k in range(32))
+    gained = [k for k in range(16) if count(chunked[k]) > count(alone[k])]  # measured: frames 140, 141 and 149
+    assert gained and all(count(chunked[k]) >= count(alone[k]) for k in range(16))
     for k in gained:  # the person added last was read in the gap, and follows whoever they were a frame before
         added = chunked[k].origin[chunked[k].group == chunked[k].group.max()]
         assert (added >= 0).all() or (k - 1 not in gained)
