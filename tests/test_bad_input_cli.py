@@ -110,3 +110,11 @@ def test_a_filesystem_that_takes_no_files_is_refused_before_the_run(workspace: P
     result = run_troupe("reconstruct", workspace / "photo.jpg", "-o", "/proc/troupe-result.npz", timeout=60)
     assert result.returncode == 1
     assert "cannot write the output /proc/troupe-result.npz" in the_error_line(result.stderr)
+
+
+def test_an_unlabelled_picture_for_the_evaluation_is_refused_by_name(tmp_path: Path) -> None:
+    """``eval-people --only`` with a name the labels do not have: one line naming it and the labelled ones."""
+    result = run_troupe("eval-people", "--only", "nobody here.jpg", cwd=tmp_path, timeout=120)
+    assert result.returncode == 1, result.stderr
+    line = the_error_line(result.stderr)
+    assert "no labels for nobody here.jpg" in line and "group7_walk.jpg" in line

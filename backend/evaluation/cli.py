@@ -67,13 +67,14 @@ def add_people_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
 
 
 def run_people(args: argparse.Namespace) -> int:
+    from backend.errors import OptionError
     from backend.evaluation import photos
 
     labels = photos.load_labels(args.labels)
     if args.only:
         unknown = sorted(set(args.only) - set(labels) - {photos.COLLAGE})
         if unknown:
-            raise ValueError(f"no labels for {', '.join(unknown)}; labelled: {', '.join(labels)}")
+            raise OptionError(f"no labels for {', '.join(unknown)}; labelled: {', '.join(labels)}")
         labels = {name: labels[name] for name in args.only if name in labels}
     if args.variants:
         labels = photos.variant_labels(labels, args.data)
