@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from backend.detection import proposals as P
 from backend.evaluation.photos import DEFAULT_LABELS, load_labels, score
 
 pytestmark = pytest.mark.slow  # the real models on real photos
@@ -239,3 +240,41 @@ def test_a_short_gap_is_looked_at_again_between_where_the_person_was_and_is_foun
                 assert origin == int(np.argmin(distances)), (k, person, distances)
                 linked += 1
     assert linked or not any(k - 1 in gained for k in gained)
+
+
+def test_a_followed_person_missing_from_their_region_has_the_faces_there_looked_at(finder, shared_data: Path
+                                                                                   ) -> None:
+    """In a clip frame (a share of the tiles searched), a followed person the landmark model does not find where
+    they were has the face detector run on their region (``search_near``), and only theirs: here one of the
+    walkers, followed from a place where nobody is, is missing; the faces of the walkers lie in their own tiles."""
+    from backend.detection.people import near_tile
+
+    image = _picture(shared_data, "group7_walk.jpg")
+    people = finder.find(image)
+    leaders = np.sort(np.unique(people.group, return_index=True)[1])
+    for region in people.regions[leaders]:
+        faces = P.Proposals.concatenate(finder.search_near(image, region[None]))
+        x0, y0, side = near_tile(region, image.shape[1], image.shape[0])
+        assert len(faces) and (faces.source == P.FACE).all()
+        assert ((faces.face[:, :2] >= (x0, y0)) & (faces.face[:, :2] <= (x0 + side, y0 + side))).all()
+    followed = people.select(leaders[:2])
+    followed.keypoints[1] += (0.0, -image.shape[0])  # the second is looked for above the picture: not found
+    followed.regions[1, 1] -= image.shape[0]
+    followed.seen_regions[1, 1] -= image.shape[0]
+    looked_at = []
+    search_near = finder.search_near
+    finder.search_near = lambda image, regions: looked_at.append(regions.copy()) or search_near(image, regions)
+    try:
+        finder.find(image, tracked=followed, frame_slice=(1, 2))
+    finally:
+        del finder.search_near
+    assert len(looked_at) == 1 and np.allclose(looked_at[0], followed.regions[1:])
+
+
+def test_a_tile_near_a_person_is_their_region_inside_the_picture() -> None:
+    from backend.detection.people import near_tile
+
+    assert near_tile(np.array([100.0, 100.0, 80.0, 0.0]), 640, 360) == (60, 60, 80)
+    assert near_tile(np.array([10.0, 350.0, 80.0, 0.0]), 640, 360) == (0, 280, 80)  # moved inside
+    assert near_tile(np.array([300.0, 200.0, 900.0, 0.0]), 640, 360) == (120, 0, 360)  # at most the shorter side
+    assert near_tile(np.array([300.0, 200.0, 10.0, 0.0]), 640, 360)[2] == 64  # at least 64 px

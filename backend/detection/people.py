@@ -32,6 +32,7 @@ from backend.detection.pose_landmarks import ROI_ENLARGE, LandmarkResult, PoseLa
 from backend.detection.poses import CORE_LANDMARKS, HEAD_LANDMARKS, PoseDetections, landmark_boxes
 
 SECOND_PASS_MIN_SCORE = 0.2  # a first pass that saw nobody gives no region worth a second look
+NEAR_TILE = 1.0  # x a person's region: the tile the detectors look at for a followed person not found there
 log = logging.getLogger("troupe.people")
 
 
@@ -117,12 +118,15 @@ class PeopleFinder:
         known = P.Proposals.concatenate(([P.from_tracked(tracked)] if tracked is not None else [])
                                         + ([P.from_tracked(*moved)] if moved is not None else [])
                                         + ([P.from_lost(lost, n_tracked)] if lost is not None else []))
-        fresh = P.Proposals.concatenate(self.search(image, frame_slice) if search else [])
+        fresh = self.search(image, frame_slice) if search else []
+        results, origin = self._landmarks(image, known, report)  # tracked people first: they explain most
+        if search and n_tracked:
+            fresh += self.search_near(image, tracked.regions[np.setdiff1d(np.arange(n_tracked), origin)])
+        fresh = P.Proposals.concatenate(fresh)
         if known_empty is not None and len(known_empty):
             fresh = fresh.select([i for i in range(len(fresh)) if not P.coincides(fresh, i, known_empty)])
         for code, name in enumerate(P.SOURCE_NAMES):
             report.proposals[name] = int(((known.source == code).sum() + (fresh.source == code).sum()))
-        results, origin = self._landmarks(image, known, report)  # tracked people first: they explain most
         fresh = fresh.select([i for i in range(len(fresh)) if not explained(fresh, i, results)])
         more, more_origin = self._landmarks(image, fresh, report)
         results = LandmarkResult.concatenate([results, more])
@@ -144,25 +148,40 @@ class PeopleFinder:
         (:func:`rotation_slice`)."""
         height, width = image.shape[:2]
         s = self.settings
-        face_tiles = bounded_scales(s.face_tiles, s.face_tile_max_px / min(width, height))
-        detectors = {"pose": (self.pose_detector, s.pose_tiles), "face": (self.face_detector, face_tiles)}
-        if self.body_detector is not None:
-            detectors["body"] = (self.body_detector, s.body_tiles)
-        if self.person_detector is not None:
-            detectors["person"] = (self.person_detector, s.person_tiles)
-        plan = {name: rois.square_tiles(width, height, scales) for name, (_, scales) in detectors.items()}
+        scales = {"pose": s.pose_tiles, "face": bounded_scales(s.face_tiles, s.face_tile_max_px / min(width, height)),
+                  "body": s.body_tiles, "person": s.person_tiles}
+        plan = {name: rois.square_tiles(width, height, scales[name]) for name in self._detectors()}
         if frame_slice is not None:
             plan = rotation_slice(plan, *frame_slice)
-        found = {name: detectors[name][0](image, tiles) for name, tiles in plan.items()}  # [] tiles: no detections
-        pose = found["pose"]
-        out = [P.from_pose_detector(pose, rois.from_alignment(pose.keypoints[:, 0], pose.keypoints[:, 1],
-                                                               ROI_ENLARGE)),
-               P.from_face_detector(found["face"])]
-        if "body" in found:
-            out.append(P.from_body_detector(found["body"]))
-        if "person" in found:
-            out.append(P.from_person_detector(found["person"]))
-        return out
+        return self._detect(image, plan)
+
+    def search_near(self, image: np.ndarray, regions: np.ndarray) -> list[P.Proposals]:
+        """Face proposals in one tile on each person region (N, 4). A clip frame's own search covers a share of
+        the pyramid's tiles; where a followed person was not found, the faces there are looked at once more:
+        on the dribble clip that found them or the people beside them in 5 % more of the frames, where the other
+        detectors added nothing (measured: frames 100-163, 337 people-frames with faces, 338 with all, 320
+        without)."""
+        height, width = image.shape[:2]
+        tiles = [near_tile(region, width, height) for region in np.asarray(regions, np.float64).reshape(-1, 4)]
+        return self._detect(image, {"face": tiles}) if tiles else []
+
+    def _detectors(self) -> dict[str, TiledDetector | MultiPoseDetector | PersonDetector]:
+        """The detectors in use, by name."""
+        found = {"pose": self.pose_detector, "face": self.face_detector, "body": self.body_detector,
+                 "person": self.person_detector}
+        return {name: detector for name, detector in found.items() if detector is not None}
+
+    def _detect(self, image: np.ndarray, plan: dict[str, list[tuple[int, int, int]]]) -> list[P.Proposals]:
+        """Proposals of each detector named in ``plan`` over its tiles there (no tiles: no detections)."""
+        detectors = self._detectors()
+        found = {name: detectors[name](image, tiles) for name, tiles in plan.items() if name in detectors}
+        convert = {"face": P.from_face_detector, "body": P.from_body_detector, "person": P.from_person_detector}
+        out = []
+        if "pose" in found:
+            pose = found.pop("pose")
+            regions = rois.from_alignment(pose.keypoints[:, 0], pose.keypoints[:, 1], ROI_ENLARGE)
+            out.append(P.from_pose_detector(pose, regions))
+        return out + [convert[name](detections) for name, detections in found.items()]
 
     # ------------------------------------------------------------------------------------------ landmarks
 
@@ -279,6 +298,15 @@ def bounded_scales(scales: tuple[float, ...], largest_smallest: float) -> tuple[
         return tuple(scales)
     smallest = min(tiles)
     return tuple(largest_smallest if x == smallest else x for x in scales)
+
+
+def near_tile(region: np.ndarray, width: int, height: int) -> tuple[int, int, int]:
+    """A square tile (x0, y0, side) of the image on a person region (cx, cy, side, rotation): NEAR_TILE x its side,
+    inside the image where it fits."""
+    side = int(round(min(max(NEAR_TILE * region[2], 64.0), width, height)))
+    x0 = int(round(np.clip(region[0] - side / 2, 0, width - side)))
+    y0 = int(round(np.clip(region[1] - side / 2, 0, height - side)))
+    return x0, y0, side
 
 
 def rotation_slice(plan: dict[str, list[tuple[int, int, int]]], frame: int, per_frame: int
