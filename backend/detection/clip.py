@@ -2,17 +2,17 @@
 and every frame is searched for new people. A person found in the previous frame is looked at in the region their
 landmarks give (MediaPipe's tracking step: at video frame rates the body is still inside it), one landmark pass,
 and where their last step takes them (:func:`predicted`: a zoom, a run); when that fails, in a region half as large
-again, two passes (a fast move, a camera pan); then wherever this frame's
-detectors put someone at their head. Only then is the person missing from this frame; a person missing for up to
-``lost_frames`` frames is still looked for where they were last seen (a moment hidden behind someone, a blur), so
-that a short gap is filled by an observation rather than bridged by the tracker;
-:meth:`ClipPeopleFinder.find_frames` then looks at the frames of such a gap once more, in regions interpolated
-between where the person was last seen and where they were found again. New people are searched for in every frame:
-one of the detectors over the whole image (they take turns, so each looks every third or fourth frame) and
-``tiles_per_frame`` of the smaller tiles of their pyramids in turn; the first frame of a shot gets every tile at
-once. Detections that coincide with a tracked person cost no landmark run, nor do those where one of the last
-``memory_frames`` frames found nobody. A clip of identical frames thus finds in every frame the people the image
-path finds in one.
+again, two passes (a fast move, a camera pan); then wherever this frame's detectors put someone at their head, the
+face detector also run on their region (:meth:`PeopleFinder.search_near`). Only then is the person missing from
+this frame; a person missing for up to ``lost_frames`` frames is still looked for where they were last seen, one
+pass per region (a moment hidden behind someone, a blur), so that a short gap is filled by an observation rather
+than bridged by the tracker; :meth:`ClipPeopleFinder.find_frames` then looks at the frames of such a gap once more,
+in regions interpolated between where the person was last seen and where they were found again. New people are
+searched for in every frame: one of the detectors over the whole image (they take turns, so each looks every third
+or fourth frame) and ``tiles_per_frame`` of the smaller tiles of their pyramids in turn; the first frame of a shot
+gets every tile at once. Detections that coincide with a tracked person cost no landmark run, nor do those where
+one of the last ``memory_frames`` frames found nobody. A clip of identical frames thus finds in every frame the
+people the image path finds in one.
 """
 
 from __future__ import annotations
