@@ -4,7 +4,7 @@
     python3 dev.py demo [FOOTAGE]   set up .venv only, reconstruct FOOTAGE (default: the sample clip in
                            ../shared/data) and write a .blend and a PNG render into out/
     python3 dev.py test    set up the environments, run the whole test suite (Blender 4.5), then the add-on
-                           tests again on Blender 5.0, 4.2 LTS and 5.3 (the last on Python 3.13)
+                           tests again on Blender 5.0, 4.2 LTS and 5.3 (the last on Python 3.13), side by side
     python3 dev.py setup   only create / update the environments (idempotent; skipped when up to date)
 
 `test` also runs, beside the suite, the add-on's Create Environment recipe on Python 3.13 (Blender 5.1+) for real
@@ -129,19 +129,56 @@ def finish_python313_step(process: subprocess.Popen, log) -> int:
     return code
 
 
+def start_addon_suites(addon_tests: list[str], temp: Path) -> list[tuple[str, subprocess.Popen, object, float]]:
+    """The add-on tests on each other Blender at once: each run waits much of its time (Blender start-up, the
+    backend and Ray subprocesses), so side by side they finish sooner than one after the other (README). Each has
+    its own output file and pytest temp folder (their session folders, caches and Ray clusters are their own
+    already: tests/conftest.py), and starts at another file of the list, so that their slowest files (the batch
+    one starts a Ray cluster) do not all run at the same time."""
+    runs = []
+    for index, (env, blender) in enumerate(ADDON_BLENDERS.items()):
+        log = open(temp / f"{env.lstrip('.')}.log", "w+")
+        first = index * len(addon_tests) // len(ADDON_BLENDERS)
+        command = [str(python_in(env)), "-m", "pytest", f"--basetemp={temp / env.lstrip('.')}",
+                   *addon_tests[first:], *addon_tests[:first]]
+        print(f"+ {' '.join(command)}  ({blender}, output below when all are done)", flush=True)
+        runs.append((blender, subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), log,
+                     time.monotonic()))
+    return runs
+
+
+def finish_addon_suites(runs: list[tuple[str, subprocess.Popen, object, float]]) -> list[int]:
+    """Wait for every add-on run, then print each one's output in turn with its exit code and duration."""
+    ended = {}
+    while len(ended) < len(runs):
+        for blender, process, _, started in runs:
+            if blender not in ended and process.poll() is not None:
+                ended[blender] = time.monotonic() - started
+        time.sleep(0.5)
+    codes = []
+    for blender, process, log, _ in runs:
+        print(f"\n=== add-on tests again on {blender} (ran beside the other Blenders) ===", flush=True)
+        log.seek(0)
+        print(log.read(), end="", flush=True)
+        log.close()
+        print(f"=== {blender}: exit code {process.returncode}, {ended[blender]:.0f} s ===", flush=True)
+        codes.append(process.returncode)
+    return codes
+
+
 def test(pytest_args: list[str]) -> int:
     python = setup()
     if pytest_args:
         return subprocess.run([str(python), "-m", "pytest", *pytest_args], cwd=ROOT).returncode
-    with tempfile.TemporaryFile("w+") as python313_log:
+    with tempfile.TemporaryFile("w+") as python313_log, tempfile.TemporaryDirectory(prefix="troupe-dev-") as temp:
         python313 = start_python313_step(python, python313_log)
         codes = [subprocess.run([str(python), "-m", "pytest", "-m", f"not {PYTHON313_MARKER}"], cwd=ROOT).returncode]
         addon_tests = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_addon_*.py"))
-        for env, blender in ADDON_BLENDERS.items():
-            print(f"\n=== add-on tests again on {blender} ({env}) ===", flush=True)
-            started = time.monotonic()
-            codes.append(subprocess.run([str(python_in(env)), "-m", "pytest", *addon_tests], cwd=ROOT).returncode)
-            print(f"=== {blender}: {time.monotonic() - started:.0f} s ===", flush=True)
+        print(f"\n=== add-on tests again on {', '.join(ADDON_BLENDERS.values())}, side by side ===", flush=True)
+        started = time.monotonic()
+        codes += finish_addon_suites(start_addon_suites(addon_tests, Path(temp)))
+        print(f"=== add-on tests on {len(ADDON_BLENDERS)} Blenders: {time.monotonic() - started:.0f} s ===",
+              flush=True)
         codes.append(finish_python313_step(python313, python313_log))
     return next((code for code in codes if code), 0)
 

@@ -361,4 +361,7 @@ class ReconstructionJob:
 
     def _finish(self, state: str) -> None:
         self.status.state = state
-        self.client.close(timeout=5.0 if state == "done" else 1.0)
+        grace = 5.0 if state == "done" else 1.0
+        if state == "cancelled" and self.status.batch:  # it exits once Ray's teardown ends (seconds on a loaded
+            grace = BATCH_CANCEL_GRACE_S  # machine); killed, Ray's agents would outlive it
+        self.client.close(timeout=grace)

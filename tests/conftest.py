@@ -110,3 +110,19 @@ def addon():
     bpy.ops.wm.read_homefile(use_empty=True)
     yield module
     module.jobs.shutdown()
+
+
+@pytest.fixture(scope="session")
+def clip_body():
+    """The built-in open body model (torch), loaded once for the tests that render or check synthetic clips."""
+    from backend.body import load_body_model
+
+    return load_body_model("open-body")
+
+
+@pytest.fixture(scope="session")
+def clip_photo(shared_data: Path) -> np.ndarray:
+    """The background the synthetic camera clips pan over (``backend.evaluation.camera_clip``)."""
+    from backend.evaluation.camera_clip import load_photo
+
+    return load_photo(shared_data / "soccer_crowd.jpg")

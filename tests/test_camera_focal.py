@@ -7,23 +7,18 @@ Keyframe pairs made from known rays (any turn, exact truth), the synthetic known
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from backend.body import load_body_model
-from backend.evaluation.camera_clip import ClipConfig, load_photo, make_camera_clip
+from backend.evaluation.camera_clip import ClipConfig, make_camera_clip
 from backend.geometry.camera import Camera
-from backend.result.contract import read_result
 from backend.world.focal import estimate_focal, focal_of_frames
 from backend.world.motion import KeyPair
+from tests.camera_clip_cli import reconstruct_clip
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 PAIRS_BOUND = 0.02  # relative focal error from exact pairs with 0.3 px noise (measured: 0.1-0.7 %)
 CLIP_BOUND = 0.03  # on the rendered known-path clip, 60 frames, a 30 deg lens tracked as 55 deg (measured 0.33 %)
 FOCAL = 700.0
@@ -69,18 +64,8 @@ def test_focal_is_not_claimed_when_the_motion_does_not_determine_it(turns) -> No
     assert estimate_focal(_pairs(turns), 640) is None
 
 
-@pytest.fixture(scope="module")
-def body():
-    return load_body_model("open-body")
-
-
-@pytest.fixture(scope="module")
-def photo(shared_data: Path) -> np.ndarray:
-    return load_photo(shared_data / "soccer_crowd.jpg")
-
-
-def test_focal_of_the_known_path_clip_through_a_narrow_lens(photo, body) -> None:
-    clip = make_camera_clip(photo, body, ClipConfig(frames=60, fov_degrees=30.0))
+def test_focal_of_the_known_path_clip_through_a_narrow_lens(clip_photo, clip_body) -> None:
+    clip = make_camera_clip(clip_photo, clip_body, ClipConfig(frames=60, fov_degrees=30.0))
     guess = Camera.from_fov(clip.camera.width, clip.camera.height).fx  # the default 55 deg lens
     estimate = focal_of_frames(clip.frames, guess, [clip.boxes(i) for i in range(60)])
     assert estimate is not None
@@ -88,28 +73,18 @@ def test_focal_of_the_known_path_clip_through_a_narrow_lens(photo, body) -> None
     assert abs(estimate.fov_degrees(clip.camera.width) - 30.0) < 1.0
 
 
-def test_static_clip_gives_no_focal(photo, body) -> None:
-    clip = make_camera_clip(photo, body, ClipConfig(frames=30, static=True))
+def test_static_clip_gives_no_focal(clip_photo, clip_body) -> None:
+    clip = make_camera_clip(clip_photo, clip_body, ClipConfig(frames=30, static=True))
     assert focal_of_frames(clip.frames, clip.camera.fx, [clip.boxes(i) for i in range(30)]) is None
 
 
 @pytest.mark.slow
-def test_reconstruct_without_a_lens_reports_the_focal_the_pan_implies(photo, body, tmp_path: Path) -> None:
+def test_reconstruct_without_a_lens_reports_the_focal_the_pan_implies(clip_photo, clip_body, tmp_path: Path) -> None:
     """The command line on a panning video with no --fov: the estimate in the result and the note, while the
     lens used stays the default one."""
-    clip = make_camera_clip(photo, body, ClipConfig(frames=40, fov_degrees=35.0, people=2))
-    video = tmp_path / "pan.mp4"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (clip.camera.width,
-                                                                                 clip.camera.height))
-    for frame in clip.frames:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
-    out = tmp_path / "pan.npz"
-    proc = subprocess.run([sys.executable, "-m", "backend", "reconstruct", str(video), "-o", str(out), "--quiet"],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    data = read_result(out)
+    clip = make_camera_clip(clip_photo, clip_body, ClipConfig(frames=30, fov_degrees=35.0, people=2))
+    data, proc = reconstruct_clip(clip, tmp_path, "--no-coherence")  # the people's refinement plays no part here
     assert np.allclose(data["focal_length"], Camera.from_fov(640, 360).fx)  # the default lens, unchanged
-    assert abs(float(data["camera_focal_estimate"]) / clip.camera.fx - 1) < 0.05  # measured +1.7 % (mp4v)
+    assert abs(float(data["camera_focal_estimate"]) / clip.camera.fx - 1) < 0.05  # measured +0.25 % (mp4v)
     suggested = re.search(r"the camera's motion suggests --fov (\d+)", proc.stderr)
-    assert suggested is not None and abs(int(suggested.group(1)) - 35) <= 1, proc.stderr  # measured 34
+    assert suggested is not None and abs(int(suggested.group(1)) - 35) <= 1, proc.stderr  # measured 35

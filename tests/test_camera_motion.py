@@ -6,24 +6,20 @@ pans, tilts and zooms about its centre, with the built-in body standing and walk
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from backend.body import load_body_model
 from backend.errors import OptionError
 from backend.evaluation.camera_clip import ClipConfig, clip_result, load_photo, make_camera_clip, true_world_pelvis
 from backend.options import check_options
 from backend.result.contract import ResultFileError, read_result, validate, write_result
 from backend.sources.shots import detect_cuts
 from backend.world import CameraPath, path_of_frames
+from tests.camera_clip_cli import reconstruct_clip
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 ROTATION_BOUND_DEG = 0.2  # worst per-frame rotation error over the known-path clip (measured: 0.07)
 ZOOM_BOUND = 0.003  # worst relative focal-length error
 
@@ -33,18 +29,8 @@ def _degrees(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def body():
-    return load_body_model("open-body")
-
-
-@pytest.fixture(scope="module")
-def photo(shared_data: Path) -> np.ndarray:
-    return load_photo(shared_data / "soccer_crowd.jpg")
-
-
-@pytest.fixture(scope="module")
-def moving_clip(photo, body):
-    return make_camera_clip(photo, body, ClipConfig(frames=90))
+def moving_clip(clip_photo, clip_body):
+    return make_camera_clip(clip_photo, clip_body, ClipConfig(frames=90))
 
 
 def test_known_pan_tilt_zoom_is_recovered_with_people_masked(moving_clip) -> None:
@@ -58,8 +44,8 @@ def test_known_pan_tilt_zoom_is_recovered_with_people_masked(moving_clip) -> Non
     assert path.num_segments == 1 and path.moving
 
 
-def test_static_clip_stays_static_while_people_walk(photo, body) -> None:
-    clip = make_camera_clip(photo, body, ClipConfig(frames=30, width=320, height=180, static=True))
+def test_static_clip_stays_static_while_people_walk(clip_photo, clip_body) -> None:
+    clip = make_camera_clip(clip_photo, clip_body, ClipConfig(frames=30, width=320, height=180, static=True))
     boxes = [clip.boxes(i) for i in range(len(clip.frames))]
     path = path_of_frames(clip.frames, clip.camera.fx, boxes)
     assert not path.moving and np.array_equal(path.rotations, np.tile(np.eye(3), (30, 1, 1)))
@@ -68,9 +54,10 @@ def test_static_clip_stays_static_while_people_walk(photo, body) -> None:
     assert measured.moving and _degrees(measured.rotations, clip.rotations).max() < 0.05
 
 
-def test_clip_with_a_cut_gets_two_segments(photo, body, shared_data: Path) -> None:
+def test_clip_with_a_cut_gets_two_segments(clip_photo, clip_body, shared_data: Path) -> None:
     other = load_photo(shared_data / "group7_walk.jpg")
-    clip = make_camera_clip(photo, body, ClipConfig(frames=50, width=320, height=180, cut_at=25), second_background=other)
+    clip = make_camera_clip(clip_photo, clip_body, ClipConfig(frames=50, width=320, height=180, cut_at=25),
+                            second_background=other)
     cuts = detect_cuts(clip.frames)
     assert cuts == [25]
     path = path_of_frames(clip.frames, clip.camera.fx, [clip.boxes(i) for i in range(50)], new_segments=cuts)
@@ -79,13 +66,13 @@ def test_clip_with_a_cut_gets_two_segments(photo, body, shared_data: Path) -> No
     assert _degrees(path.rotations, clip.rotations).max() < ROTATION_BOUND_DEG
 
 
-def test_world_frame_puts_people_where_they_are(moving_clip, body) -> None:
+def test_world_frame_puts_people_where_they_are(moving_clip, clip_body) -> None:
     clip = moving_clip
     path = path_of_frames(clip.frames, clip.camera.fx, [clip.boxes(i) for i in range(len(clip.frames))])
-    arrays = clip_result(clip, body, path)
+    arrays = clip_result(clip, clip_body, path)
     validate(arrays)
     pelvis = arrays["world_transl"] + arrays["rest_joints"][arrays["row_track"], 0]
-    error = np.linalg.norm(pelvis - true_world_pelvis(clip, body), axis=1)
+    error = np.linalg.norm(pelvis - true_world_pelvis(clip, clip_body), axis=1)
     assert error.mean() < 0.15, f"mean world position error {error.mean():.3f} m"
     assert arrays["camera_position"][0, 2] == pytest.approx(2.5, abs=0.25)  # floor 2.5 m below the camera
     standing = arrays["row_track"] == 0  # the first person stands still while the camera pans
@@ -110,28 +97,28 @@ def _world_pixels(arrays: dict, body) -> np.ndarray:
 
 
 def test_under_a_zoom_fitted_people_are_refitted_onto_their_2d_joints_regressed_ones_keep_their_pose(
-        moving_clip, body) -> None:
+        moving_clip, clip_body) -> None:
     """A fitted body meets its joints2d through the zooming camera; a regressed one keeps its pose, lands on the
     picture, and its joints2d (the first lens's projection) is what misses (README: A moving camera)."""
     clip = moving_clip
     path = path_of_frames(clip.frames, clip.camera.fx, [clip.boxes(i) for i in range(len(clip.frames))])
     picture = np.stack([truth["joints2d"] for people in clip.people for truth in people])
     zoomed = clip.zoom[np.repeat(np.arange(len(clip.frames)), len(clip.people[0]))] > 1.2
-    fitted = clip_result(clip, body, path, fitted=True)
+    fitted = clip_result(clip, clip_body, path, fitted=True)
     validate(fitted)
-    landed = _world_pixels(fitted, body)[zoomed]
+    landed = _world_pixels(fitted, clip_body)[zoomed]
     assert np.abs(landed - fitted["joints2d"][zoomed]).max() < 1.5
     assert np.abs(landed - picture[zoomed]).max() < 1.5
-    regressed = clip_result(clip, body, path)
+    regressed = clip_result(clip, clip_body, path)
     assert "world_poses" not in regressed
-    landed = _world_pixels(regressed, body)[zoomed]
+    landed = _world_pixels(regressed, clip_body)[zoomed]
     assert np.abs(landed - picture[zoomed]).max() < 1.5
     assert np.abs(regressed["joints2d"][zoomed] - picture[zoomed]).max() > 5.0  # what a fixed lens costs
 
 
-def test_result_without_camera_keys_still_loads_and_partial_camera_keys_do_not(moving_clip, body,
+def test_result_without_camera_keys_still_loads_and_partial_camera_keys_do_not(moving_clip, clip_body,
                                                                                 tmp_path: Path) -> None:
-    arrays = clip_result(moving_clip, body, CameraPath.still(len(moving_clip.frames)))
+    arrays = clip_result(moving_clip, clip_body, CameraPath.still(len(moving_clip.frames)))
     camera_keys = [k for k in arrays if k.startswith(("camera_", "world_", "segment_"))]
     old = {k: v for k, v in arrays.items() if k not in camera_keys}
     write_result(tmp_path / "old.npz", old)
@@ -154,22 +141,13 @@ def test_camera_option_is_checked_before_any_work() -> None:
 
 
 @pytest.mark.slow
-def test_reconstruct_a_panning_clip_with_a_cut_writes_the_camera(photo, body, shared_data: Path,
+def test_reconstruct_a_panning_clip_with_a_cut_writes_the_camera(clip_photo, clip_body, shared_data: Path,
                                                                   tmp_path: Path) -> None:
     """The command line, end to end, on a synthetic video file: two segments, the known path recovered."""
     other = load_photo(shared_data / "group7_walk.jpg")
-    clip = make_camera_clip(photo, body, ClipConfig(frames=40, cut_at=20, people=2), second_background=other)
-    video = tmp_path / "pan.mp4"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (clip.camera.width,
-                                                                                 clip.camera.height))
-    for frame in clip.frames:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
-    out = tmp_path / "pan.npz"
-    proc = subprocess.run([sys.executable, "-m", "backend", "reconstruct", str(video), "-o", str(out), "--quiet",
-                           "--fov", "50"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    data = read_result(out)
+    clip = make_camera_clip(clip_photo, clip_body, ClipConfig(frames=40, cut_at=20, people=2),
+                            second_background=other)
+    data, _ = reconstruct_clip(clip, tmp_path, "--fov", "50", "--no-coherence")  # people's refinement: no part here
     # a segment starts at every cut the shot detector reports (on this compressed video it also reports a false
     # cut at frame 24, a few frames into the second shot), and the real cut is one of them
     starts = [int(c) for c in data["shot_cuts"]]

@@ -37,3 +37,27 @@ def test_a_missing_python_stops_with_what_to_do(monkeypatch) -> None:
     monkeypatch.delenv("TROUPE_PYTHON29", raising=False)
     with pytest.raises(SystemExit, match=r"needs Python 2\.9 .*install it, or point TROUPE_PYTHON29 at it"):
         _dev().find_python("2.9")
+
+
+def test_addon_runs_side_by_side_keep_their_own_output_and_exit_codes(monkeypatch, tmp_path, capsys) -> None:
+    """dev.py test's add-on step: every run's output printed whole, in order, and a failing run's exit code kept
+    (real pytest subprocesses of this interpreter standing in for the Blender environments)."""
+    import sys
+
+    dev = _dev()
+    monkeypatch.setattr(dev, "ADDON_BLENDERS", {".venv-a": "Blender A", ".venv-b": "Blender B"})
+    monkeypatch.setattr(dev, "python_in", lambda env: sys.executable)
+    (tmp_path / "test_one.py").write_text("def test_one():\n    assert True\n")
+    (tmp_path / "test_two.py").write_text("import os\n\ndef test_two():\n    assert os.environ['FAIL_TWO'] != '1'\n")
+    monkeypatch.setenv("FAIL_TWO", "0")
+    runs = dev.start_addon_suites([str(tmp_path / "test_one.py"), str(tmp_path / "test_two.py")], tmp_path)
+    assert [blender for blender, *_ in runs] == ["Blender A", "Blender B"]
+    assert dev.finish_addon_suites(runs) == [0, 0]
+    monkeypatch.setenv("FAIL_TWO", "1")
+    codes = dev.finish_addon_suites(dev.start_addon_suites([str(tmp_path / "test_two.py")], tmp_path))
+    assert codes == [1, 1]
+    out = capsys.readouterr().out
+    assert out.index("=== add-on tests again on Blender A") < out.index("=== Blender A: exit code 0") < out.index(
+        "=== add-on tests again on Blender B") < out.index("=== Blender B: exit code 0")
+    assert out.count("2 passed") == 2 and out.count("=== Blender B: exit code 1") == 1
+    assert "test_two.py " + str(tmp_path / "test_one.py") in out  # B started at the second file
