@@ -120,7 +120,7 @@ class PeopleFinder:
                                         + ([P.from_lost(lost, n_tracked)] if lost is not None else []))
         fresh = self.search(image, frame_slice) if search else []
         results, origin = self._landmarks(image, known, report)  # tracked people first: they explain most
-        if search and n_tracked:
+        if search and n_tracked and tracked.regions is not None:  # followed people not found: faces there
             fresh += self.search_near(image, tracked.regions[np.setdiff1d(np.arange(n_tracked), origin)])
         fresh = P.Proposals.concatenate(fresh)
         if known_empty is not None and len(known_empty):
