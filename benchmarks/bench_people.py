@@ -1,4 +1,5 @@
-"""Speed of the people-finding networks: torch against ONNX Runtime on the CPU, in the same run (ratios), and the
+"""Speed of the people-finding networks: torch against ONNX Runtime on the CPU, in the same run (ratios), the
+landmark model without its mask (as the crops tried run) against whole calls, and the
 people finder per frame of a clip. ``python benchmarks/bench_people.py [--frames 60]``.
 
 Coverage figures are ``python -m backend eval-people`` (hand-labelled photos, against a baseline revision).
@@ -63,6 +64,34 @@ def runtimes(repeats: int) -> None:
                   f"{times[fast.runtime]:6.1f} ms/image ({ratio:.2f}x)")
 
 
+def landmark_mask(repeats: int, batch: int = 8) -> None:
+    """The landmark model on crops tried without their mask (read later only for the crops kept, see
+    ``Network.partial``) against whole calls, alternating, in ONNX Runtime."""
+    import torch
+
+    from backend.detection.models import model_path
+    from backend.detection.pose_landmarks import MASK_OUTPUT
+    from backend.detection.runtime import Network
+    from backend.detection.tflite import TfliteModel
+
+    module = TfliteModel(model_path("pose_landmarks_full"))
+    network = Network(module, module.output_names, model_path("pose_landmarks_full"), "cpu", module.input_shape,
+                      deferred=[MASK_OUTPUT])
+    x = torch.rand(batch, *module.input_shape[1:])
+    later = network.partial(x)[1]
+    calls = {"whole": lambda: network(x), "without mask": lambda: network.partial(x),
+             "mask alone": lambda: network.finish(later)}
+    times = dict.fromkeys(calls, 0.0)
+    for repeat in range(repeats):
+        for label in calls if repeat % 2 else reversed(calls):
+            start = time.perf_counter()
+            calls[label]()
+            times[label] += time.perf_counter() - start
+    ms = {label: 1000 * value / repeats / batch for label, value in times.items()}
+    print(f"pose_landmarks_full batch {batch} ({network.runtime}): whole {ms['whole']:.1f} ms/crop, without the mask "
+          f"{ms['without mask']:.1f} ({ms['whole'] / ms['without mask']:.2f}x), the mask alone {ms['mask alone']:.1f}")
+
+
 def clip(frames: int) -> None:
     import cv2
 
@@ -93,6 +122,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
     runtimes(args.repeats)
+    landmark_mask(args.repeats)
     if args.frames >= 2:  # the first frame is timed apart, so the clip needs two
         clip(args.frames)
 

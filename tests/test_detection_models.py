@@ -192,3 +192,49 @@ def test_alignment_points_give_an_upright_region_for_an_upright_person() -> None
     assert region[3] == pytest.approx(0.0) and region[2] == pytest.approx(2 * 150 * 1.25)
     leaning = rois.from_alignment(hips, np.array([[450.0, 400.0]]), 1.25)[0]  # 'up' points right: 90 degrees
     assert leaning[3] == pytest.approx(np.pi / 2)
+
+
+def test_a_deferred_output_is_left_out_of_a_call_and_read_later_for_the_rows_kept(monkeypatch: pytest.MonkeyPatch
+                                                                                  ) -> None:
+    """The landmark model's mask (about half its work) is left out of the crops tried and read for those kept: in
+    ONNX Runtime from the graph cut where the mask's own layers begin, in torch from the outputs computed at once.
+    Either way the same outputs as one whole call."""
+    import onnx
+
+    from backend.detection.pose_landmarks import MASK_OUTPUT
+    from backend.detection.runtime import Network
+
+    module = TfliteModel(model_path("pose_landmarks_full"))
+    x = torch.rand(3, 256, 256, 3)
+    split = Network(module, module.output_names, model_path("pose_landmarks_full"), "cpu", module.input_shape,
+                    deferred=[MASK_OUTPUT])
+    monkeypatch.setenv("TROUPE_RUNTIME", "torch")
+    plain = Network(module, module.output_names, model_path("pose_landmarks_full"), "cpu", module.input_shape,
+                    deferred=[MASK_OUTPUT])
+    assert (split.runtime, plain.runtime) == ("onnxruntime", "torch")
+    whole = split(x)
+    for network in (split, plain):
+        now, later = network.partial(x)
+        assert set(now) == set(module.output_names) - {MASK_OUTPUT} and later.ready == (network is plain)
+        for name, value in now.items():
+            np.testing.assert_allclose(value.numpy(), whole[name].numpy(), atol=1e-3, rtol=1e-3)
+        mask = network.finish(later.select([2, 0]))[MASK_OUTPUT]
+        np.testing.assert_allclose(torch.sigmoid(mask).numpy(), torch.sigmoid(whole[MASK_OUTPUT][[2, 0]]).numpy(),
+                                   atol=1e-3)  # probabilities: the logits reach hundreds
+    main, whole_graph = (onnx.load(session._model_path).graph for session in (split._main, split._session))
+    assert len(main.node) < len(whole_graph.node) - 20  # the main part really leaves the mask's layers out
+
+
+def test_masks_read_later_are_the_masks_read_at_once(shared_data: Path) -> None:
+    from backend.detection.pose_landmarks import PoseLandmarker
+
+    image = _image(shared_data / "group7_walk.jpg")
+    landmarker = PoseLandmarker(model_path("pose_landmarks_full"))
+    regions = np.array([[200.0, 260.0, 300.0, 0.0], [600.0, 250.0, 320.0, 0.1], [900.0, 240.0, 280.0, 0.0]])
+    at_once = landmarker(image, regions)
+    tried = landmarker(image, regions, masks=False)
+    assert tried.masks is None
+    kept = landmarker.with_masks(tried.select([2, 0]))
+    np.testing.assert_array_equal(kept.keypoints, at_once.keypoints[[2, 0]])
+    np.testing.assert_allclose(kept.masks, at_once.masks[[2, 0]], atol=1e-5)
+    assert kept.masks.shape == (2, 256, 256) and (kept.masks > 0.5).any()

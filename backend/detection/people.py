@@ -224,17 +224,18 @@ class PeopleFinder:
         report.dropped.extend(f for f, d in zip(failure, done) if f and not d)
         report.rejected = P.Proposals.concatenate([report.rejected, proposals.select(
             [g[0] for g, d in zip(groups, done) if not d and proposals.source[g[0]] not in P.FOLLOWED])])
-        results = LandmarkResult.concatenate(found) if found else self.landmarker(image, np.zeros((0, 4)))
-        return results, np.array(origin, np.int64)
+        if not found:
+            return self.landmarker(image, np.zeros((0, 4))), np.zeros(0, np.int64)
+        return self.landmarker.with_masks(LandmarkResult.concatenate(found)), np.array(origin, np.int64)
 
     def _look(self, image: np.ndarray, tries: list[P.Attempt], report: FinderReport
               ) -> list[tuple[LandmarkResult | None, str, LandmarkResult | None]]:
         """Per attempt: the better accepted pass, or None and why neither was accepted, and then the better pass
         accepted on two detectors' word (``Attempt.boxed``), if any."""
         regions = np.stack([t.region for t in tries])
-        first = self.landmarker(image, regions)
+        first = self.landmarker(image, regions, masks=False)  # masks only for the results kept
         again = np.flatnonzero((first.score >= SECOND_PASS_MIN_SCORE) & np.array([t.passes > 1 for t in tries]))
-        second = self.landmarker(image, regions_from_landmarks(first.select(again)))
+        second = self.landmarker(image, regions_from_landmarks(first.select(again)), masks=False)
         report.landmark_runs += len(regions) + len(again)
         slot = {int(i): k for k, i in enumerate(again)}
         out = []

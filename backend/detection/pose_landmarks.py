@@ -3,13 +3,17 @@ per region, for a whole batch of regions at once.
 
 MediaPipe decodes the model as ``PoseLandmarkByRoiCpu`` does: landmarks in crop pixels refined by their
 heatmap (``RefineLandmarksFromHeatmapCalculator``, 7 x 7 window), visibility and presence through a sigmoid, world
-landmarks rotated with the region, the mask through a sigmoid. Landmarks 33 and 34 are the alignment points
+landmarks rotated with the region, the mask through a sigmoid. The mask is about half the model's work (its own
+layers upsample to 256 x 256) and only the crops finally kept need it: the crops tried are read without it and the
+mask of those kept is computed later from the model's inner tensors (:meth:`PoseLandmarker.with_masks`), the same
+mask as in one whole call. Landmarks 33 and 34 are the alignment points
 (hip centre and a point giving body size and 'up') from which the next region is computed, as in MediaPipe's
 tracking (:func:`regions_from_landmarks`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import cv2
@@ -17,7 +21,7 @@ import numpy as np
 import torch
 
 from backend.detection import rois
-from backend.detection.runtime import Network
+from backend.detection.runtime import Deferred, Network
 from backend.detection.tflite import TfliteModel
 
 INPUT_SIZE = 256
@@ -25,6 +29,7 @@ HEATMAP_KERNEL = 7
 REFINE_MIN_CONFIDENCE = 0.5
 ROI_ENLARGE = 1.25  # MediaPipe's RectTransformation scale for the pose region
 NUM_LANDMARKS = 33
+MASK_OUTPUT = "Identity_2"
 
 
 @dataclass
@@ -39,18 +44,27 @@ class LandmarkResult:
     alignment: np.ndarray  # (N, 2, 2) pixels: hip centre and the size/rotation point
     score: np.ndarray  # (N,) the model's own 'a person is in this region' probability
     evidence: np.ndarray  # (N, 33) peak of each landmark's heatmap (sigmoid): how clearly the model sees it
-    masks: np.ndarray  # (N, 256, 256) float32 person probability in crop coordinates
+    masks: np.ndarray | None  # (N, 256, 256) float32 person probability in crop coordinates; None: not read yet
+    pending: Deferred | None = None  # what gives the masks (:meth:`PoseLandmarker.with_masks`) when not read yet
 
     def __len__(self) -> int:
         return int(self.score.shape[0])
 
     def select(self, index) -> "LandmarkResult":
         idx = np.asarray(index, dtype=np.int64)
-        return LandmarkResult(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
+        return LandmarkResult(*(None if getattr(self, f) is None else getattr(self, f).select(idx)
+                                if f == "pending" else getattr(self, f)[idx] for f in self.__dataclass_fields__))
 
     @classmethod
     def concatenate(cls, parts: list["LandmarkResult"]) -> "LandmarkResult":
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in cls.__dataclass_fields__))
+        def joined(field: str):
+            values = [getattr(p, field) for p in parts]
+            if any(v is None for v in values):
+                assert all(v is None for v in values), f"{field}: read for some parts only"
+                return None
+            return Deferred.concatenate(values) if field == "pending" else np.concatenate(values)
+
+        return cls(*(joined(f) for f in cls.__dataclass_fields__))
 
     def mask_contains(self, i: int, points: np.ndarray) -> np.ndarray:
         """Which image points (K, 2) lie on person i's mask."""
@@ -75,21 +89,33 @@ class PoseLandmarker:
 
     def __init__(self, model_path, device: str | torch.device = "cpu", batch_size: int = 16) -> None:
         module = TfliteModel(model_path)
-        self.model = Network(module, module.output_names, model_path, device, module.input_shape)
+        self.model = Network(module, module.output_names, model_path, device, module.input_shape,
+                             deferred=[MASK_OUTPUT])
         self.device = torch.device(device)
         self.batch_size = batch_size
 
     @torch.inference_mode()
-    def __call__(self, image: np.ndarray, regions: np.ndarray) -> LandmarkResult:
-        """Landmarks of the person in each region (N, 4) of the RGB uint8 image."""
+    def __call__(self, image: np.ndarray, regions: np.ndarray, masks: bool = True) -> LandmarkResult:
+        """Landmarks of the person in each region (N, 4) of the RGB uint8 image. ``masks=False``: the masks are
+        read later, by :meth:`with_masks`, for the results kept (the mask is about half the model's work)."""
         regions = np.asarray(regions, np.float64).reshape(-1, 4)
-        parts = [self._batch(image, regions[i : i + self.batch_size])
+        parts = [self._batch(image, regions[i : i + self.batch_size], masks)
                  for i in range(0, len(regions), self.batch_size)]
         return LandmarkResult.concatenate(parts) if parts else _empty()
 
-    def _batch(self, image: np.ndarray, regions: np.ndarray) -> LandmarkResult:
-        pixels = torch.from_numpy(rois.crops(image, regions, INPUT_SIZE)).to(self.device)
-        out = self.model(pixels.float() / 255.0)
+    @torch.inference_mode()
+    def with_masks(self, result: LandmarkResult) -> LandmarkResult:
+        """``result`` with its masks read (those of a call with ``masks=False``)."""
+        if result.masks is not None:
+            return result
+        masks = [_mask(self.model.finish(result.pending.select(np.arange(i, min(i + self.batch_size, len(result)))))
+                       [MASK_OUTPUT]) for i in range(0, len(result), self.batch_size)]
+        return dataclasses.replace(result, pending=None, masks=np.concatenate(masks) if masks else
+                                   np.zeros((0, INPUT_SIZE, INPUT_SIZE), np.float32))
+
+    def _batch(self, image: np.ndarray, regions: np.ndarray, masks: bool) -> LandmarkResult:
+        pixels = torch.from_numpy(rois.crops(image, regions, INPUT_SIZE)).to(self.device).float() / 255.0
+        out, pending = (self.model(pixels), None) if masks else self.model.partial(pixels)
         raw = out["Identity"].reshape(len(regions), -1, 5).float()
         heatmap = out["Identity_3"].float()  # (N, 64, 64, 39)
         xy = _refine(raw[..., :2] / INPUT_SIZE, heatmap)
@@ -104,8 +130,14 @@ class PoseLandmarker:
             alignment=points[:, NUM_LANDMARKS : NUM_LANDMARKS + 2],
             score=out["Identity_1"].reshape(-1).float().cpu().numpy().astype(np.float64),
             evidence=torch.sigmoid(heatmap[..., :NUM_LANDMARKS].amax(dim=(1, 2))).cpu().numpy().astype(np.float64),
-            masks=torch.sigmoid(out["Identity_2"][..., 0].float()).cpu().numpy(),
+            masks=_mask(out[MASK_OUTPUT]) if masks else None,
+            pending=pending,
         )
+
+
+def _mask(output: torch.Tensor) -> np.ndarray:
+    """The mask output (N, 256, 256, 1) as person probabilities (N, 256, 256)."""
+    return torch.sigmoid(output[..., 0].float()).cpu().numpy()
 
 
 def regions_from_landmarks(result: LandmarkResult) -> np.ndarray:

@@ -15,6 +15,8 @@ import os
 import sys
 import threading
 import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,25 +28,78 @@ from backend.runtime.paths import cache_subdir
 _IMPORT_LOCK = threading.Lock()
 
 
+@dataclass
+class Deferred:
+    """Per input row of one call, what gives a network's deferred outputs (:meth:`Network.partial`): the outputs
+    themselves (``ready``) or the inner tensors they are computed from."""
+
+    arrays: dict[str, np.ndarray]
+    ready: bool
+
+    def select(self, index) -> "Deferred":
+        idx = np.asarray(index, dtype=np.int64)
+        return Deferred({name: value[idx] for name, value in self.arrays.items()}, self.ready)
+
+    @classmethod
+    def concatenate(cls, parts: Sequence["Deferred"]) -> "Deferred":
+        return cls({name: np.concatenate([p.arrays[name] for p in parts]) for name in parts[0].arrays},
+                   parts[0].ready)
+
+
 class Network:
-    """A network with named outputs: ``network(x)`` takes NHWC float input (torch) and returns torch tensors."""
+    """A network with named outputs: ``network(x)`` takes NHWC float input (torch) and returns torch tensors.
+
+    ``deferred`` outputs can be left out of a call (:meth:`partial`) and computed later for some of its rows
+    (:meth:`finish`): in ONNX Runtime the graph is split where the deferred outputs' own layers begin. BlazePose's
+    landmark model spends about half its time on the 256 x 256 person mask, which only the crops finally kept need.
+    """
 
     def __init__(self, module: torch.nn.Module, outputs: list[str], source: Path, device: str | torch.device,
-                 example_shape: tuple[int, ...]) -> None:
+                 example_shape: tuple[int, ...], deferred: Sequence[str] = ()) -> None:
         self.outputs = list(outputs)
+        self.deferred = [name for name in deferred if name in self.outputs]
         self.device = torch.device(device)
         self.module = module.to(self.device).eval()
-        self._session = None
+        self._session = self._main = self._rest = None
         if self.device.type == "cpu" and use_onnx():
-            self._session = _onnx_session(self.module, self.outputs, Path(source), example_shape)
+            path = _exported(self.module, self.outputs, Path(source), example_shape)
+            self._session = _onnx_session(path)
+            if self.deferred:
+                main, rest = _split(path, [f"output_{self.outputs.index(name)}" for name in self.deferred])
+                self._main, self._rest = _onnx_session(main), _onnx_session(rest)
         self.runtime = "onnxruntime" if self._session is not None else "torch"
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if self._session is None:
             return self.module(x.to(self.device))
-        values = self._session.run(None, {"input": np.ascontiguousarray(x.detach().cpu().numpy(), np.float32)})
+        values = self._session.run(None, {"input": _numpy(x)})
         return {name: torch.from_numpy(value) for name, value in zip(self.outputs, values)}
+
+    @torch.inference_mode()
+    def partial(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], Deferred]:
+        """The outputs but the deferred ones, and what :meth:`finish` computes those from (for any of the rows).
+        Without a split graph (torch, CUDA) everything is computed now."""
+        if self._main is None:
+            out = self(x)
+            ready = {name: out.pop(name).detach().cpu().numpy() for name in self.deferred}
+            return out, Deferred(ready, ready=True)
+        values = self._main.run(None, {"input": _numpy(x)})
+        kept = [name for name in self.outputs if name not in self.deferred]
+        inner = [node.name for node in self._main.get_outputs()[len(kept):]]
+        return ({name: torch.from_numpy(value) for name, value in zip(kept, values)},
+                Deferred(dict(zip(inner, values[len(kept):])), ready=False))
+
+    def finish(self, deferred: Deferred) -> dict[str, torch.Tensor]:
+        """The deferred outputs of the rows ``deferred`` holds."""
+        if deferred.ready:
+            return {name: torch.from_numpy(value) for name, value in deferred.arrays.items()}
+        values = self._rest.run(None, deferred.arrays)
+        return {name: torch.from_numpy(value) for name, value in zip(self.deferred, values)}
+
+
+def _numpy(x: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(x.detach().cpu().numpy(), np.float32)
 
 
 def use_onnx() -> bool:
@@ -73,9 +128,8 @@ def _import_onnxruntime():
     return onnxruntime
 
 
-def _onnx_session(module: torch.nn.Module, outputs: list[str], source: Path, example_shape: tuple[int, ...]):
+def _onnx_session(path: Path):
     onnxruntime = _import_onnxruntime()
-    path = _exported(module, outputs, source, example_shape)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = max(1, torch.get_num_threads())
     options.inter_op_num_threads = 1
@@ -98,6 +152,46 @@ def _exported(module: torch.nn.Module, outputs: list[str], source: Path, example
                           input_names=["input"], output_names=[f"output_{i}" for i in range(len(outputs))],
                           dynamic_axes={"input": {0: "batch"}})
     return target
+
+
+def _split(path: Path, deferred: list[str]) -> tuple[Path, Path]:
+    """The exported graph cut in two (cached beside it): the main part gives every output but ``deferred`` and
+    then the inner tensors the deferred outputs' own layers read; the rest computes those outputs from them."""
+    main, rest = path.with_suffix(".main.onnx"), path.with_suffix(".deferred.onnx")
+    if main.is_file() and rest.is_file():
+        return main, rest
+    import onnx
+    from onnx.utils import Extractor
+
+    model = onnx.load(str(path))
+    outputs = [output.name for output in model.graph.output]
+    inner = _frontier(model.graph, deferred, [name for name in outputs if name not in deferred])
+    extractor = Extractor(model)
+    for target, inputs, wanted in ((main, ["input"], [n for n in outputs if n not in deferred] + inner),
+                                   (rest, inner, deferred)):
+        with atomic_path(target) as tmp:
+            onnx.save(extractor.extract_model(inputs, wanted), str(tmp))
+    return main, rest
+
+
+def _frontier(graph, deferred: list[str], others: list[str]) -> list[str]:
+    """The tensors that the nodes only ``deferred`` outputs need read from the part the ``others`` need too."""
+    producer = {name: node for node in graph.node for name in node.output}
+
+    def needed(names: list[str]) -> set[int]:
+        nodes, stack = set(), list(names)
+        while stack:
+            node = producer.get(stack.pop())
+            if node is not None and id(node) not in nodes:
+                nodes.add(id(node))
+                stack.extend(node.input)
+        return nodes
+
+    shared = needed(others)
+    own = [node for node in graph.node if id(node) in needed(deferred) - shared]
+    initializers = {tensor.name for tensor in graph.initializer}
+    return sorted({name for node in own for name in node.input if name and name not in initializers
+                   and (name == "input" or id(producer.get(name)) in shared)})
 
 
 class _Tupled(torch.nn.Module):

@@ -2,8 +2,8 @@
 
 Order: ``$TROUPE_CACHE_DIR``, else ``$XDG_CACHE_HOME/troupe``, else ``~/.cache/troupe``.
 Layout below it: ``body/`` (converted body models), ``weights/`` (estimator checkpoints), ``onnx/`` (the
-people-finding networks exported for ONNX Runtime), ``models/`` (people-finding models, when the backend's
-environment cannot hold them).
+people-finding networks exported for ONNX Runtime, the landmark model also cut in two), ``models/`` (people-finding
+models, when the backend's environment cannot hold them).
 """
 
 from __future__ import annotations
