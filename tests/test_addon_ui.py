@@ -181,7 +181,8 @@ def test_escape_cancels_and_the_modal_handler_reports_the_outcome(addon, tmp_pat
     modal = addon.operators.TROUPE_OT_reconstruct.modal
     assert modal(operator, context, SimpleNamespace(type="MOUSEMOVE", value="NOTHING")) == {"PASS_THROUGH"}
     assert modal(operator, context, SimpleNamespace(type="ESC", value="PRESS")) == {"RUNNING_MODAL"}
-    assert bpy.context.window_manager.troupe_job.state == "cancelling"
+    # cancel() polls the backend once: a quick backend has already answered (seen under load in a CI run)
+    assert bpy.context.window_manager.troupe_job.state in {"cancelling", "cancelled"}
     poll_until(addon, addon.jobs.reconstruction.outcome_ready)
     assert modal(operator, context, SimpleNamespace(type="TIMER", value="NOTHING")) == {"CANCELLED"}
     assert removed == [operator._timer]
