@@ -212,15 +212,14 @@ def test_a_deferred_output_is_left_out_of_a_call_and_read_later_for_the_rows_kep
     plain = Network(module, module.output_names, model_path("pose_landmarks_full"), "cpu", module.input_shape,
                     deferred=[MASK_OUTPUT])
     assert (split.runtime, plain.runtime) == ("onnxruntime", "torch")
-    whole = split(x)
-    for network in (split, plain):
+    for network in (split, plain):  # each against its own whole call (the runtimes agree to ~1e-3 on real crops)
+        whole = network(x)
         now, later = network.partial(x)
         assert set(now) == set(module.output_names) - {MASK_OUTPUT} and later.ready == (network is plain)
         for name, value in now.items():
-            np.testing.assert_allclose(value.numpy(), whole[name].numpy(), atol=1e-3, rtol=1e-3)
+            np.testing.assert_allclose(value.numpy(), whole[name].numpy(), atol=1e-5, rtol=1e-5)
         mask = network.finish(later.select([2, 0]))[MASK_OUTPUT]
-        np.testing.assert_allclose(torch.sigmoid(mask).numpy(), torch.sigmoid(whole[MASK_OUTPUT][[2, 0]]).numpy(),
-                                   atol=1e-3)  # probabilities: the logits reach hundreds
+        np.testing.assert_allclose(mask.numpy(), whole[MASK_OUTPUT][[2, 0]].numpy(), atol=1e-4, rtol=1e-5)
     main, whole_graph = (onnx.load(session._model_path).graph for session in (split._main, split._session))
     assert len(main.node) < len(whole_graph.node) - 20  # the main part really leaves the mask's layers out
 

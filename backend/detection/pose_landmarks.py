@@ -52,19 +52,11 @@ class LandmarkResult:
 
     def select(self, index) -> "LandmarkResult":
         idx = np.asarray(index, dtype=np.int64)
-        return LandmarkResult(*(None if getattr(self, f) is None else getattr(self, f).select(idx)
-                                if f == "pending" else getattr(self, f)[idx] for f in self.__dataclass_fields__))
+        return LandmarkResult(*(_rows(getattr(self, f), idx) for f in self.__dataclass_fields__))
 
     @classmethod
     def concatenate(cls, parts: list["LandmarkResult"]) -> "LandmarkResult":
-        def joined(field: str):
-            values = [getattr(p, field) for p in parts]
-            if any(v is None for v in values):
-                assert all(v is None for v in values), f"{field}: read for some parts only"
-                return None
-            return Deferred.concatenate(values) if field == "pending" else np.concatenate(values)
-
-        return cls(*(joined(f) for f in cls.__dataclass_fields__))
+        return cls(*(_joined([getattr(p, f) for p in parts], f) for f in cls.__dataclass_fields__))
 
     def mask_contains(self, i: int, points: np.ndarray) -> np.ndarray:
         """Which image points (K, 2) lie on person i's mask."""
@@ -108,10 +100,10 @@ class PoseLandmarker:
         """``result`` with its masks read (those of a call with ``masks=False``)."""
         if result.masks is not None:
             return result
-        masks = [_mask(self.model.finish(result.pending.select(np.arange(i, min(i + self.batch_size, len(result)))))
-                       [MASK_OUTPUT]) for i in range(0, len(result), self.batch_size)]
-        return dataclasses.replace(result, pending=None, masks=np.concatenate(masks) if masks else
-                                   np.zeros((0, INPUT_SIZE, INPUT_SIZE), np.float32))
+        batches = [np.arange(i, min(i + self.batch_size, len(result))) for i in range(0, len(result), self.batch_size)]
+        masks = [_mask(self.model.finish(result.pending.select(rows))[MASK_OUTPUT]) for rows in batches]
+        empty = np.zeros((0, INPUT_SIZE, INPUT_SIZE), np.float32)
+        return dataclasses.replace(result, pending=None, masks=np.concatenate(masks) if masks else empty)
 
     def _batch(self, image: np.ndarray, regions: np.ndarray, masks: bool) -> LandmarkResult:
         pixels = torch.from_numpy(rois.crops(image, regions, INPUT_SIZE)).to(self.device).float() / 255.0
@@ -133,6 +125,20 @@ class PoseLandmarker:
             masks=_mask(out[MASK_OUTPUT]) if masks else None,
             pending=pending,
         )
+
+
+def _rows(value: np.ndarray | Deferred | None, index: np.ndarray) -> np.ndarray | Deferred | None:
+    if value is None:
+        return None
+    return value.select(index) if isinstance(value, Deferred) else value[index]
+
+
+def _joined(values: list, field: str) -> np.ndarray | Deferred | None:
+    if all(v is None for v in values):
+        return None
+    if any(v is None for v in values):
+        raise ValueError(f"LandmarkResult.{field}: read for some parts only (with_masks first)")
+    return Deferred.concatenate(values) if isinstance(values[0], Deferred) else np.concatenate(values)
 
 
 def _mask(output: torch.Tensor) -> np.ndarray:
