@@ -163,9 +163,12 @@ def _split(path: Path, deferred: list[str]) -> tuple[Path, Path]:
     import onnx
     from onnx.utils import Extractor
 
-    model = onnx.load(str(path))
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))  # the cut needs the inner tensors' types
     outputs = [output.name for output in model.graph.output]
     inner = _frontier(model.graph, deferred, [name for name in outputs if name not in deferred])
+    typed = {info.name for info in model.graph.value_info}
+    model.graph.value_info.extend(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+                                  for name in inner if name not in typed)
     extractor = Extractor(model)
     for target, inputs, wanted in ((main, ["input"], [n for n in outputs if n not in deferred] + inner),
                                    (rest, inner, deferred)):
