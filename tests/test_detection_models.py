@@ -237,3 +237,24 @@ def test_masks_read_later_are_the_masks_read_at_once(shared_data: Path) -> None:
     np.testing.assert_array_equal(kept.keypoints, at_once.keypoints[[2, 0]])
     np.testing.assert_allclose(kept.masks, at_once.masks[[2, 0]], atol=1e-5)
     assert kept.masks.shape == (2, 256, 256) and (kept.masks > 0.5).any()
+
+
+def test_a_graph_that_cannot_be_cut_runs_whole_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cut is only for speed: where it fails (another onnx's extractor), the outputs are the same, computed at
+    once, and the user is told why it is slower."""
+    from backend.detection import runtime
+    from backend.detection.pose_landmarks import MASK_OUTPUT
+
+    def cannot_cut(path, deferred):
+        raise ValueError("names not found in value_infos")
+
+    monkeypatch.setattr(runtime, "_split", cannot_cut)
+    module = TfliteModel(model_path("pose_landmarks_full"))
+    with pytest.warns(RuntimeWarning, match="not cut for the deferred outputs.*value_infos"):
+        network = runtime.Network(module, module.output_names, model_path("pose_landmarks_full"), "cpu",
+                                  module.input_shape, deferred=[MASK_OUTPUT])
+    x = torch.rand(2, 256, 256, 3)
+    whole = network(x)
+    now, later = network.partial(x)
+    assert network.runtime == "onnxruntime" and later.ready and MASK_OUTPUT not in now
+    np.testing.assert_array_equal(network.finish(later.select([1]))[MASK_OUTPUT].numpy(), whole[MASK_OUTPUT][[1]])

@@ -65,9 +65,19 @@ class Network:
             path = _exported(self.module, self.outputs, Path(source), example_shape)
             self._session = _onnx_session(path)
             if self.deferred:
-                main, rest = _split(path, [f"output_{self.outputs.index(name)}" for name in self.deferred])
-                self._main, self._rest = _onnx_session(main), _onnx_session(rest)
+                self._split_sessions(path)
         self.runtime = "onnxruntime" if self._session is not None else "torch"
+
+    def _split_sessions(self, path: Path) -> None:
+        """The split graph's two sessions; a graph that cannot be cut (another onnx version's extractor) only costs
+        speed: :meth:`partial` then computes everything at once."""
+        try:
+            main, rest = _split(path, [f"output_{self.outputs.index(name)}" for name in self.deferred])
+            self._main, self._rest = _onnx_session(main), _onnx_session(rest)
+        except Exception as exc:  # noqa: BLE001 - any failure of the optional cut falls back to the whole graph
+            warnings.warn(f"{path.name}: not cut for the deferred outputs {self.deferred} ({exc}); the whole graph "
+                          "runs for every call (slower, same results)", RuntimeWarning, stacklevel=3)
+            self._main = self._rest = None
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
