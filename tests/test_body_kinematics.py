@@ -141,3 +141,41 @@ def test_fk_on_a_chain() -> None:
     torch.testing.assert_close(moved[0, 0], torch.tensor([-1.0, 0.5, 0.0], dtype=torch.float64))
     with pytest.raises(ValueError):
         forward_kinematics(rz.expand(1, 3, 3, 3), rest, [-1, 2, 0])
+
+
+def _chain_one_joint_at_a_time(rotmats: torch.Tensor, rest: torch.Tensor, parents: list[int]):
+    """The textbook recursion (SMPL's ``batch_rigid_transform``), one joint after another."""
+    rot, pos = [rotmats[..., 0, :, :]], [rest[..., 0, :]]
+    for j in range(1, len(parents)):
+        p = parents[j]
+        rot.append(rot[p] @ rotmats[..., j, :, :])
+        pos.append(pos[p] + (rot[p] @ (rest[..., j, :] - rest[..., p, :])[..., None])[..., 0])
+    rot, pos = torch.stack(rot, -3), torch.stack(pos, -2)
+    return pos, rot, pos - (rot @ rest[..., None])[..., 0]
+
+
+@pytest.mark.parametrize("parents", [list(PARENTS), [-1, 0, 0, 1, 1, 2, 4, 3, 6, 6, 2]],
+                         ids=["smpl", "uneven-tree"])
+def test_fk_levels_match_the_joint_by_joint_recursion_values_and_gradients(parents: list[int]) -> None:
+    """The tree posed a depth at a time (joints of one depth gathered from their parents) gives the recursion's
+    joints and transforms, and the same gradients, for leading batch dimensions; the uneven tree has levels
+    whose parents are shared, skipped and out of order."""
+    generator = torch.Generator().manual_seed(3)
+    count = len(parents)
+    axis_angle = torch.randn(2, 3, count, 3, dtype=torch.float64, generator=generator, requires_grad=True)
+    rest = torch.randn(2, 3, count, 3, dtype=torch.float64, generator=generator, requires_grad=True)
+    weights = torch.randn(2, 3, count, 3, dtype=torch.float64, generator=generator)
+    outputs = []
+    for chain in (forward_kinematics, None):
+        rotmats = axis_angle_to_matrix(axis_angle)
+        if chain is None:
+            posed, rot, trans = _chain_one_joint_at_a_time(rotmats, rest, parents)
+        else:
+            posed, transforms = chain(rotmats, rest, parents)
+            rot, trans = transforms[..., :3, :3], transforms[..., :3, 3]
+            torch.testing.assert_close(transforms[..., 3, :], torch.tensor([0.0, 0.0, 0.0, 1.0],
+                                                                          dtype=torch.float64).expand(2, 3, count, 4))
+        loss = (posed * weights).sum() + rot.sin().sum() + (trans * weights).cos().sum()
+        outputs.append((posed, rot, trans, *torch.autograd.grad(loss, (axis_angle, rest))))
+    for mine, reference in zip(*outputs):
+        torch.testing.assert_close(mine, reference)

@@ -23,23 +23,39 @@ def _parent_list(parents: torch.Tensor | Sequence[int]) -> list[int]:
 
 
 class _LevelPlan(NamedTuple):
-    levels: list[list[int]]  # joints by depth in the tree
-    parent_slots: list[list[int]]  # per level, each joint's parent's position in the level above
-    order: list[int]  # joint j's position in the levels concatenated
+    """The tree by depth, as index tensors on one device (built once per tree and device)."""
+
+    by_level: torch.Tensor  # joints in level order (depth 0 first)
+    sizes: tuple[int, ...]  # joints per level
+    parents_above: list[torch.Tensor | None]  # per level below the root: each joint's parent's position in the
+    # level above, ``None`` where that is the level above itself in order (no gather needed)
+    order: torch.Tensor  # joint j's position in level order
+    parent_of: torch.Tensor  # each joint's parent (the root: itself)
+    has_parent: torch.Tensor  # 0 for the root, 1 elsewhere
 
 
-@functools.lru_cache(maxsize=16)
-def _level_plan(parent: tuple[int, ...]) -> _LevelPlan:
-    """The tree by depth: every joint of one depth is posed in one batched product (9 steps instead of 23 for
-    SMPL: fewer, larger tensor operations, forward and backward; the same products, so the same numbers)."""
+@functools.lru_cache(maxsize=32)
+def _level_plan(parent: tuple[int, ...], device: torch.device) -> _LevelPlan:
+    """Every joint of one depth is posed in one batched product (9 products instead of 23 for SMPL), each level
+    a contiguous slice of the joints put in level order once: few, larger tensor operations, forward and
+    backward, which is what a fit taking hundreds of steps on a few people spends its time on."""
     depth = [0] * len(parent)
     for child, p in enumerate(parent):
         depth[child] = 0 if p < 0 else depth[p] + 1
     levels = [[j for j in range(len(parent)) if depth[j] == d] for d in range(max(depth) + 1)]
     slot = {j: i for level in levels for i, j in enumerate(level)}
     flat = [j for level in levels for j in level]
-    return _LevelPlan(levels, [[slot[parent[j]] if parent[j] >= 0 else -1 for j in level] for level in levels],
-                      [flat.index(j) for j in range(len(parent))])
+    above = []
+    for level in levels[1:]:
+        slots = [slot[parent[j]] for j in level]
+        same = len(slots) == len(levels[len(above)]) and slots == list(range(len(slots)))
+        above.append(None if same else torch.tensor(slots, device=device))
+    return _LevelPlan(
+        torch.tensor(flat, device=device), tuple(len(level) for level in levels), above,
+        torch.tensor([flat.index(j) for j in range(len(parent))], device=device),
+        torch.tensor([max(p, 0) for p in parent], device=device),
+        torch.tensor([0.0 if p < 0 else 1.0 for p in parent], device=device),
+    )
 
 
 def forward_kinematics(
@@ -51,23 +67,27 @@ def forward_kinematics(
     rest pose rigidly attached to joint j to its posed position (world transform times inverse bind pose).
     Joint 0 rotates about its own rest position, as in SMPL.
     """
-    parent = _parent_list(parents)
-    offsets = rest_joints.clone()
-    offsets[..., 1:, :] = rest_joints[..., 1:, :] - rest_joints[..., parent[1:], :]
-    plan = _level_plan(tuple(parent))
-    world_rot = [rotmats[..., plan.levels[0], :, :]]
-    world_pos = [offsets[..., plan.levels[0], :]]
-    for joints, above in zip(plan.levels[1:], plan.parent_slots[1:]):  # one depth of the tree at a time
-        parent_rot = world_rot[-1][..., above, :, :]
-        world_rot.append(parent_rot @ rotmats[..., joints, :, :])
-        world_pos.append(world_pos[-1][..., above, :] + (parent_rot @ offsets[..., joints, :, None])[..., 0])
-    rot = torch.cat(world_rot, dim=-3)[..., plan.order, :, :]
-    posed = torch.cat(world_pos, dim=-2)[..., plan.order, :]
+    plan = _level_plan(tuple(_parent_list(parents)), rotmats.device)
+    has_parent = plan.has_parent.to(rest_joints.dtype)[:, None]
+    offsets = rest_joints - rest_joints.index_select(-2, plan.parent_of) * has_parent  # bone vectors; root: itself
+    local = _rigid(rotmats.index_select(-3, plan.by_level), offsets.index_select(-2, plan.by_level))
+    levels = torch.split(local, plan.sizes, dim=-3)  # one backward concatenation, not a zero-filled copy each
+    posed_levels = [levels[0]]
+    for level, above in zip(levels[1:], plan.parents_above):  # one depth of the tree at a time
+        parent = posed_levels[-1] if above is None else posed_levels[-1].index_select(-3, above)
+        posed_levels.append(parent @ level)
+    world = torch.cat(posed_levels, dim=-3).index_select(-3, plan.order)  # (..., J, 4, 4): joint to world
+    rot, posed = world[..., :3, :3], world[..., :3, 3]
     trans = posed - (rot @ rest_joints[..., None])[..., 0]
-    bottom = torch.zeros((*rot.shape[:-2], 1, 4), dtype=rot.dtype, device=rot.device)
-    bottom[..., 0, 3] = 1.0
-    transforms = torch.cat([torch.cat([rot, trans[..., None]], dim=-1), bottom], dim=-2)
-    return posed, transforms
+    return posed, _rigid(rot, trans)
+
+
+def _rigid(rot: torch.Tensor, trans: torch.Tensor) -> torch.Tensor:
+    """4x4 transforms (..., 4, 4) from rotations (..., 3, 3) and translations (..., 3)."""
+    bottom = torch.zeros(4, dtype=rot.dtype, device=rot.device)
+    bottom[3] = 1.0
+    top = torch.cat([rot, trans[..., None]], dim=-1)
+    return torch.cat([top, bottom.expand(*top.shape[:-2], 1, 4)], dim=-2)
 
 
 def linear_blend_skinning(vertices: torch.Tensor, transforms: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

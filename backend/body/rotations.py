@@ -11,6 +11,8 @@ gradients become NaN at exactly zero (a plain ``r / |r|`` would).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -22,11 +24,20 @@ def _safe_sqrt_norm2(sq: torch.Tensor, small: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(torch.where(small, torch.ones_like(sq), sq))
 
 
+@functools.lru_cache(maxsize=16)
+def _skew_basis(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(3, 9): row k is [e_k]_x flattened, so [v]_x = v @ basis (one product where the fit takes its gradient
+    through it hundreds of times, instead of nine stacked pieces)."""
+    basis = torch.zeros(3, 3, 3, dtype=dtype, device=device)
+    basis[0, 2, 1], basis[0, 1, 2] = 1.0, -1.0
+    basis[1, 0, 2], basis[1, 2, 0] = 1.0, -1.0
+    basis[2, 1, 0], basis[2, 0, 1] = 1.0, -1.0
+    return basis.reshape(3, 9)
+
+
 def _skew(v: torch.Tensor) -> torch.Tensor:
     """The cross-product matrix [v]_x, shape (..., 3, 3)."""
-    x, y, z = v.unbind(-1)
-    zero = torch.zeros_like(x)
-    return torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape((*v.shape[:-1], 3, 3))
+    return (v @ _skew_basis(v.dtype, v.device)).reshape((*v.shape[:-1], 3, 3))
 
 
 def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:

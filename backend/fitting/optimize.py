@@ -251,7 +251,9 @@ def _run(problem: _Problem, params: _Params, steps: int, names: tuple[str, ...],
     for step in range(steps):
         cosine_rates(opt, step, steps, options.lr * 0.1)
         opt.zero_grad()
-        problem.energy(params, with_pose).sum().backward()
+        # gradients of the variables being optimised only (the first stage holds the pose and shape: their part of
+        # the graph is not differentiated)
+        problem.energy(params, with_pose).sum().backward(inputs=variables)
         opt.step()
 
 
