@@ -26,6 +26,10 @@ from backend.runtime.atomic import atomic_path
 from backend.runtime.paths import cache_subdir
 
 _IMPORT_LOCK = threading.Lock()
+# The exports' format: raised when the same model file exports to a different graph (2: PADs folded into the
+# convolutions and SAME padding as constants, which ONNX Runtime folds into them: no layout conversions between
+# them), so a cache made by older code is not reused.
+EXPORT_VERSION = 2
 
 
 @dataclass
@@ -149,10 +153,10 @@ def _onnx_session(path: Path):
 
 
 def _exported(module: torch.nn.Module, outputs: list[str], source: Path, example_shape: tuple[int, ...]) -> Path:
-    """The cached ONNX export of ``module`` (made once per model file and input size)."""
+    """The cached ONNX export of ``module`` (made once per model file, input size and ``EXPORT_VERSION``)."""
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
     shape = "x".join(str(s) for s in example_shape[1:])
-    target = cache_subdir("onnx") / f"{source.stem}-{digest}-{shape}.onnx"
+    target = cache_subdir("onnx") / f"{source.stem}-{digest}-{shape}-v{EXPORT_VERSION}.onnx"
     if target.is_file():
         return target
     wrapper = _Tupled(module, outputs)

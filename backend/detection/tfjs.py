@@ -21,6 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from backend.detection.padding import same_padded
+
 _DTYPES = {"float32": np.float32, "int32": np.int32, "bool": np.bool_}
 
 
@@ -168,20 +170,10 @@ def _get(values: dict, graph: TfjsGraph, name: str):
     return graph.constant(base) if graph.is_constant(base) else values[base]
 
 
-def _same_pad(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
-    out = -(-size // stride)
-    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
-    return total // 2, total - total // 2
-
-
 def _conv_input(x: torch.Tensor, padding: str, kernel, stride, dilation) -> tuple[torch.Tensor, tuple[int, int]]:
     if padding != "SAME":
         return x, (0, 0)
-    top, bottom = _same_pad(x.shape[2], kernel[0], stride[0], dilation[0])
-    left, right = _same_pad(x.shape[3], kernel[1], stride[1], dilation[1])
-    if top == bottom and left == right:
-        return x, (top, left)
-    return F.pad(x, (left, right, top, bottom)), (0, 0)
+    return same_padded(x, kernel, stride, dilation)
 
 
 def _fused(node: dict) -> tuple[bool, Callable]:

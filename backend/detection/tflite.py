@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from backend.detection.padding import same_padded
 from backend.detection.tflite_schema import load_schema
 
 tfl = load_schema()
@@ -55,13 +56,18 @@ class TfliteModel(torch.nn.Module):
             if raw is not None and len(raw):
                 self._constants[index] = _constant(tensor, np.asarray(raw, np.uint8))
         codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
-        self._ops: list[Op] = []
-        self._weights = torch.nn.ParameterList()
+        names = []
         for op in graph.operators:
             name = _OPERATOR_NAMES.get(codes[op.opcodeIndex], str(codes[op.opcodeIndex]))
-            if name == "CUSTOM":
-                name = "CUSTOM:" + model.operatorCodes[op.opcodeIndex].customCode.decode()
-            if self._fold(name, op):
+            custom = model.operatorCodes[op.opcodeIndex].customCode
+            names.append("CUSTOM:" + custom.decode() if name == "CUSTOM" else name)
+        self._ops: list[Op] = []
+        self._weights = torch.nn.ParameterList()
+        # a PAD feeding only a VALID convolution, as (its input, (rows, columns) each side), padded by the convolution
+        self._padded_by_conv: dict[int, tuple[int, tuple[int, int]]] = {}
+        readers = _readers(graph, names)
+        for name, op in zip(names, graph.operators):
+            if self._fold(name, op) or self._pad_into_conv(name, op, readers):
                 continue
             build = _BUILDERS.get(name)
             if build is None:
@@ -85,6 +91,29 @@ class TfliteModel(torch.nn.Module):
             return False
         return True
 
+    def _pad_into_conv(self, name: str, op, readers: dict[int, list[tuple[str, object]]]) -> bool:
+        """Leave a PAD out when its one reader is a VALID convolution that can pad the same (zeros, the same on
+        both sides of the rows and of the columns): one operator fewer, and in ONNX Runtime a Pad between two
+        convolutions costs about a third of the landmark model's time (each one converts the activations out of
+        and back into the convolutions' blocked layout)."""
+        if name != "PAD" or op.inputs[1] not in self._constants or op.outputs[0] in dict(self._outputs):
+            return False
+        pads = np.asarray(self._constants[op.inputs[1]], np.int64).reshape(-1, 2)
+        reader = readers.get(op.outputs[0], [])
+        if (pads.shape != (4, 2) or pads[0].any() or pads[3].any() or pads[1, 0] != pads[1, 1]
+                or pads[2, 0] != pads[2, 1] or len(reader) != 1):
+            return False
+        reader_name, conv = reader[0]
+        if (reader_name not in ("CONV_2D", "DEPTHWISE_CONV_2D") or conv.inputs[0] != op.outputs[0]
+                or conv.builtinOptions.padding != tfl.Padding.VALID):
+            return False
+        self._padded_by_conv[op.outputs[0]] = (op.inputs[0], (int(pads[1, 0]), int(pads[2, 0])))
+        return True
+
+    def conv_input(self, index: int) -> tuple[int, tuple[int, int]]:
+        """A convolution's input tensor and the zero padding it adds itself (a PAD left out before it)."""
+        return self._padded_by_conv.get(index, (index, (0, 0)))
+
     def constant(self, index: int) -> np.ndarray:
         return self._constants[index]
 
@@ -105,6 +134,16 @@ class TfliteModel(torch.nn.Module):
         for op in self._ops:
             op(values)
         return {name: _to_nhwc(values[i]) for i, name in self._outputs}
+
+
+def _readers(graph, names: list[str]) -> dict[int, list[tuple[str, object]]]:
+    """Per tensor, the operators (name, operator) that read it."""
+    readers: dict[int, list[tuple[str, object]]] = {}
+    for name, op in zip(names, graph.operators):
+        for index in op.inputs:
+            if index >= 0:
+                readers.setdefault(int(index), []).append((name, op))
+    return readers
 
 
 # ---------------------------------------------------------------------------------------------- constants
@@ -189,23 +228,12 @@ def _activation(kind: int) -> Callable[[torch.Tensor], torch.Tensor]:
     raise ValueError(f"fused activation {kind} is not supported")
 
 
-def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
-    """TensorFlow's SAME padding: the extra pixel goes after (bottom/right), which torch cannot express."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
-    return total // 2, total - total // 2
-
-
 def _padded(x: torch.Tensor, padding: int, kernel: tuple[int, int], stride: tuple[int, int],
             dilation: tuple[int, int], value: float = 0.0) -> tuple[torch.Tensor, tuple[int, int]]:
     """(input, symmetric padding left to the convolution): only asymmetric SAME padding is done by hand."""
     if padding != tfl.Padding.SAME:
         return x, (0, 0)
-    top, bottom = _same_padding(x.shape[2], kernel[0], stride[0], dilation[0])
-    left, right = _same_padding(x.shape[3], kernel[1], stride[1], dilation[1])
-    if top == bottom and left == right:
-        return x, (top, left)
-    return F.pad(x, (left, right, top, bottom), value=value), (0, 0)
+    return same_padded(x, kernel, stride, dilation, value)
 
 
 def _conv(model: TfliteModel, op) -> Op:
@@ -214,11 +242,12 @@ def _conv(model: TfliteModel, op) -> Op:
     w = model.parameter(weight.transpose(0, 3, 1, 2))
     b = model.parameter(model.constant(op.inputs[2])) if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
     stride, dilation = (o.strideH, o.strideW), (o.dilationHFactor, o.dilationWFactor)
-    act, kernel, (src, dst) = _activation(o.fusedActivationFunction), weight.shape[1:3], (op.inputs[0], op.outputs[0])
+    act, kernel, dst = _activation(o.fusedActivationFunction), weight.shape[1:3], op.outputs[0]
+    src, own = model.conv_input(op.inputs[0])
 
     def run(v: dict) -> None:
         x, pad = _padded(v[src], o.padding, kernel, stride, dilation)
-        v[dst] = act(F.conv2d(x, w, b, stride, pad, dilation))
+        v[dst] = act(F.conv2d(x, w, b, stride, own if o.padding == tfl.Padding.VALID else pad, dilation))
     return run
 
 
@@ -228,12 +257,13 @@ def _depthwise(model: TfliteModel, op) -> Op:
     w = model.parameter(weight.transpose(3, 0, 1, 2))
     b = model.parameter(model.constant(op.inputs[2])) if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
     stride, dilation = (o.strideH, o.strideW), (o.dilationHFactor, o.dilationWFactor)
-    act, kernel, (src, dst) = _activation(o.fusedActivationFunction), weight.shape[1:3], (op.inputs[0], op.outputs[0])
+    act, kernel, dst = _activation(o.fusedActivationFunction), weight.shape[1:3], op.outputs[0]
     groups = model.shape(op.inputs[0])[3]
+    src, own = model.conv_input(op.inputs[0])
 
     def run(v: dict) -> None:
         x, pad = _padded(v[src], o.padding, kernel, stride, dilation)
-        v[dst] = act(F.conv2d(x, w, b, stride, pad, dilation, groups))
+        v[dst] = act(F.conv2d(x, w, b, stride, own if o.padding == tfl.Padding.VALID else pad, dilation, groups))
     return run
 
 
