@@ -2,6 +2,10 @@
 landmark model without its mask (as the crops tried run) against whole calls, and the
 people finder per frame of a clip. ``python benchmarks/bench_people.py [--frames 60]``.
 
+``--exports-against REV`` instead times each network's ONNX export as this checkout makes it against the export
+``REV``'s code makes (a temporary git worktree exports in its own process), alternating, on the same inputs, and
+says how far their outputs are apart.
+
 Coverage figures are ``python -m backend eval-people`` (hand-labelled photos, against a baseline revision).
 """
 
@@ -116,11 +120,78 @@ def clip(frames: int) -> None:
           f"ms/frame, {np.mean(counts):.1f} people per frame")
 
 
+def exports_against(revision: str, repeats: int, batch: int = 4) -> None:
+    """Each network's ONNX export by this checkout against the one by ``revision``'s code: ms per image, alternating."""
+    import json
+    import subprocess
+    import tempfile
+
+    from backend.detection.runtime import _onnx_session
+    from backend.evaluation.photos import worktree
+
+    def export(code: Path, folder: Path) -> dict[str, str]:
+        command = [sys.executable, str(Path(__file__).resolve()), "--export-into", str(folder), "--code", str(code)]
+        done = subprocess.run(command, cwd=code, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"exporting with the code in {code} failed:\n{done.stderr[-3000:]}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    with tempfile.TemporaryDirectory(prefix="troupe-exports-") as tmp:
+        with worktree(revision) as base_root:
+            base = export(base_root, Path(tmp) / "baseline")
+        now = export(ROOT, Path(tmp) / "current")
+        for name, shape in ((name, shape) for name, _, shape in networks()):
+            sessions = {"baseline": _onnx_session(Path(base[name])), "this code": _onnx_session(Path(now[name]))}
+            x = np.random.default_rng(0).random((batch, *shape[1:]), np.float32)
+            outputs = {label: session.run(None, {"input": x}) for label, session in sessions.items()}
+            apart = max(float(np.abs(a - b).max() / (np.abs(a).max() + 1e-9))
+                        for a, b in zip(outputs["baseline"], outputs["this code"]))
+            times = dict.fromkeys(sessions, 0.0)
+            for repeat in range(repeats):
+                for label in sessions if repeat % 2 else reversed(sessions):
+                    start = time.perf_counter()
+                    sessions[label].run(None, {"input": x})
+                    times[label] += time.perf_counter() - start
+            ms = {label: 1000 * value / repeats / batch for label, value in times.items()}
+            print(f"{name:26s} batch {batch}: {revision} {ms['baseline']:6.1f} ms/image, this code "
+                  f"{ms['this code']:6.1f} ({ms['baseline'] / ms['this code']:.2f}x); outputs apart by at most "
+                  f"{apart:.1e} of their largest value")
+
+
+def export_into(folder: Path) -> None:
+    """(In the process of the code being measured.) Every network's ONNX export, written into ``folder``; prints
+    their paths by name as JSON."""
+    import json
+
+    from backend.detection import runtime
+    from backend.detection.models import model_path
+
+    folder.mkdir(parents=True, exist_ok=True)
+    runtime.cache_subdir = lambda name: folder  # this process only: the user's cache is not touched
+    paths = {}
+    for name, module, shape in networks():
+        source = model_path(name)
+        source = source.with_suffix(".bin") if source.suffix == ".json" else source
+        outputs = getattr(module, "output_names", None) or module.outputs
+        paths[name] = str(runtime._exported(module, outputs, source, shape))
+    print(json.dumps(paths))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=60, help="clip frames to time the finder on (0: skip the clip)")
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--exports-against", metavar="REV", help="time the ONNX exports against REV's instead")
+    parser.add_argument("--export-into", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--code", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.export_into is not None:
+        sys.path.insert(0, str(args.code))  # that checkout's backend, not this file's
+        export_into(args.export_into)
+        return
+    if args.exports_against:
+        exports_against(args.exports_against, args.repeats)
+        return
     runtimes(args.repeats)
     landmark_mask(args.repeats)
     if args.frames >= 2:  # the first frame is timed apart, so the clip needs two
