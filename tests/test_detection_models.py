@@ -4,6 +4,7 @@ MediaPipe's own face detector and pose solution, the same graph in the other run
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -276,3 +277,24 @@ def test_zero_padding_before_a_valid_convolution_is_done_by_the_convolution(key:
         expected = plain(x)
         for name, value in folded(x).items():
             torch.testing.assert_close(value, expected[name], atol=1e-5, rtol=1e-5)
+
+
+def test_an_export_of_a_newer_format_removes_the_older_ones_of_that_model(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exports are cached per format version; making one removes the same model's older exports and their cut
+    parts (tens of megabytes, never read again), not other models' or other sizes', nor a newer version's."""
+    from backend.detection import runtime
+
+    monkeypatch.setattr(runtime, "cache_subdir", lambda name: tmp_path)
+    source = model_path("pose_landmarks_full")
+    module = TfliteModel(source)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    stem = f"{source.stem}-{digest}-256x256x3"
+    older = [f"{stem}.onnx", f"{stem}.main.onnx", f"{stem}.deferred.onnx"]
+    kept = [f"{stem}-v{runtime.EXPORT_VERSION + 1}.onnx", f"{source.stem}-{digest}-128x128x3.onnx",
+            f"other-{digest}-256x256x3.onnx"]
+    for name in older + kept:
+        (tmp_path / name).write_bytes(b"old")
+    path = runtime._exported(module, module.output_names, source, module.input_shape)
+    assert path.name == f"{stem}-v{runtime.EXPORT_VERSION}.onnx" and path.stat().st_size > 1000
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept + [path.name])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import re
 import sys
 import threading
 import warnings
@@ -156,9 +157,11 @@ def _exported(module: torch.nn.Module, outputs: list[str], source: Path, example
     """The cached ONNX export of ``module`` (made once per model file, input size and ``EXPORT_VERSION``)."""
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
     shape = "x".join(str(s) for s in example_shape[1:])
-    target = cache_subdir("onnx") / f"{source.stem}-{digest}-{shape}-v{EXPORT_VERSION}.onnx"
+    stem = f"{source.stem}-{digest}-{shape}"
+    target = cache_subdir("onnx") / f"{stem}-v{EXPORT_VERSION}.onnx"
     if target.is_file():
         return target
+    _drop_older_exports(target.parent, stem)
     wrapper = _Tupled(module, outputs)
     with atomic_path(target) as tmp, torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's notes on shape arithmetic: the input size is fixed
@@ -166,6 +169,18 @@ def _exported(module: torch.nn.Module, outputs: list[str], source: Path, example
                           input_names=["input"], output_names=[f"output_{i}" for i in range(len(outputs))],
                           dynamic_axes={"input": {0: "batch"}})
     return target
+
+
+def _drop_older_exports(folder: Path, stem: str) -> None:
+    """Remove the exports (and their cut parts) of the same model and input size made under an older
+    ``EXPORT_VERSION``: never read again, tens of megabytes each."""
+    for path in folder.glob(f"{stem}*.onnx"):
+        made = re.fullmatch(r"(?:-v(\d+))?(?:\.main|\.deferred)?\.onnx", path.name[len(stem):])
+        if made is not None and int(made.group(1) or 1) < EXPORT_VERSION:
+            try:
+                path.unlink()
+            except OSError:  # in use by another process (Windows), or gone already: left as it is
+                pass
 
 
 def _split(path: Path, deferred: list[str]) -> tuple[Path, Path]:
