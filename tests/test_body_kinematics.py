@@ -179,3 +179,19 @@ def test_fk_levels_match_the_joint_by_joint_recursion_values_and_gradients(paren
         outputs.append((posed, rot, trans, *torch.autograd.grad(loss, (axis_angle, rest))))
     for mine, reference in zip(*outputs):
         torch.testing.assert_close(mine, reference)
+
+
+def test_a_skeleton_first_posed_under_inference_mode_can_be_posed_with_gradients_later() -> None:
+    """The tree's index tensors and the cross-product basis are cached on first use: made under
+    ``torch.inference_mode`` (a detector's or an estimator's pass), they must still serve a fit's backward pass."""
+    from backend.body import kinematics, rotations
+
+    kinematics._level_plan.cache_clear()
+    rotations._skew_basis.cache_clear()
+    with torch.inference_mode():
+        forward_kinematics(axis_angle_to_matrix(torch.randn(2, 24, 3)), torch.randn(2, 24, 3), PARENTS)
+    axis_angle = torch.randn(2, 24, 3, requires_grad=True)
+    rest = torch.randn(2, 24, 3, requires_grad=True)
+    joints, _ = forward_kinematics(axis_angle_to_matrix(axis_angle), rest, PARENTS)
+    joints.square().sum().backward()
+    assert torch.isfinite(axis_angle.grad).all() and axis_angle.grad.abs().sum() > 0 and rest.grad is not None

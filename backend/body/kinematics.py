@@ -38,7 +38,13 @@ class _LevelPlan(NamedTuple):
 def _level_plan(parent: tuple[int, ...], device: torch.device) -> _LevelPlan:
     """Every joint of one depth is posed in one batched product (9 products instead of 23 for SMPL), each level
     a contiguous slice of the joints put in level order once: few, larger tensor operations, forward and
-    backward, which is what a fit taking hundreds of steps on a few people spends its time on."""
+    backward, which is what a fit taking hundreds of steps on a few people spends its time on. The tensors are
+    normal ones even when first made under ``torch.inference_mode``: later passes save them for backward."""
+    with torch.inference_mode(False):
+        return _make_level_plan(parent, device)
+
+
+def _make_level_plan(parent: tuple[int, ...], device: torch.device) -> _LevelPlan:
     depth = [0] * len(parent)
     for child, p in enumerate(parent):
         depth[child] = 0 if p < 0 else depth[p] + 1

@@ -27,12 +27,14 @@ def _safe_sqrt_norm2(sq: torch.Tensor, small: torch.Tensor) -> torch.Tensor:
 @functools.lru_cache(maxsize=16)
 def _skew_basis(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """(3, 9): row k is [e_k]_x flattened, so [v]_x = v @ basis (one product where the fit takes its gradient
-    through it hundreds of times, instead of nine stacked pieces)."""
-    basis = torch.zeros(3, 3, 3, dtype=dtype, device=device)
-    basis[0, 2, 1], basis[0, 1, 2] = 1.0, -1.0
-    basis[1, 0, 2], basis[1, 2, 0] = 1.0, -1.0
-    basis[2, 1, 0], basis[2, 0, 1] = 1.0, -1.0
-    return basis.reshape(3, 9)
+    through it hundreds of times, instead of nine stacked pieces). Made as a normal tensor even when first asked
+    for under ``torch.inference_mode`` (an inference tensor cannot be saved for a later backward pass)."""
+    with torch.inference_mode(False):
+        basis = torch.zeros(3, 3, 3, dtype=dtype, device=device)
+        basis[0, 2, 1], basis[0, 1, 2] = 1.0, -1.0
+        basis[1, 0, 2], basis[1, 2, 0] = 1.0, -1.0
+        basis[2, 1, 0], basis[2, 0, 1] = 1.0, -1.0
+        return basis.reshape(3, 9)
 
 
 def _skew(v: torch.Tensor) -> torch.Tensor:
