@@ -50,3 +50,23 @@ def test_variants_have_their_own_total_and_leave_all_as_it_was() -> None:
     lines = format_table(runs).splitlines()
     assert lines[-2].split()[:3] == ["all", "4", "100%"]
     assert lines[-1].split()[:3] == ["variants", "4", "25%"]
+
+
+def test_a_clip_is_scored_from_each_of_its_first_frames_and_the_mean_is_printed(monkeypatch) -> None:
+    """``--clip-starts N``: the clip's observed share moves by 1-2 points with its start frame, so each start is
+    reconstructed (``--start`` passed through) and every share and their mean are printed."""
+    from backend.evaluation import photos
+
+    asked = []
+
+    def fake(source, code=photos.REPO_ROOT, extra=None):
+        asked.append(list(extra or []))
+        start = int(extra[1]) if extra else 0
+        return photos.ClipRun(257 - start, 100.0, [0.95, 0.93, 0.91][start], 1000 + start, 4.0)
+
+    monkeypatch.setattr(photos, "evaluate_clip", fake)
+    runs = photos.evaluate_clip_starts(Path("clip.mp4"), 3)
+    assert asked == [[], ["--start", "1"], ["--start", "2"]]
+    text = photos.format_clip("clip.mp4", runs, runs)
+    assert "95.0 / 93.0 / 91.0% (mean 93.0%)" in text and "1000 / 1001 / 1002 body-frames" in text
+    assert "2.56 frames/s" in text and "1.00x" in text  # (257 + 256 + 255) frames in 300 s
