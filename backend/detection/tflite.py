@@ -93,9 +93,9 @@ class TfliteModel(torch.nn.Module):
 
     def _pad_into_conv(self, name: str, op, readers: dict[int, list[tuple[str, object]]]) -> bool:
         """Leave a PAD out when its one reader is a VALID convolution that can pad the same (zeros, the same on
-        both sides of the rows and of the columns): one operator fewer, and in ONNX Runtime a Pad between two
-        convolutions costs about a third of the landmark model's time (each one converts the activations out of
-        and back into the convolutions' blocked layout)."""
+        both sides of the rows and of the columns): one operator fewer, and in ONNX Runtime the Pads between
+        convolutions, with the conversions out of and back into the convolutions' blocked layout around each, took
+        about a third of the landmark model's time."""
         if name != "PAD" or op.inputs[1] not in self._constants or op.outputs[0] in dict(self._outputs):
             return False
         pads = np.asarray(self._constants[op.inputs[1]], np.int64).reshape(-1, 2)
