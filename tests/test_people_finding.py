@@ -278,3 +278,22 @@ def test_a_tile_near_a_person_is_their_region_inside_the_picture() -> None:
     assert near_tile(np.array([10.0, 350.0, 80.0, 0.0]), 640, 360) == (0, 280, 80)  # moved inside
     assert near_tile(np.array([300.0, 200.0, 900.0, 0.0]), 640, 360) == (120, 0, 360)  # at most the shorter side
     assert near_tile(np.array([300.0, 200.0, 10.0, 0.0]), 640, 360)[2] == 64  # at least 64 px
+
+
+def test_only_a_whole_search_looks_at_person_boxes_at_their_other_scales(finder, shared_data: Path,
+                                                                        monkeypatch) -> None:
+    """A single picture (or a shot's first frame) tries a person box at three scales; a clip frame's share of the
+    search tries its own scale only (the box comes again in the next frames)."""
+    asked: list[int | None] = []
+    original = P.attempts
+
+    def recording(proposals, members, min_face_px, box_scales=None):
+        asked.append(box_scales)
+        return original(proposals, members, min_face_px, box_scales)
+
+    monkeypatch.setattr(P, "attempts", recording)
+    image = _picture(shared_data, "football_dribble.mp4#60")
+    finder.find(image)
+    whole, asked[:] = set(asked), []
+    finder.find(image, frame_slice=(1, 2))
+    assert whole == {None} and set(asked) == {1}

@@ -11,12 +11,14 @@ in regions interpolated between where the person was last seen and where they we
 searched for in every frame: one of the detectors over the whole image (they take turns, so each looks every third
 or fourth frame) and ``tiles_per_frame`` of the smaller tiles of their pyramids in turn; the first frame of a shot
 gets every tile at once. Detections that coincide with a tracked person cost no landmark run, nor do those where
-one of the last ``memory_frames`` frames found nobody. A clip of identical frames thus finds in every frame the
-people the image path finds in one.
+one of the last ``memory_frames`` frames found nobody; those places move with the picture when the camera pans
+(:func:`picture_shift`). A clip of identical frames thus finds in every frame the people the image path finds in
+one.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from backend.detection import proposals as P
@@ -26,6 +28,8 @@ from backend.detection.poses import HEAD_LANDMARKS, PoseDetections
 MAX_STEP = 0.25  # of a person's region: the largest step a tracked person is predicted to make in a frame
 MAX_GROWTH = 1.25  # ... and the largest change of their size
 MIN_MOVE = 0.05  # of their region: people who moved less are looked for only where they were
+SHIFT_WIDTH = 160  # pixels: the width of the grey thumbnails the picture's shift between frames is measured on
+MIN_SHIFT_RESPONSE = 0.1  # phase correlation's peak below this: no one shift explains the frame (a cut, a zoom)
 
 
 class ClipPeopleFinder:
@@ -47,10 +51,12 @@ class ClipPeopleFinder:
         self._missing = np.zeros(0, np.int64)  # per lost person: frames missing so far
         self._lost_seen = np.zeros((0, 2), np.int64)  # per lost person: (frame, index among its people) last seen
         self._empty: list[P.Proposals] = []  # per recent frame: places where nobody was found
+        self._thumbnail: np.ndarray | None = None  # the last frame's, for the picture's shift (picture_shift)
         self._frame = 0
 
     def find(self, frame: np.ndarray, alternatives: int = 1) -> PoseDetections:
         part = None if self._frame == 0 else (self._frame - 1, self.tiles_per_frame)
+        self._follow_picture(frame)
         leaders = self._leaders(self._previous)
         found = self.finder.find(frame, tracked=leaders, frame_slice=part, alternatives=alternatives,
                                  known_empty=P.Proposals.concatenate(self._empty), lost=self._lost,
@@ -60,6 +66,19 @@ class ClipPeopleFinder:
         self._empty = (self._empty + [self.finder.last_report.rejected])[-self.memory_frames:]
         self._frame += 1
         return found
+
+    def _follow_picture(self, frame: np.ndarray) -> None:
+        """Moves the places where nobody was found with the picture. On a broadcast's pan the stands slide by tens
+        of pixels a frame, and the same spectators, hidden behind seats and rows, were looked for anew at every
+        detector pass. Without one clear shift (a cut, a zoom, a crowd crossing the view) they are forgotten.
+        People lost from view are not moved so: the camera pans to follow the players, who stay in view while
+        the background slides (moved with it, the players lost in a fast pan at the dribble clip's frames
+        140-150 were looked for where they were not, and fewer were found)."""
+        thumbnail = _grey_thumbnail(frame)
+        if self._thumbnail is not None and self._empty:
+            shift = picture_shift(self._thumbnail, thumbnail, frame.shape[1] / thumbnail.shape[1])
+            self._empty = [] if shift is None else [_moved(places, shift) for places in self._empty]
+        self._thumbnail = thumbnail
 
     def find_frames(self, frames: list[np.ndarray], alternatives: int = 1) -> list[PoseDetections]:
         """:meth:`find` for successive frames; then each gap of a person found again within these frames is
@@ -160,6 +179,30 @@ def predicted(people: PoseDetections | None, older: PoseDetections | None
             regions[k, :2] = centre + grow * (regions[k, :2] - heads[i])
             regions[k, 2] *= grow
     return out, np.array(rows, np.int64)
+
+
+def picture_shift(before: np.ndarray, after: np.ndarray, scale: float = 1.0) -> np.ndarray | None:
+    """How far the picture moved from ``before`` to ``after`` (grey float32 images of one size), in pixels times
+    ``scale``: (dx, dy), or None when phase correlation finds no clear single shift."""
+    height, width = before.shape[:2]
+    window = cv2.createHanningWindow((width, height), cv2.CV_32F)
+    (dx, dy), response = cv2.phaseCorrelate(before, after, window)
+    return None if response < MIN_SHIFT_RESPONSE else scale * np.array([dx, dy])
+
+
+def _grey_thumbnail(frame: np.ndarray) -> np.ndarray:
+    height, width = frame.shape[:2]
+    size = (SHIFT_WIDTH, max(8, int(round(height * SHIFT_WIDTH / width))))
+    small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+
+def _moved(places: P.Proposals, shift: np.ndarray) -> P.Proposals:
+    """``places`` moved by ``shift`` (dx, dy) pixels."""
+    out = places.select(np.arange(len(places)))
+    out.regions[:, :2] += shift
+    out.face[:, :2] += shift
+    return out
 
 
 def _between(before: PoseDetections, after: PoseDetections, weight: float) -> PoseDetections:

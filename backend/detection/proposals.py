@@ -160,13 +160,15 @@ def candidates(proposals: Proposals, min_region_px: float) -> list[list[int]]:
     return groups
 
 
-def attempts(proposals: Proposals, members: list[int], min_face_px: float) -> list[Attempt]:
+def attempts(proposals: Proposals, members: list[int], min_face_px: float, box_scales: int | None = None
+             ) -> list[Attempt]:
     """What to try for one candidate, in order: a tracked person one pass in each of their regions (where they
     were, then where their motion puts them), then two in a larger one around the latter (a lost person: only
     in their regions); the regions of its other proposals; tighter regions under its faces (faces of at least
     ``min_face_px``: tighter crops of smaller ones are upsampled blur); last its person boxes, at their own and
     other scales. A box's region is centred on the whole person and, in a group, can show a neighbour's head
-    near enough to the candidate's face to pass, so it comes after what a face placed."""
+    near enough to the candidate's face to pass, so it comes after what a face placed. ``box_scales``: at most
+    that many of a box's scales (its own first; None: all)."""
     origin = int(max(proposals.origin[members]))  # a candidate holds at most one followed person
     tracked = [i for i in members if proposals.source[i] == TRACKED]
     lost = [i for i in members if proposals.source[i] == LOST]
@@ -196,7 +198,7 @@ def attempts(proposals: Proposals, members: list[int], min_face_px: float) -> li
                                    tight=True, tracked=follow))
     for attempt in out:
         attempt.boxed = not attempt.tracked and boxed_face(attempt.face, proposals)
-    for scale in (nanodet.REGION_ENLARGE, *PERSON_RETRIES):
+    for scale in (nanodet.REGION_ENLARGE, *PERSON_RETRIES)[:box_scales]:
         for i in boxes:
             region = proposals.regions[i]
             side = region[2] / nanodet.REGION_ENLARGE * scale
