@@ -187,7 +187,7 @@ def picture_shift(before: np.ndarray, after: np.ndarray, scale: float = 1.0) -> 
     height, width = before.shape[:2]
     window = cv2.createHanningWindow((width, height), cv2.CV_32F)
     (dx, dy), response = cv2.phaseCorrelate(before, after, window)
-    return None if response < MIN_SHIFT_RESPONSE else scale * np.array([dx, dy])
+    return scale * np.array([dx, dy]) if response >= MIN_SHIFT_RESPONSE else None  # NaN (a blank frame): None
 
 
 def _grey_thumbnail(frame: np.ndarray) -> np.ndarray:
