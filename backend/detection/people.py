@@ -129,7 +129,7 @@ class PeopleFinder:
             report.proposals[name] = int(((known.source == code).sum() + (fresh.source == code).sum()))
         fresh = fresh.select([i for i in range(len(fresh)) if not explained(fresh, i, results)])
         # a clip frame's share of the search looks at each new person box at its own scale only: the box comes
-        # again in the next frames, and the other scales were two thirds of the looks at boxes, mostly at
+        # again in the next frames, and the other scales were nearly two thirds of the looks at boxes, mostly at
         # spectators hidden behind seats (on the dribble clip: 673 failed looks against 36 people found)
         more, more_origin = self._landmarks(image, fresh, report, box_scales=1 if frame_slice is not None else None)
         results = LandmarkResult.concatenate([results, more])
