@@ -297,3 +297,19 @@ def test_only_a_whole_search_looks_at_person_boxes_at_their_other_scales(finder,
     whole, asked[:] = set(asked), []
     finder.find(image, frame_slice=(1, 2))
     assert whole == {None} and set(asked) == {1}
+
+
+def test_a_person_cut_by_the_top_edge_is_one_person_though_a_fragment_on_them_reads_clearer(finder,
+                                                                                            shared_data: Path
+                                                                                            ) -> None:
+    """The goalkeeper of football_player_a.jpg mirrored, his head out of the picture: a skeleton squeezed onto his
+    arm is seen more clearly than his whole body, so it is grouped first; his whole body then leads its group
+    (``PeopleFinder._people``) instead of becoming a second person whose head lies on his shoulder."""
+    from backend.evaluation.photos import VARIANTS
+
+    image = np.ascontiguousarray(_picture(shared_data, "football_player_a.jpg")[:, ::-1])
+    label = VARIANTS["mirror"].label(LABELS["football_player_a.jpg"], image.shape[1])
+    people = finder.find(image)
+    heads = people.keypoints[np.unique(people.group, return_index=True)[1], :11].mean(axis=1)
+    result = score(label, heads)
+    assert result.covered == 2 and result.on_nobody == 0, (result, heads)

@@ -285,12 +285,18 @@ class PeopleFinder:
         reading that mixes them."""
         support = np.array([body_support(results, i) for i in range(len(results))])
         groups: list[list[int]] = []
-        for i in np.lexsort((-support, origin >= n_tracked, origin < 0)):
-            owner = next((g for g in groups if same_person(results, int(i), g[0], self.settings.same_head)), None)
-            if owner is None:
-                groups.append([int(i)])
+        for i in (int(i) for i in np.lexsort((-support, origin >= n_tracked, origin < 0))):
+            owner = next((g for g in groups if same_person(results, i, g[0], self.settings.same_head)), None)
+            if owner is not None:
+                owner.append(i)
+                continue
+            # The whole body of a fragment read before it leads the fragment's group: a person whose head is out
+            # of the picture is seen less clearly than a skeleton squeezed onto their arm.
+            whole_of = next((g for g in groups if is_fragment(results, g[0], i)), None)
+            if whole_of is not None:
+                whole_of.insert(0, i)
             else:
-                owner.append(int(i))
+                groups.append([i])
         return groups
 
 
