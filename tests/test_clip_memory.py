@@ -43,6 +43,8 @@ def test_the_pictures_shift_is_measured_and_an_unrelated_picture_has_none(frame:
         np.testing.assert_allclose(shift, [dx, dy], atol=2.0)
     noise = np.random.default_rng(0).integers(0, 256, frame.shape, dtype=np.uint8)
     assert picture_shift(_grey_thumbnail(frame), _grey_thumbnail(noise)) is None
+    portrait = np.ascontiguousarray(frame[:, :400])  # the next picture of a folder, of another shape
+    assert picture_shift(_grey_thumbnail(frame), _grey_thumbnail(portrait)) is None
 
 
 class _NoFinder:

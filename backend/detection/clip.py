@@ -183,7 +183,10 @@ def predicted(people: PoseDetections | None, older: PoseDetections | None
 
 def picture_shift(before: np.ndarray, after: np.ndarray, scale: float = 1.0) -> np.ndarray | None:
     """How far the picture moved from ``before`` to ``after`` (grey float32 images of one size), in pixels times
-    ``scale``: (dx, dy), or None when phase correlation finds no clear single shift."""
+    ``scale``: (dx, dy), or None when phase correlation finds no clear single shift, or the two differ in size
+    (a folder of pictures of other shapes)."""
+    if before.shape != after.shape:
+        return None
     height, width = before.shape[:2]
     window = cv2.createHanningWindow((width, height), cv2.CV_32F)
     (dx, dy), response = cv2.phaseCorrelate(before, after, window)
