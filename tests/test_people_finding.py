@@ -313,3 +313,17 @@ def test_a_person_cut_by_the_top_edge_is_one_person_though_a_fragment_on_them_re
     heads = people.keypoints[np.unique(people.group, return_index=True)[1], :11].mean(axis=1)
     result = score(label, heads)
     assert result.covered == 2 and result.on_nobody == 0, (result, heads)
+
+
+def test_a_clip_of_pictures_of_mixed_shapes_carries_nobody_over(finder, shared_data: Path) -> None:
+    """Without a cut between them (shot detection off), pictures of other shapes in one search: the people and
+    places of the last picture are forgotten (their masks and regions belong to another frame size)."""
+    from backend.detection.clip import ClipPeopleFinder
+
+    wide = _picture(shared_data, "football_dribble.mp4#60")
+    narrow = np.ascontiguousarray(wide[:, 300:900])
+    pictures = [wide, narrow, narrow, wide]
+    found = ClipPeopleFinder(finder).find_frames(pictures)
+    assert [len(people) > 0 for people in found] == [True] * 4
+    assert all(people.masks.shape[1:] == picture.shape[:2] for people, picture in zip(found, pictures))
+    assert (found[1].origin == -1).all() and (found[3].origin == -1).all()  # nobody followed across a size change

@@ -53,3 +53,11 @@ def test_the_dancer_video_has_no_cut(shared_data):
         frames.append(cv2.resize(frame, SIZE, interpolation=cv2.INTER_AREA)[:, :, ::-1])
     capture.release()
     assert len(frames) == 120 and detect_cuts(frames) == []
+
+
+def test_a_picture_of_another_size_starts_a_shot(images):
+    """A folder of pictures of mixed shapes: a crop of the same picture looks alike (no cut by its colours), but
+    nothing measured on a frame of one size carries over to another."""
+    image = cv2.resize(images["football_player_a.jpg"], SIZE, interpolation=cv2.INTER_AREA)
+    portrait = np.ascontiguousarray(image[:, 140:500])
+    assert detect_cuts([image, image, portrait, portrait, image]) == [2, 4]

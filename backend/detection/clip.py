@@ -45,6 +45,11 @@ class ClipPeopleFinder:
 
     def reset(self) -> None:
         """Forget the previous frames (a shot cut, or an unrelated image next)."""
+        self._forget()
+        self._frame = 0
+
+    def _forget(self) -> None:
+        """Forget the people and places of the previous frames; the frame count goes on."""
         self._previous: PoseDetections | None = None
         self._older: PoseDetections | None = None  # one row per person of the frame before the previous one
         self._lost: PoseDetections | None = None  # people missing from the last frames, as last seen
@@ -52,9 +57,12 @@ class ClipPeopleFinder:
         self._lost_seen = np.zeros((0, 2), np.int64)  # per lost person: (frame, index among its people) last seen
         self._empty: list[P.Proposals] = []  # per recent frame: places where nobody was found
         self._thumbnail: np.ndarray | None = None  # the last frame's, for the picture's shift (picture_shift)
-        self._frame = 0
+        self._thumbnail_of: tuple[int, ...] = ()  # ... and that frame's (height, width)
 
     def find(self, frame: np.ndarray, alternatives: int = 1) -> PoseDetections:
+        if self._thumbnail is not None and frame.shape[:2] != self._thumbnail_of:
+            self._forget()  # a picture of another size (a folder of mixed pictures, no cut seen): none carry over
+        self._thumbnail_of = frame.shape[:2]
         part = None if self._frame == 0 else (self._frame - 1, self.tiles_per_frame)
         self._follow_picture(frame)
         leaders = self._leaders(self._previous)

@@ -36,19 +36,24 @@ class ShotCutDetector:
     def __init__(self, settings: ShotSettings | None = None) -> None:
         self.settings = settings or ShotSettings()
         self._previous: np.ndarray | None = None
+        self._size: tuple[int, ...] = ()
         self._recent: deque[float] = deque(maxlen=self.settings.window)
 
     def reset(self) -> None:
         """Forget the previous frame (a new, unrelated source)."""
         self._previous = None
+        self._size = ()
         self._recent.clear()
 
     def update(self, frame: np.ndarray) -> bool:
         """True when ``frame`` (RGB uint8) starts a new shot; the first frame never does."""
         signature = frame_signature(frame)
         previous, self._previous = self._previous, signature
+        size, self._size = self._size, frame.shape[:2]
         if previous is None:
             return False
+        if size != frame.shape[:2]:
+            return True  # a picture of another size (a folder of mixed pictures) is another shot
         distance = signature_distance(previous, signature)
         is_cut = distance > max(self.settings.min_distance, self.settings.ratio * self._median())
         if not is_cut:
