@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend.coherence import CoherenceOptions, refine_clip, refine_people
+from backend.coherence import CoherenceOptions, refine as refine_module, refine_clip, refine_people
 from backend.coherence.fields import penetration_field
 from backend.coherence.losses import disagreement_pairs, ordinal_depth_loss
 from backend.estimators.base import PersonEstimate
@@ -97,6 +97,24 @@ def test_depth_moves_keep_the_drawing_on_its_person(body) -> None:
         assert np.linalg.norm(free.joints2d - before.joints2d, axis=-1).max() > moved  # the bound did bind
     # the order moved the right way, as far as the bound allows
     assert refined[1].transl[2] - refined[0].transl[2] < estimate[1].transl[2] - estimate[0].transl[2]
+
+
+def test_a_descent_that_can_move_nobody_further_ends_early(body, monkeypatch) -> None:
+    """People held at their depth bounds with the order still wrong: the descent stops once nothing changes
+    (not after its whole budget), where the whole budget would have left them."""
+    truth = [_person(body, [0.0, 0.0, 5.0]), _person(body, [0.3, 0.0, 4.2])]
+    estimate = [_person(body, [0.0, 0.0, 4.2]), _person(body, [0.3, 0.0, 5.0])]
+    steps = []
+    loss = refine_module._Problem.loss
+    monkeypatch.setattr(refine_module._Problem, "loss", lambda self, *a, **k: steps.append(1) or loss(self, *a, **k))
+    early = refine_people(estimate, body, CAMERA, _masks(body, truth))
+    early_steps, steps[:] = len(steps), []
+    whole = refine_people(estimate, body, CAMERA, _masks(body, truth), CoherenceOptions(min_progress=-1.0))
+    assert len(steps) == CoherenceOptions().order_iterations + CoherenceOptions().iterations  # never stuck
+    assert early_steps <= len(steps) // 2
+    for a, b in zip(early, whole):
+        assert np.abs(a.transl - b.transl).max() < 0.02
+        assert np.abs(a.joints2d - b.joints2d).max() < 1.0
 
 
 def test_empty_and_single_person_frames(body) -> None:

@@ -113,15 +113,16 @@ def _touching(a: torch.Tensor, b: torch.Tensor, radius: int) -> int:
     return int((grown.bool() & b).sum())
 
 
-def orders_violated(depth: torch.Tensor, observed: torch.Tensor, pairs: Sequence[tuple[int, int]]) -> int:
-    """How many (front, back) pairs are rendered with the back person nearer, on average over the pixels where
-    the front one is observed."""
-    count = 0
+def order_excess(depth: torch.Tensor, observed: torch.Tensor, pairs: Sequence[tuple[int, int]]) -> float:
+    """How far (summed over the (front, back) pairs drawn in the wrong order) the front person is drawn behind
+    the back one, on average over the pixels where the front one is observed; 0: every order is right."""
+    total = 0.0
     for front, back in pairs:
         sel = (observed == front) & torch.isfinite(depth[front]) & torch.isfinite(depth[back])
-        if bool(sel.any()) and float((depth[front][sel] - depth[back][sel]).mean()) >= 0:
-            count += 1
-    return count
+        if bool(sel.any()):
+            gap = float((depth[front][sel] - depth[back][sel]).mean())
+            total += gap if gap >= 0 else 0.0
+    return total
 
 
 def ordinal_depth_loss(depth: torch.Tensor, observed: torch.Tensor, pairs: Sequence[tuple[int, int]],

@@ -27,6 +27,7 @@ not move.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -48,7 +49,7 @@ from backend.coherence.losses import (
     disagreement_pairs,
     interpenetration_loss,
     observed_index_map,
-    orders_violated,
+    order_excess,
     ordinal_depth_loss,
     pair_penetration,
 )
@@ -88,7 +89,8 @@ class CoherenceOptions:
     # head a face width below the face it was fitted to). None: unbounded.
     max_depth_drift: float | None = 0.03
     min_penetration: float = 0.25  # metre-vertices: less is touching (arms brushing), not a collision
-    check_every: int = 5  # iterations between checks whether the scene is coherent yet (then it stops)
+    check_every: int = 5  # iterations between checks whether the scene is coherent yet (then it stops) ...
+    min_progress: float = 0.1  # ... or whether what is left changed by this fraction over two checks
     contact_order_weight: float = 1000.0  # 0: off (see coherence.contact)
     contact_margin: float = 0.03  # log depth: how far beyond a restored contact order people are put
     contact_gate: ContactGate = ContactGate()
@@ -279,10 +281,17 @@ class _Problem:
             target[idx], weight[idx] = log_scale.to(target), w.to(weight)
         return target, weight
 
-    def _off_floor(self, params: torch.Tensor | None = None) -> bool:
-        log_scale = 0.0 if params is None else self.log_scale(params)
-        off = (self.ground - log_scale).abs() > self.options.ground_deadband
-        return bool((self.grounded & off).any())
+    def _contact_excess(self, params: torch.Tensor) -> float:
+        """Summed violation of the contact orders beyond half their margins: an order restored short of its
+        whole margin (the hinge and the depth prior balance just inside it) is restored."""
+        if not self.contact_pairs.numel():
+            return 0.0
+        return float((self._contact_violation(params) - 0.5 * self.contact_margins).clamp(min=0).sum())
+
+    def _floor_excess(self, params: torch.Tensor) -> float:
+        """Summed log depth by which grounded people are off the floor beyond ``ground_deadband``."""
+        off = (self.ground - self.log_scale(params)).abs() - self.options.ground_deadband
+        return float(off[self.grounded].clamp(min=0).sum())
 
     def shifts(self, params: torch.Tensor) -> torch.Tensor:
         """Translation change (N, 3) of each observation: pelvis scaled along its ray, plus a bounded lateral
@@ -295,45 +304,63 @@ class _Problem:
     def solve(self) -> torch.Tensor:
         n = len(self.obs)
         params = torch.zeros(n, 3, dtype=self.pelvis.dtype, device=self.pelvis.device, requires_grad=True)
-        if n == 0 or not (self._incoherent() or self._off_floor()):
+        if n == 0 or not self._incoherent():
             return self.shifts(params).detach()
         if any(self.pairs.values()):
-            self._descend(params, self.options.order_iterations, collisions=False)
+            ended = self._descend(params, self.options.order_iterations, collisions=False)
+            if ended is not None and not ended[2]:
+                return self.shifts(params).detach()  # nobody inside anyone: the collision stage would add nothing
         self._descend(params, self.options.iterations, collisions=True)
         return self.shifts(params).detach()
 
-    def _descend(self, params: torch.Tensor, iterations: int, collisions: bool) -> None:
+    def _descend(self, params: torch.Tensor, iterations: int, collisions: bool
+                 ) -> tuple[float, float, float] | None:
+        """Adam steps on ``params``; what was left to fix when it ended early (coherent or stuck), else None."""
         optimizer = Adam([([params], self.options.learning_rate)])
+        checked: list[tuple[float, float, float]] = []
         for step in range(iterations):
             optimizer.zero_grad()
             self.loss(params, rerender=step % self.options.rerender_every == 0, collisions=collisions).backward()
             optimizer.step()
-            checkpoint = (step + 1) % self.options.check_every == 0
-            if checkpoint and not self.links.numel() and not self._incoherent(params.detach()):
-                return  # coherent now (a coupled clip runs on: its smoothness has no such end point)
+            if (step + 1) % self.options.check_every or self.links.numel():
+                continue  # (a coupled clip runs on: its smoothness has no end point to check for)
+            left = self._left_to_fix(params.detach())
+            if not any(left) or (len(checked) > 1 and self._stuck(checked[-2], left)):
+                return left  # coherent now, or what is left does not yield to the bounded moves
+            checked.append(left)
+        return None
+
+    def _stuck(self, before: tuple[float, ...], now: tuple[float, ...]) -> bool:
+        """Whether no kind of incoherence changed by ``min_progress`` of itself over two checks (people held at
+        their bounds: descents that would run their whole length and move nobody). Two, as penetration can
+        rise for a check while people slide past each other."""
+        return all(math.isfinite(b) and abs(b - n) <= self.options.min_progress * b for b, n in zip(before, now))
 
     def _incoherent(self, params: torch.Tensor | None = None) -> bool:
-        """Anything (left) to fix? Depth orders the masks contradict, violated contact orders, or people inside
-        each other by more than ``min_penetration``. (Keeps a coherent scene exactly where it is, is cheap, and
-        ends the descent early once the scene is coherent.)"""
+        """Anything (left) to fix? (Keeps a coherent scene exactly where it is.)"""
+        return any(self._left_to_fix(params))
+
+    def _left_to_fix(self, params: torch.Tensor | None = None) -> tuple[float, float, float]:
+        """How incoherent the scene is, by kind (all 0: coherent): the excess of violated contact orders and of
+        people off the floor (log depth), how far behind their back people the masks' front people are drawn
+        (metres; inf for a pair found just now) and the penetration beyond ``min_penetration``."""
         if params is None:
             params = torch.zeros(len(self.obs), 3, dtype=self.pelvis.dtype, device=self.pelvis.device)
         with torch.no_grad():
             shifts = self.shifts(params)
-            if bool((self._contact_violation(params) > 0).any()) or self._off_floor(params):
-                return True
+            contact = self._contact_excess(params) + self._floor_excess(params)
+            order = penetration = 0.0
             for f in self.frames:
                 idx = self.members[f]
                 verts = [self.obs[i].vertices + shifts[i] for i in idx]
                 had = bool(self.pairs[f])
                 self._ordinal(f, verts, rerender=True)  # renders, and finds the disagreeing pairs of this frame
-                if self.pairs[f] and (not had or self._orders_violated(f, verts)):
-                    return True
+                if self.pairs[f]:
+                    order += self._order_excess(f, verts) if had else float("inf")
                 depths = pair_penetration(verts, [self.obs[i].field for i in idx], shifts[idx],
                                           self._boxes(idx, shifts))
-                if any(v.item() > self.options.min_penetration for v in depths.values()):
-                    return True
-        return False
+                penetration += sum(max(v.item() - self.options.min_penetration, 0.0) for v in depths.values())
+        return contact, order, penetration
 
     def _boxes(self, idx: list[int], shifts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The boxes of these people's shifted vertices: each mesh moves rigidly, so its first box moved (the
@@ -391,10 +418,10 @@ class _Problem:
         depth = interpolate_depth(face, bary, verts, self.faces)
         return ordinal_depth_loss(depth, self.observed[frame], sorted(self.pairs[frame]), o.depth_temperature)
 
-    def _orders_violated(self, frame: int, verts: list[torch.Tensor]) -> bool:
+    def _order_excess(self, frame: int, verts: list[torch.Tensor]) -> float:
         face, bary = self.fragments[frame]
         depth = interpolate_depth(face, bary, verts, self.faces)
-        return orders_violated(depth, self.observed[frame], sorted(self.pairs[frame])) > 0
+        return order_excess(depth, self.observed[frame], sorted(self.pairs[frame]))
 
     def _reachable_contacts(self) -> torch.Tensor:
         """(C,) bool: the contact orders the bounded depth moves can restore (the near person at its nearest, the
