@@ -324,8 +324,13 @@ class _Problem:
             optimizer.step()
             if (step + 1) % self.options.check_every or self.links.numel():
                 continue  # (a coupled clip runs on: its smoothness has no end point to check for)
+            earlier = checked[-2] if len(checked) > 1 else None
+            contact = self._contact_left(params.detach())
+            if contact > 0 and (earlier is None or not self._stuck(earlier[:1], (contact,))):
+                checked.append((contact, math.nan, math.nan))  # still moving on a contact order: no render needed
+                continue
             left = self._left_to_fix(params.detach())
-            if not any(left) or (len(checked) > 1 and self._stuck(checked[-2], left)):
+            if not any(left) or (earlier is not None and self._stuck(earlier, left)):
                 return left  # coherent now, or what is left does not yield to the bounded moves
             checked.append(left)
         return None
@@ -337,8 +342,16 @@ class _Problem:
         return all(math.isfinite(b) and abs(b - n) <= self.options.min_progress * b for b, n in zip(before, now))
 
     def _incoherent(self, params: torch.Tensor | None = None) -> bool:
-        """Anything (left) to fix? (Keeps a coherent scene exactly where it is.)"""
-        return any(self._left_to_fix(params))
+        """Anything (left) to fix? (Keeps a coherent scene exactly where it is; a violated contact order answers
+        without a render.)"""
+        return self._contact_left(params) > 0 or any(self._left_to_fix(params))
+
+    def _contact_left(self, params: torch.Tensor | None = None) -> float:
+        """The first of :meth:`_left_to_fix`, without rendering: violated contact orders and people off the floor."""
+        if params is None:
+            params = torch.zeros(len(self.obs), 3, dtype=self.pelvis.dtype, device=self.pelvis.device)
+        with torch.no_grad():
+            return self._contact_excess(params) + self._floor_excess(params)
 
     def _left_to_fix(self, params: torch.Tensor | None = None) -> tuple[float, float, float]:
         """How incoherent the scene is, by kind (all 0: coherent): the excess of violated contact orders and of
@@ -346,9 +359,9 @@ class _Problem:
         (metres; inf for a pair found just now) and the penetration beyond ``min_penetration``."""
         if params is None:
             params = torch.zeros(len(self.obs), 3, dtype=self.pelvis.dtype, device=self.pelvis.device)
+        contact = self._contact_left(params)
         with torch.no_grad():
             shifts = self.shifts(params)
-            contact = self._contact_excess(params) + self._floor_excess(params)
             order = penetration = 0.0
             for f in self.frames:
                 idx = self.members[f]
