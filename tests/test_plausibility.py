@@ -15,6 +15,8 @@ from backend.fitting import BodyPoints
 from backend.fitting.plausibility import (
     PlausibilityLimits,
     implausible,
+    own_silhouettes,
+    own_visible_extent,
     standing_heights,
     stature_pixels,
     visible_extent,
@@ -106,6 +108,40 @@ def test_visible_extent_is_the_silhouettes_larger_side_without_stray_pixels() ->
     extent = visible_extent(masks)
     assert 190 <= extent[0] <= 200
     assert np.isnan(extent[1])
+
+
+def _standing_skeleton(x: float, top: float, height: float) -> np.ndarray:
+    """33 MediaPipe landmarks (pixels) of a person standing upright, head at ``top``."""
+    points = np.tile([x, top + 0.5 * height], (33, 1)).astype(float)
+    rows = {0: 0.05, 11: 0.18, 12: 0.18, 13: 0.35, 14: 0.35, 15: 0.5, 16: 0.5, 23: 0.52, 24: 0.52, 25: 0.75,
+            26: 0.75, 27: 0.97, 28: 0.97}
+    for index, row in rows.items():
+        side = 0 if index == 0 else (-1 if index % 2 else 1)
+        points[index] = [x + side * 0.08 * height, top + row * height]
+    return points
+
+
+def test_a_silhouette_gives_up_the_neighbour_it_takes_in() -> None:
+    """A crop's mask takes in the neighbour a person touches; the shared pixels nearer the neighbour's skeleton
+    are the neighbour's, so the person is measured alone. Readings of one person (one group) share freely."""
+    masks = np.zeros((3, 400, 400), bool)
+    masks[0, 100:300, 100:160] = True  # person A (200 px tall) ...
+    masks[0, 40:300, 160:230] = True  # ... and the taller neighbour B beside, taken in by A's crop
+    masks[1, 40:300, 160:230] = True  # B's own mask
+    masks[2] = masks[0]  # a second reading of A
+    keypoints = np.stack([_standing_skeleton(130, 100, 200), _standing_skeleton(195, 40, 260),
+                          _standing_skeleton(130, 100, 200)])
+    visibility = np.ones((3, 33))
+    group = np.array([0, 1, 0])
+    own = own_silhouettes(masks, keypoints, visibility, group)
+    assert not own[0, :, 170:].any() and own[0, 100:300, 100:160].all()  # B's body left A's silhouette
+    assert own[1].sum() >= 0.97 * masks[1].sum()  # B keeps its body (but for an edge nearer A's arm)
+    np.testing.assert_array_equal(own[0], own[2])
+    assert visible_extent(masks)[0] >= 240  # as tall as B: A would look too small for his silhouette
+    assert abs(own_visible_extent(masks, keypoints, visibility, group)[0] - 200) <= 12
+    unseen = visibility.copy()
+    unseen[1] = 0.0  # B's skeleton unknown: nothing to tell the pixels apart by
+    assert own_silhouettes(masks, keypoints, unseen, group)[0].sum() == masks[0].sum()
 
 
 @pytest.mark.slow  # the real models on a real frame

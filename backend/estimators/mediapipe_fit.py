@@ -49,7 +49,11 @@ from backend.fitting.floor_height import floor_statures
 from backend.fitting.mapping import mediapipe_confidence, mediapipe_to_points
 from backend.fitting.optimize import temporal_warm
 from backend.fitting.plausibility import (
-    PlausibilityLimits, implausible, standing_heights, stature_pixels, visible_extent,
+    PlausibilityLimits,
+    implausible,
+    own_visible_extent,
+    standing_heights,
+    stature_pixels,
 )
 from backend.fitting.warm_start import Previous, followed, from_estimates, match, per_person
 from backend.geometry.camera import Camera
@@ -184,8 +188,8 @@ class MediapipeFitEstimator:
         refit starts from the neutral start (a warm or learned start may be what misled the fit), or, for a body
         smaller than its visible silhouette, from the fit moved nearer the camera until it stands as tall as
         that silhouette (depth from the image's size of the person, not from its keypoints)."""
-        visible = np.concatenate([np.full(len(d), np.nan) if d.masks is None else visible_extent(d.masks)
-                                  for d in detections]) if detections else np.zeros(0)
+        visible = np.concatenate([np.full(len(d), np.nan) if d.masks is None else own_visible_extent(
+            d.masks, d.keypoints, d.visibility, d.group) for d in detections]) if detections else np.zeros(0)
         reasons = self._verdicts(data, result, visible, intrinsics)
         failed = np.flatnonzero([r is not None for r in reasons])
         if len(failed):
