@@ -70,3 +70,20 @@ def test_a_clip_is_scored_from_each_of_its_first_frames_and_the_mean_is_printed(
     text = photos.format_clip("clip.mp4", runs, runs)
     assert "95.0 / 93.0 / 91.0% (mean 93.0%)" in text and "1000 / 1001 / 1002 body-frames" in text
     assert "2.56 frames/s" in text and "1.00x" in text  # (257 + 256 + 255) frames in 300 s
+
+
+def test_a_clip_against_a_baseline_interleaves_the_two_sides(monkeypatch) -> None:
+    """The machines' speed drifts over minutes: the two codes' runs alternate, start by start, and which goes
+    first alternates too, so a drift does not read as one code being faster."""
+    from backend.evaluation import photos
+
+    order = []
+
+    def fake(source, code=photos.REPO_ROOT, extra=None):
+        order.append(("this" if code == photos.REPO_ROOT else "base", int(extra[1]) if extra else 0))
+        return photos.ClipRun(257, 100.0, 0.9, 1000, 4.0)
+
+    monkeypatch.setattr(photos, "evaluate_clip", fake)
+    current, base = photos.evaluate_clip_pairs(Path("clip.mp4"), 3, Path("baseline"))
+    assert order == [("base", 0), ("this", 0), ("this", 1), ("base", 1), ("base", 2), ("this", 2)]
+    assert len(current) == len(base) == 3

@@ -85,19 +85,19 @@ def run_people(args: argparse.Namespace) -> int:
         labels = photos.variant_labels(labels, args.data)
     if args.collage:
         labels[photos.COLLAGE] = photos.collage_label(photos.load_labels(args.labels), args.data)
-    baseline = base_clip = None
     if args.baseline:
         with photos.worktree(args.baseline) as code:
             baseline = photos.evaluate(labels, args.data, code)
             current = photos.evaluate(labels, args.data)
             print(photos.format_table(current, baseline, args.baseline), flush=True)
             if args.clip:
-                base_clip = photos.evaluate_clip_starts(args.clip, args.clip_starts, code)
-    else:
-        current = photos.evaluate(labels, args.data)
-        print(photos.format_table(current), flush=True)
+                print(photos.format_clip(args.clip.name, *photos.evaluate_clip_pairs(args.clip, args.clip_starts,
+                                                                                    code)))
+        return 0
+    current = photos.evaluate(labels, args.data)
+    print(photos.format_table(current), flush=True)
     if args.clip:
-        print(photos.format_clip(args.clip.name, photos.evaluate_clip_starts(args.clip, args.clip_starts), base_clip))
+        print(photos.format_clip(args.clip.name, photos.evaluate_clip_starts(args.clip, args.clip_starts)))
     return 0
 
 

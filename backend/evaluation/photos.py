@@ -358,6 +358,20 @@ def evaluate_clip_starts(source: Path, starts: int, code: Path = REPO_ROOT) -> l
     return [evaluate_clip(source, code, ["--start", str(start)] if start else []) for start in range(starts)]
 
 
+def evaluate_clip_pairs(source: Path, starts: int, baseline: Path) -> tuple[list[ClipRun], list[ClipRun]]:
+    """(this code's runs, ``baseline``'s runs) of :func:`evaluate_clip_starts`, interleaved start by start with
+    the side that goes first alternating: these machines' speed drifts by 10-30 % over minutes, and a whole side
+    run after the other took the drift for a difference between the codes."""
+    current: list[ClipRun] = []
+    base: list[ClipRun] = []
+    for start in range(starts):
+        extra = ["--start", str(start)] if start else []
+        sides = [(current, REPO_ROOT), (base, baseline)]
+        for runs, code in sides if start % 2 else sides[::-1]:
+            runs.append(evaluate_clip(source, code, extra))
+    return current, base
+
+
 def evaluate_clip(source: Path, code: Path = REPO_ROOT, extra: list[str] | None = None) -> ClipRun:
     """Reconstruct a whole clip; frames per second and how much of what Blender shows was observed. Result
     files without ``observed`` (older code) show every row observed, but interpolate across every gap: their
