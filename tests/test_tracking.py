@@ -163,6 +163,27 @@ def test_someone_else_arriving_where_a_person_vanished_gets_a_new_identity():
     assert len(tracker.finished_tracks(is_clip=True)) == 2
 
 
+def test_a_person_the_finder_followed_keeps_their_track_when_their_colours_change():
+    """Red walks beside blue; blue goes unseen and red turns blue (a shadow, a neighbour's colours in his box):
+    the finder followed red from crop to crop, which outweighs colours that now look like blue's."""
+
+    def run(follow: bool) -> list[list[int]]:
+        tracker = Tracker(TrackerSettings.for_fps(30.0))
+        for frame in range(30):
+            red, blue = placed(-1.0 + 0.02 * frame, 5.0), placed(-0.55 + 0.02 * frame, 5.0)
+            people = [red] if frame >= 17 else [red, blue]
+            for index, estimate in enumerate(people):
+                estimate.extras.update(finder_person=index, follows=index if follow and frame else -1)
+            red.extras["who"] = "red"
+            colours = [(red, "blue" if frame >= 20 else "red")] + ([(blue, "blue")] if frame < 17 else [])
+            tracker.update(frame, people, image=painted(colours))
+        return [[f for f, p in zip(t.frames, t.people) if p.extras.get("who") == "red"]
+                for t in tracker.finished_tracks(is_clip=True)]
+
+    assert [frames for frames in run(follow=True) if frames] == [list(range(30))]
+    assert len([frames for frames in run(follow=False) if frames]) == 2  # without it, colours decide: a switch
+
+
 class _FakeSource:
     """Real image, then black frames, then the image again, as a video source yields them."""
 

@@ -237,9 +237,12 @@ class Tracker:
         looks = 0.0
         if detection.descriptor is not None and prediction.track.appearance is not None:
             looks = appearance_distance(prediction.track.appearance, detection.descriptor) - s.appearance_same
+        followed = _followed(prediction, detection)
+        if followed:  # the finder read this person in the crop of the track's last one: colours may only agree
+            looks = min(looks, 0.0)
         shape = min(1.0, float(np.linalg.norm(_betas_delta(prediction.track.betas, detection.person.betas))) / 3.0)
         cost = 0.5 * distance2 + s.appearance_weight * looks + s.shape_weight * shape + s.gap_penalty * prediction.gap
-        return cost - s.follow_bonus * _followed(prediction, detection)
+        return cost - s.follow_bonus * followed
 
     @staticmethod
     def _mahalanobis2(prediction: _Prediction, detection: _Detection) -> float:
