@@ -14,7 +14,8 @@ cue is expressed in the same unit, negative log-likelihood ("nats"):
 - a small penalty per frame of gap, so recently seen tracks win ties;
 - continuity: an estimator that followed a person from the previous frame says so (``extras["follows"]``, the
   index ``extras["finder_person"]`` the person had there); the pair with that track's last person costs
-  ``follow_bonus`` less.
+  ``follow_bonus`` less, and its colours may only agree (a followed player beside others in the same kit
+  was given to a look-alike's track).
 
 Matching runs in stages, as in ByteTrack: confirmed tracks take the confident detections first, then the
 doubtful ones; only what is left goes to tentative tracks (fewer than ``confirm_hits`` sightings), and what is
