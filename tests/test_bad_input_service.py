@@ -59,7 +59,7 @@ CASES = [
     ("estimator-options-list", request(estimator_options=[1]), "INVALID_OPTION",
      "estimator_options must be an object of option names and values, got [1]"),
     ("estimator-option-unknown", request(estimator_options={"colour": "red"}), "INVALID_OPTION",
-     "mediapipe-fit has no option 'colour' (its options: initialiser, depth_order)"),
+     "mediapipe-fit has no option 'colour' (its options: initialiser, depth_order, second_opinion)"),
     ("estimator-option-range", request(estimator="romp", estimator_options={"center_thresh": 3}), "INVALID_OPTION",
      "romp option center_thresh must be between 0.01 and 0.99, got 3"),
     ("focal-infinity", request(focal=float("inf")), "INVALID_OPTION", "focal must be a finite number, got inf"),

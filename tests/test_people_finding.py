@@ -173,7 +173,7 @@ def test_a_person_two_detectors_agree_on_is_kept_though_the_landmark_model_doubt
     man = np.array([1665.0, 150.0])
     near = {}
     for presence in (0.0, 0.5):
-        finder = PeopleFinder(settings=FinderSettings(boxed_presence=presence))
+        finder = PeopleFinder(settings=FinderSettings(boxed_presence=presence, second_opinion=""))
         people = finder.find(image)
         heads = people.keypoints[np.unique(people.group, return_index=True)[1], :11].mean(axis=1)
         near[presence] = float(np.linalg.norm(heads - man, axis=1).min())
@@ -327,3 +327,59 @@ def test_a_clip_of_pictures_of_mixed_shapes_carries_nobody_over(finder, shared_d
     assert [len(people) > 0 for people in found] == [True] * 4
     assert all(people.masks.shape[1:] == picture.shape[:2] for people, picture in zip(found, pictures))
     assert (found[1].origin == -1).all() and (found[3].origin == -1).all()  # nobody followed across a size change
+
+
+def test_a_faintly_seen_person_gets_the_heavy_models_second_opinion(shared_data: Path, tmp_path: Path) -> None:
+    """The steps at 0.6x: the man in a cap seated in dark clothes (his face 13 px) is scored 0.10 by the full
+    landmark model in every region tried, and dropped; BlazePose GHUM Heavy, asked about the faint candidates of a
+    picture searched whole, reads him. A clip frame's share of the search asks it about nobody (speed)."""
+    import cv2
+
+    from backend.detection.people import FinderSettings, PeopleFinder
+    from backend.evaluation.photos import VARIANTS, write_variant
+
+    variant = VARIANTS["x0.6"]
+    image = cv2.cvtColor(cv2.imread(str(write_variant(shared_data / "street_steps_group.jpg", variant, tmp_path))),
+                         cv2.COLOR_BGR2RGB)
+    man = variant.points(np.array([1665.0, 150.0]), 1920)[0]
+    face_width = LABELS["street_steps_group.jpg"].face_width * variant.scale
+    near = {}
+    for second in ("", "heavy"):
+        finder = PeopleFinder(settings=FinderSettings(second_opinion=second))
+        heads = finder.find(image).keypoints[:, :11].mean(axis=1)
+        near[second] = float(np.linalg.norm(heads - man, axis=1).min())
+    assert near["heavy"] <= face_width < near[""], near
+    counting = _Counting(finder.second_landmarker)
+    finder.second_landmarker = counting
+    finder.find(image, frame_slice=(1, 2))
+    assert counting.calls == 0
+    finder.find(image)
+    assert counting.calls > 0
+
+
+def test_a_second_opinion_folded_onto_the_chest_is_not_taken(shared_data: Path) -> None:
+    """Dribble frame 0: white #16's head is above the frame. The heavy model reads him with his head on his shirt,
+    below his shoulders; such a reading is not taken (``max_head_drop``), so no body's head lies on his chest."""
+    from backend.detection.people import FinderSettings, PeopleFinder
+
+    image = _picture(shared_data, "football_dribble.mp4#0")
+    chest = {}
+    for drop in (0.25, 99.0):
+        people = PeopleFinder(settings=FinderSettings(max_head_drop=drop)).find(image)
+        heads = people.keypoints[:, :11].mean(axis=1)
+        chest[drop] = int(((heads[:, 0] > 950) & (heads[:, 0] < 1070) & (heads[:, 1] < 110)).sum())
+    assert chest == {0.25: 0, 99.0: 1}, chest
+
+
+class _Counting:
+    """A landmark model that counts its calls."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.calls = inner, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.inner(*args, **kwargs)
+
+    def with_masks(self, result):
+        return self.inner.with_masks(result)

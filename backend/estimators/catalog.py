@@ -132,6 +132,10 @@ CATALOG: tuple[EstimatorInfo, ...] = (
             EstimatorOption(
                 "depth_order", "Depth order from occlusion",
                 "Order overlapping people in depth by who hides whom before fitting", True),
+            EstimatorOption(
+                "second_opinion", "Heavy second opinion",
+                "Read the faintly seen people of a still picture once more with BlazePose GHUM Heavy, when "
+                "installed: finds small, dark and turned people, about a second slower", True),
         )),
     EstimatorInfo(
         "romp", "ROMP", "One-stage regressor; needs the ROMP checkpoint in the weights folder",

@@ -73,6 +73,7 @@ class MediapipeFitEstimator:
     :class:`backend.detection.people.FinderSettings` field, as a dict), ``alternatives`` (landmark hypotheses
     fitted per person), ``chunk_frames`` (frames fitted in one optimisation), ``match_distance`` (warm-start
     matching: box centre distance over box size), ``depth_order`` (ordinal correction from occlusions),
+    ``second_opinion`` (faint candidates read again by the heavy landmark model, see ``FinderSettings``),
     ``initialiser`` (one of ``INITIALISERS``: where people without a temporal warm start begin),
     ``lasor_weights`` (checkpoint for the LASOR initialisers; default the shipped one), and any
     :class:`FitOptions` field (e.g. ``full_steps=60``).
@@ -91,6 +92,7 @@ class MediapipeFitEstimator:
         chunk_frames: int = 8,
         match_distance: float = 0.5,
         depth_order: bool = True,
+        second_opinion: bool = True,
         initialiser: str = "neutral+lasor-root",
         lasor_weights: Any = None,
         **fit_options: Any,
@@ -113,8 +115,9 @@ class MediapipeFitEstimator:
         self.chunk_frames = max(1, int(chunk_frames))
         self.match_distance = match_distance
         self.depth_order = depth_order
+        people = {"second_opinion": "heavy" if second_opinion else "", **(people or {})}
         try:
-            self.finder = clip_finder("cpu" if device in (None, "auto") else device, tile_scales, **(people or {}))
+            self.finder = clip_finder("cpu" if device in (None, "auto") else device, tile_scales, **people)
         except TypeError as exc:
             raise EstimatorError(f"mediapipe-fit: bad people-finding options: {exc}") from exc
         self._last: Previous | None = None
