@@ -50,6 +50,24 @@ def test_short_gap_continues_the_track_and_flicker_is_dropped():
     assert len(tracks[0].frames) == 25
 
 
+def test_a_two_frame_clip_keeps_everyone_seen_in_either_frame():
+    tracker = Tracker()
+    tracker.update(0, [person(-1, 5, 100), person(0, 5, 500), person(1, 5, 900)])
+    tracker.update(1, [person(-1, 5, 100), person(1, 5, 900)])  # the middle one missed in the second frame
+    tracks = tracker.finished_tracks(is_clip=True)
+    assert [len(t.frames) for t in tracks] == [2, 1, 2]
+
+
+def test_the_one_frame_shots_of_a_wipe_in_a_long_clip_are_still_flicker():
+    tracker = Tracker()
+    for frame in range(40):
+        if frame in (20, 21, 22):  # a wipe read as three one-frame shots
+            tracker.cut()
+        tracker.update(frame, [person(0.01 * frame, 5.0, 500)])
+    tracks = tracker.finished_tracks(is_clip=True)
+    assert [(t.frames[0], len(t.frames)) for t in tracks] == [(0, 20), (22, 18)]
+
+
 def test_a_still_image_keeps_every_detection():
     tracker = Tracker()
     tracker.update(0, [person(0, 5, 100), person(1, 5, 600)])

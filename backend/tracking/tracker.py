@@ -68,7 +68,7 @@ class TrackerSettings:
     confirm_hits: int = 3  # sightings until a track is confirmed and competes for people first
     tentative_gap: int = 3  # frames a tentative track may go unseen before it is given up
     appearance_keep: float = 0.9  # weight of the old appearance model in its running update
-    min_length: int = 5  # clips only: shorter tracks are dropped as flicker
+    min_length: int = 5  # clips only: shorter tracks are dropped as flicker (in a shorter clip: half of it)
     min_confidence: float = 0.2  # clips only: tracks with a lower mean confidence are dropped
 
     @classmethod
@@ -122,6 +122,7 @@ class Tracker:
         self.settings = settings or TrackerSettings()
         self._tracks: list[Track] = []
         self._next_id = 0
+        self._frames_fed = 0
 
     def cut(self) -> None:
         """A shot cut: every track ends here; people after it get new tracks."""
@@ -130,6 +131,7 @@ class Tracker:
 
     def update(self, frame: int, people: list[PersonEstimate], image: np.ndarray | None = None) -> None:
         """Assign ``people`` of ``frame`` to tracks. ``image`` (RGB) gives appearance cues; masks are dropped."""
+        self._frames_fed += 1
         detections = [self._detection(person, image, people) for person in people]
         predictions = [self._predict(track, frame) for track in self._live(frame)]
         confident = [d for d in detections if d.person.confidence >= self.settings.high_confidence]
@@ -166,8 +168,12 @@ class Tracker:
         return [t for t in self._tracks if not t.closed and frame - t.frames[-1] <= s.max_gap]
 
     def _is_solid(self, track: Track) -> bool:
+        """Long and confident enough not to be flicker. A clip shorter than twice ``min_length`` asks for half
+        its frames, so a two-frame clip keeps everyone seen in either frame, not only its longest track. (Not per
+        shot: the one-frame "shots" of a wipe between two long shots are flicker.)"""
         confidence = float(np.mean([p.confidence for p in track.people]))
-        return len(track.frames) >= self.settings.min_length and confidence >= self.settings.min_confidence
+        needed = min(self.settings.min_length, -(-self._frames_fed // 2))
+        return len(track.frames) >= needed and confidence >= self.settings.min_confidence
 
     def _start(self, frame: int, detection: _Detection) -> None:
         """A new tentative track at the detection, with an unknown velocity."""
