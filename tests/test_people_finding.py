@@ -383,3 +383,25 @@ class _Counting:
 
     def with_masks(self, result):
         return self.inner.with_masks(result)
+
+
+def test_a_damaged_heavy_model_is_left_out_with_a_warning_naming_the_fix(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The installed models, the heavy one truncated: the finder warns once, names `models install`, and works
+    with the others (a second opinion is optional; the run loses nothing)."""
+    from backend.detection import models
+    from backend.detection.people import PeopleFinder
+
+    heavy = models.model_path("pose_landmarks_heavy")
+    copy = tmp_path / "models"
+    others = ("pose_detector", "pose_landmarks_full", "face_detector_full_range", "movenet_multipose", "nanodet")
+    for folder in {models.model_path(name).parent for name in others}:
+        (copy / folder.name).mkdir(parents=True)
+        for path in folder.iterdir():
+            (copy / folder.name / path.name).symlink_to(path)
+    (copy / heavy.parent.name).mkdir()
+    (copy / heavy.parent.name / heavy.name).write_bytes(heavy.read_bytes()[:100_000])
+    monkeypatch.setenv("TROUPE_MODELS_DIR", str(copy))
+    with pytest.warns(RuntimeWarning, match=r"pose_landmarks_heavy is damaged.*models install.*going on without"):
+        finder = PeopleFinder()
+    assert finder.second_landmarker is None and finder.body_detector is not None

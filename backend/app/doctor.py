@@ -134,7 +134,7 @@ def _mediapipe_models_check() -> Check:
 
 def _people_models_check() -> Check:
     """The optional body detector (installed from npm) and how the networks run."""
-    from backend.detection.models import NPM_MODELS, ModelsError, model_path
+    from backend.detection.models import NPM_MODELS, DamagedModelError, ModelsError, model_path
     from backend.detection.runtime import use_onnx
 
     runtime = "ONNX Runtime on the CPU" if use_onnx() else "torch (ONNX Runtime off or not installed: slower on a CPU)"
@@ -143,11 +143,13 @@ def _people_models_check() -> Check:
         try:
             found.append(f"{name} in {model_path(name).parent} (from {model.package}@{model.version}, "
                          f"checksum-checked; {model.licence})")
+        except DamagedModelError:
+            missing.append(f"{name} (damaged)")
         except ModelsError:
             missing.append(name)
     if missing:
-        return Check("people-finding models", False, f"{', '.join(missing)} not installed: run `python -m backend "
-                     f"models install` (people seen from behind or cut by the frame are missed without it); "
+        return Check("people-finding models", False, f"{', '.join(missing)} not usable: run `python -m backend "
+                     f"models install` (people seen from behind or cut by the frame are missed without them); "
                      f"networks run on {runtime}", required=False)
     return Check("people-finding models", True, f"{'; '.join(found)}; networks run on {runtime}", required=False)
 

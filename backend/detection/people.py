@@ -18,14 +18,16 @@ keeping up to ``alternatives`` per person for the fit to judge. ``last_report`` 
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from backend.detection import blaze, proposals as P, rois
 from backend.detection.detectors import TiledDetector
-from backend.detection.models import is_available, model_path
+from backend.detection.models import DamagedModelError, ModelsError, model_path
 from backend.detection.movenet import MultiPoseDetector
 from backend.detection.nanodet import PersonDetector
 from backend.detection.pose_landmarks import ROI_ENLARGE, LandmarkResult, PoseLandmarker, regions_from_landmarks
@@ -96,6 +98,18 @@ class FinderReport:
     recovered_as: list[int] = field(default_factory=list)  # ... and which of the found people each is
 
 
+def _optional_model(name: str) -> Path | None:
+    """An optional model's file, or None when it is not installed; a damaged one is left out with a warning (the
+    finder works without it, less well; ``models install`` replaces it)."""
+    try:
+        return model_path(name)
+    except DamagedModelError as exc:
+        warnings.warn(f"{exc}; going on without it", RuntimeWarning, stacklevel=3)
+    except ModelsError:
+        pass
+    return None
+
+
 class PeopleFinder:
     """``find(image)`` -> :class:`PoseDetections` of every person (see the module docstring)."""
 
@@ -106,17 +120,14 @@ class PeopleFinder:
         self.face_detector = TiledDetector(model_path("face_detector_full_range"), blaze.FACE_DETECTOR_FULL_RANGE,
                                            device, min_score=s.face_min_score)
         self.landmarker = PoseLandmarker(model_path(f"pose_landmarks_{s.landmark_model}"), device)
-        second = f"pose_landmarks_{s.second_opinion}"
-        self._second_model = (model_path(second) if s.second_opinion and s.second_opinion != s.landmark_model
-                              and is_available(second) else None)
+        second = s.second_opinion and s.second_opinion != s.landmark_model
+        self._second_model = _optional_model(f"pose_landmarks_{s.second_opinion}") if second else None
         self._second_landmarker: PoseLandmarker | None = None
         self._device = device
-        use_body = bool(s.body_tiles) and is_available("movenet_multipose")
-        self.body_detector = (MultiPoseDetector(model_path("movenet_multipose"), device, s.body_input)
-                              if use_body else None)
-        use_person = bool(s.person_tiles) and is_available("nanodet")
-        self.person_detector = (PersonDetector(model_path("nanodet"), device, s.person_min_score)
-                                if use_person else None)
+        body = _optional_model("movenet_multipose") if s.body_tiles else None
+        self.body_detector = MultiPoseDetector(body, device, s.body_input) if body else None
+        person = _optional_model("nanodet") if s.person_tiles else None
+        self.person_detector = PersonDetector(person, device, s.person_min_score) if person else None
         self.last_report = FinderReport()
 
     @property
