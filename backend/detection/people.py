@@ -344,7 +344,7 @@ class PeopleFinder:
         for i, attempt in enumerate(tries):
             passes = ([second.select([slot[i]])] if i in slot else []) + [first.select([i])]
             verdicts = {boxed: [rejection(r, attempt.face, self.settings, tracked=attempt.tracked, boxed=boxed)
-                                or fragment_of_box(r, attempt.min_side) for r in passes]
+                                or fragment_of(r, attempt.min_side) for r in passes]
                         for boxed in {False, attempt.boxed}}
             accepted, doubted = ([r for r, reason in zip(passes, verdicts[boxed]) if reason is None]
                                  for boxed in (False, attempt.boxed))
@@ -487,11 +487,11 @@ def head_drop(result: LandmarkResult, i: int) -> float:
     return float(np.dot(shoulders - head_point(result, i), up)) / torso**2
 
 
-def fragment_of_box(result: LandmarkResult, min_side: float) -> str | None:
-    """Why a one-row result is only part of the person whose box it was looked for in (None: it is not)."""
+def fragment_of(result: LandmarkResult, min_side: float) -> str | None:
+    """Why a one-row result is only part of the person looked for, boxed or tracked (None: it is not)."""
     side = float(regions_from_landmarks(result)[0, 2])
     if side < min_side:
-        return f"a fragment of the detected person (landmarks span {side:.0f} px of a {min_side * 2:.0f} px region)"
+        return f"a fragment of the person looked for (landmark region {side:.0f} px, under {min_side:.0f} px)"
     return None
 
 

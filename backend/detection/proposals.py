@@ -36,6 +36,7 @@ PERSON_RETRIES = (1.5, 1.1)
 PERSON_MIN_SIDE = 0.5
 BOX_HEAD_SPAN = 0.35  # a face in this top share of a person box is that person's (see boxed_face)
 TRACK_SEARCH_SCALE = 1.5  # a tracked person not found in their region is looked for in one this much larger
+TRACK_MIN_SIDE = 0.7  # a tracked person's reading whose region is smaller than this share of theirs is a fragment
 
 TRACKED, LOST, POSE, BODY, PERSON, FACE = 0, 1, 2, 3, 4, 5  # sources, in order of trust
 SOURCE_NAMES = ("track", "lost", "pose detector", "body detector", "person detector", "face detector")
@@ -140,7 +141,7 @@ class Attempt:
     tracked: bool = False  # the candidate was in the previous frame: weaker evidence keeps following them
     passes: int = 2
     tight: bool = False  # a tighter region under a face: tried only after a neighbour (or nobody) was found
-    min_side: float = 0.0  # a person box's: landmarks that span less are a fragment of the boxed person
+    min_side: float = 0.0  # landmarks whose region is smaller are a fragment (of a boxed or a tracked person)
     boxed: bool = False  # the face it looks under is also at the head of a detected person's box
 
 
@@ -196,14 +197,19 @@ def attempts(proposals: Proposals, members: list[int], min_face_px: float, box_s
             if width >= min_face_px:
                 out.append(Attempt(np.array([x, y + hip * width, side * width, 0.0]), proposals.face[i], origin,
                                    tight=True, tracked=follow))
+    # From one frame to the next a person's landmark region changes by a few per cent (a zoom, a turn); a reading
+    # of a tracked person much smaller than theirs is a fragment: on the dribble clip a player's readings shrank
+    # from 467 to 281 px in a frame and slid down onto the legs by the ball while he walked on, found anew.
+    shrunk = TRACK_MIN_SIDE * float(proposals.regions[tracked, 2].min()) if tracked else 0.0
     for attempt in out:
         attempt.boxed = not attempt.tracked and boxed_face(attempt.face, proposals)
+        attempt.min_side = shrunk
     for scale in (nanodet.REGION_ENLARGE, *PERSON_RETRIES)[:box_scales]:
         for i in boxes:
             region = proposals.regions[i]
             side = region[2] / nanodet.REGION_ENLARGE * scale
-            out.append(Attempt(np.r_[region[:2], side, region[3]], face, origin, min_side=_min_side(proposals, i),
-                               tracked=follow))
+            out.append(Attempt(np.r_[region[:2], side, region[3]], face, origin, tracked=follow,
+                               min_side=max(_min_side(proposals, i), shrunk)))
     return out
 
 
