@@ -32,6 +32,7 @@ from backend.result.assembly import assemble_result
 from backend.result.contract import write_result
 from backend.runtime.device import resolve_device
 from backend.runtime.torch_threads import single_thread
+from backend.runtime.user_warnings import backend_warnings
 from backend.sources.frames import SourceError, SourceInfo, open_source
 from backend.sources.shots import ShotCutDetector
 from backend.tracking.smoothing import SmoothingSettings
@@ -100,9 +101,17 @@ def reconstruct(
     """Reconstruct everybody in ``input_path`` into the result file ``output_path``.
 
     Raises :class:`Cancelled` (nothing written unless ``keep_partial``), ``SourceError``, ``EstimatorError``,
-    ``BodyModelError`` or ``DeviceError`` with a message meant for the user.
+    ``BodyModelError`` or ``DeviceError`` with a message meant for the user. The backend's own warnings raised on
+    the way (a damaged optional model, say) end in the summary's ``warnings``, where the add-on's panel lists them.
     """
-    options = options or ReconstructOptions()
+    with backend_warnings() as raised:
+        summary = _reconstruct(input_path, output_path, options or ReconstructOptions(), progress, cancel)
+    summary.warnings += [warning for warning in raised if warning not in summary.warnings]
+    return summary
+
+
+def _reconstruct(input_path: str | Path, output_path: str | Path, options: ReconstructOptions,
+                 progress: ProgressCallback | None, cancel: threading.Event | None) -> ReconstructSummary:
     check_paths(input_path, output_path)  # nothing read or loaded before the output is known to be writable
     smoothing = SmoothingSettings(options.smoothing, options.smoothing_method)  # invalid values fail early
     source = open_source(input_path, options.frame_start, options.frame_end)

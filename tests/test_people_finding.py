@@ -414,12 +414,10 @@ class _Counting:
         return self.inner.with_masks(result)
 
 
-def test_a_damaged_heavy_model_is_left_out_with_a_warning_naming_the_fix(tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The installed models, the heavy one truncated: the finder warns once, names `models install`, and works
-    with the others (a second opinion is optional; the run loses nothing)."""
+@pytest.fixture
+def damaged_heavy_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The installed models (linked into a ``TROUPE_MODELS_DIR`` copy), the heavy one truncated."""
     from backend.detection import models
-    from backend.detection.people import PeopleFinder
 
     heavy = models.model_path("pose_landmarks_heavy")
     copy = tmp_path / "models"
@@ -431,6 +429,31 @@ def test_a_damaged_heavy_model_is_left_out_with_a_warning_naming_the_fix(tmp_pat
     (copy / heavy.parent.name).mkdir()
     (copy / heavy.parent.name / heavy.name).write_bytes(heavy.read_bytes()[:100_000])
     monkeypatch.setenv("TROUPE_MODELS_DIR", str(copy))
+
+
+def test_a_damaged_heavy_model_is_left_out_with_a_warning_naming_the_fix(damaged_heavy_model: None) -> None:
+    """The finder warns once, names `models install`, and works with the others (a second opinion is optional;
+    the run loses nothing)."""
+    from backend.detection.people import PeopleFinder
+
     with pytest.warns(RuntimeWarning, match=r"pose_landmarks_heavy is damaged.*models install.*going on without"):
         finder = PeopleFinder()
     assert finder.second_landmarker is None and finder.body_detector is not None
+
+
+def test_a_damaged_optional_model_reaches_the_runs_summary_and_the_command_line_once(
+        damaged_heavy_model: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The add-on's panel lists the summary's warnings, not the backend's stderr: the warning is there, and the
+    command line, which prints the summary, says it once."""
+    import cv2
+
+    from backend.app.cli import main
+    from backend.pipeline import reconstruct
+
+    empty = tmp_path / "wall.png"
+    cv2.imwrite(str(empty), np.full((120, 160, 3), 200, np.uint8))
+    summary = reconstruct(empty, tmp_path / "wall.npz")
+    damaged = [w for w in summary.warnings if "pose_landmarks_heavy is damaged" in w]
+    assert len(damaged) == 1 and "models install" in damaged[0] and summary.people == 0
+    assert main(["reconstruct", str(empty), "-o", str(tmp_path / "again.npz")]) == 0
+    assert capsys.readouterr().err.count("pose_landmarks_heavy is damaged") == 1
