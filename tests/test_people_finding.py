@@ -361,9 +361,11 @@ def test_a_clip_of_pictures_of_mixed_shapes_carries_nobody_over(finder, shared_d
 def test_a_faintly_seen_person_gets_the_heavy_models_second_opinion(shared_data: Path, tmp_path: Path) -> None:
     """The steps at 0.6x: the man in a cap seated in dark clothes (his face 13 px) is scored 0.10 by the full
     landmark model in every region tried, and dropped; BlazePose GHUM Heavy, asked about the faint candidates of a
-    picture searched whole, reads him. A clip frame's share of the search asks it about nobody (speed)."""
+    picture searched whole, reads him. A clip frame's share of the search asks it about no new candidate (speed);
+    a clip of the same picture follows him with it, so every frame has him (before: the still only)."""
     import cv2
 
+    from backend.detection.clip import ClipPeopleFinder
     from backend.detection.people import FinderSettings, PeopleFinder
     from backend.evaluation.photos import VARIANTS, write_variant
 
@@ -384,6 +386,9 @@ def test_a_faintly_seen_person_gets_the_heavy_models_second_opinion(shared_data:
     assert counting.calls == 0
     finder.find(image)
     assert counting.calls > 0
+    frames = ClipPeopleFinder(finder).find_frames([image] * 3)
+    assert [float(np.linalg.norm(people.keypoints[:, :11].mean(axis=1) - man, axis=1).min()) <= face_width
+            for people in frames] == [True] * 3
 
 
 def test_a_second_opinion_folded_onto_the_chest_is_not_taken(shared_data: Path) -> None:

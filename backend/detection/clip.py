@@ -59,9 +59,10 @@ class ClipPeopleFinder:
         self._thumbnail: np.ndarray | None = None  # the last frame's, for the picture's shift (picture_shift)
         self._thumbnail_of: tuple[int, ...] = ()  # ... and that frame's (height, width)
 
-    def find(self, frame: np.ndarray, alternatives: int = 1, second_opinion: bool = False) -> PoseDetections:
-        """The people of the next frame; ``second_opinion``: faint candidates are read again by the heavy model
-        (a lone picture: in a clip a person only it reads would not be followed in the next frames)."""
+    def find(self, frame: np.ndarray, alternatives: int = 1, second_opinion: bool = True) -> PoseDetections:
+        """The people of the next frame; ``second_opinion``: the faint candidates of a shot's first frame (searched
+        whole) are read again by the heavy model (``FinderSettings.second_opinion``), and so is a person it read
+        whom the finder's own model cannot read in the next frame (without: a track of one frame)."""
         if self._thumbnail is not None and frame.shape[:2] != self._thumbnail_of:
             self._forget()  # a picture of another size (a folder of mixed pictures, no cut seen): none carry over
         self._thumbnail_of = frame.shape[:2]
@@ -95,11 +96,10 @@ class ClipPeopleFinder:
         looked at once more (:meth:`_fill_gap`): both ends known, the region is interpolated, not predicted, and
         the tracked person's weaker evidence applies. A gap's frames read there become observations."""
         first = self._frame
-        lone = len(frames) == 1 and first == 0  # a still, or a shot of one frame
         found: list[PoseDetections] = []
         for image in frames:
             lost_seen = self._lost_seen
-            people = self.find(image, alternatives, second_opinion=lone)
+            people = self.find(image, alternatives)
             report = self.finder.last_report
             for lost, person in zip(report.recovered, report.recovered_as):
                 seen_frame, seen_person = (int(v) for v in lost_seen[lost])

@@ -153,7 +153,8 @@ class PeopleFinder:
         look for people anywhere, over the tile pyramids (``frame_slice``: only a clip frame's share of them,
         see :meth:`search`). ``known_empty``: places where a recent frame found nobody
         (``last_report.rejected``); detections there are not looked at again. ``second_opinion``: a picture
-        searched whole has its faint candidates read again (``FinderSettings.second_opinion``)."""
+        searched whole has its faint candidates read again (``FinderSettings.second_opinion``), and a tracked person
+        the second model read (``tracked.second``) is read by it again when the finder's own model does not."""
         self.last_report = report = FinderReport()
         height, width = image.shape[:2]
         n_tracked = 0 if tracked is None else len(tracked)
@@ -161,7 +162,10 @@ class PeopleFinder:
                                         + ([P.from_tracked(*moved)] if moved is not None else [])
                                         + ([P.from_lost(lost, n_tracked)] if lost is not None else []))
         fresh = self.search(image, frame_slice) if search else []
-        results, origin = self._landmarks(image, known, report)  # tracked people first: they explain most
+        followed_second = (set(np.flatnonzero(tracked.second).tolist()) if second_opinion and tracked is not None
+                           and tracked.second is not None else set())
+        # tracked people first: they explain most
+        results, origin, by_second = self._landmarks(image, known, report, second=followed_second)
         if search and n_tracked and tracked.regions is not None:  # followed people not found: faces there
             fresh += self.search_near(image, tracked.regions[np.setdiff1d(np.arange(n_tracked), origin)])
         fresh = P.Proposals.concatenate(fresh)
@@ -174,10 +178,11 @@ class PeopleFinder:
         # again in the next frames, and the other scales were nearly two thirds of the looks at boxes, mostly at
         # spectators hidden behind seats (on the dribble clip: 673 failed looks against 36 people found)
         whole = frame_slice is None
-        more, more_origin = self._landmarks(image, fresh, report, box_scales=None if whole else 1,
-                                            second=whole and second_opinion)
+        more, more_origin, more_second = self._landmarks(image, fresh, report, box_scales=None if whole else 1,
+                                                         second=whole and second_opinion)
         results = LandmarkResult.concatenate([results, more])
         origin = np.concatenate([origin, more_origin])
+        by_second = np.concatenate([by_second, more_second])
         groups = self._people(results, origin, n_tracked)
         groups = [g for g in groups if not self._too_small(results, g, groups, report)]
         for reason in report.dropped:
@@ -186,7 +191,7 @@ class PeopleFinder:
         report.recovered = [int(o) - n_tracked for o in person_origin if o >= n_tracked]
         report.recovered_as = [g for g, o in enumerate(person_origin) if o >= n_tracked]
         person_origin[person_origin >= n_tracked] = -1
-        return _to_detections(results, person_origin, groups, alternatives, height, width)
+        return _to_detections(results, person_origin, by_second, groups, alternatives, height, width)
 
     def search(self, image: np.ndarray, frame_slice: tuple[int, int] | None = None) -> list[P.Proposals]:
         """Proposals of the detectors (pose, face; body and person where installed) over their tile pyramids: every
@@ -232,18 +237,22 @@ class PeopleFinder:
     # ------------------------------------------------------------------------------------------ landmarks
 
     def _landmarks(self, image: np.ndarray, proposals: P.Proposals, report: FinderReport,
-                   box_scales: int | None = None, second: bool = False) -> tuple[LandmarkResult, np.ndarray]:
-        """At most one result per candidate, and its index in the previous frame (-1: not tracked). Each
+                   box_scales: int | None = None, second: bool | set[int] = False
+                   ) -> tuple[LandmarkResult, np.ndarray, np.ndarray]:
+        """At most one result per candidate, its index in the previous frame (-1: not tracked), and whether the
+        second opinion's model read it. Each
         candidate's attempts (:func:`proposals.attempts`) are tried in
         rounds, all candidates of a round in one batch, until one is accepted. Tighter face regions are tried
         only after the landmarks found a neighbour or nobody, not after a body the model only guessed at. A
         reading only two detectors' agreement admits (``Attempt.boxed``) is kept when no attempt gives a better.
-        ``second``: a candidate seen only faintly gets a second opinion (``FinderSettings.second_opinion``)."""
+        ``second``: a candidate seen only faintly gets a second opinion (``FinderSettings.second_opinion``); a set:
+        only one following those people of the previous frame."""
         s = self.settings
         groups = P.candidates(proposals, s.min_region_px)
         queues = [P.attempts(proposals, members, s.face_confirms_px, box_scales) for members in groups]
         found: list[LandmarkResult] = []
         origin: list[int] = []
+        by_second: list[bool] = []
         failure = [""] * len(queues)
         may_tighten = [False] * len(queues)
         done = [False] * len(queues)
@@ -259,6 +268,7 @@ class PeopleFinder:
                 if result is not None:
                     found.append(result)
                     origin.append(queues[q][step].origin)
+                    by_second.append(False)
                     done[q] = True
                 else:
                     failure[q] = reason
@@ -268,24 +278,26 @@ class PeopleFinder:
                     faint[q] = max(faint.get(q, (-1.0, 0)), (score, step))
         if second and self._second_model is not None:
             faint = {q: v for q, v in faint.items() if not done[q] and q not in fallback
-                     and v[0] >= s.second_opinion_score}
+                     and v[0] >= s.second_opinion_score and (second is True or queues[q][v[1]].origin in second)}
             largest = sorted(faint, key=lambda q: -queues[q][faint[q][1]].region[2])[:s.second_opinion_budget]
             retry = {q: (queues[q][faint[q][1]], faint[q][0]) for q in largest}
             for q, result in self._second_opinion(image, retry, report).items():
                 found.append(result)
                 origin.append(retry[q][0].origin)
+                by_second.append(True)
                 done[q] = True
         for q, (result, person) in fallback.items():
             if not done[q]:
                 found.append(result)
                 origin.append(person)
+                by_second.append(False)
                 done[q] = True
         report.dropped.extend(f for f, d in zip(failure, done) if f and not d)
         report.rejected = P.Proposals.concatenate([report.rejected, proposals.select(
             [g[0] for g, d in zip(groups, done) if not d and proposals.source[g[0]] not in P.FOLLOWED])])
         if not found:
-            return self.landmarker(image, np.zeros((0, 4))), np.zeros(0, np.int64)
-        return self._with_masks(found), np.array(origin, np.int64)
+            return self.landmarker(image, np.zeros((0, 4))), np.zeros(0, np.int64), np.zeros(0, bool)
+        return self._with_masks(found), np.array(origin, np.int64), np.array(by_second, bool)
 
     def _second_opinion(self, image: np.ndarray, retry: dict[int, tuple[P.Attempt, float]], report: FinderReport
                         ) -> dict[int, LandmarkResult]:
@@ -548,9 +560,9 @@ def _person_origin(origins: np.ndarray, n_tracked: int) -> int:
     return int(previous[0]) if len(previous) else int(origins.max())
 
 
-def _to_detections(results: LandmarkResult, origin: np.ndarray, groups: list[list[int]], alternatives: int,
-                   height: int, width: int) -> PoseDetections:
-    """Up to ``alternatives`` results per person; ``origin``: per person (group)."""
+def _to_detections(results: LandmarkResult, origin: np.ndarray, by_second: np.ndarray, groups: list[list[int]],
+                   alternatives: int, height: int, width: int) -> PoseDetections:
+    """Up to ``alternatives`` results per person; ``origin``: per person (group); ``by_second``: per result."""
     rows = [i for members in groups for i in members[: max(1, alternatives)]]
     group = [g for g, members in enumerate(groups) for _ in members[: max(1, alternatives)]]
     if not rows:
@@ -563,4 +575,5 @@ def _to_detections(results: LandmarkResult, origin: np.ndarray, groups: list[lis
         group=np.array(group, np.int64), regions=regions_from_landmarks(kept), seen_regions=kept.regions,
         origin=np.array([origin[g] for g, members in enumerate(groups) for _ in members[: max(1, alternatives)]],
                         np.int64),
+        second=by_second[rows],
     )

@@ -27,6 +27,7 @@ class PoseDetections:
     regions: np.ndarray | None = None  # (P, 4) where to look for each person next (cx, cy, side, rotation)
     seen_regions: np.ndarray | None = None  # (P, 4) the region in which the landmark model saw them
     origin: np.ndarray | None = None  # (P,) in a clip: the person's index in the previous frame's people, or -1
+    second: np.ndarray | None = None  # (P,) bool: read by the second opinion's model (a clip follows them with it)
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
@@ -35,7 +36,8 @@ class PoseDetections:
     def empty(cls, height: int, width: int) -> "PoseDetections":
         z = np.zeros
         return cls(z((0, 33, 2)), z((0, 33)), z((0, 33)), z((0, 33, 3)), z((0,)), z((0, 4)),
-                   z((0, height, width), bool), z((0,), np.int64), z((0, 4)), z((0, 4)), z((0,), np.int64))
+                   z((0, height, width), bool), z((0,), np.int64), z((0, 4)), z((0, 4)), z((0,), np.int64),
+                   z((0,), bool))
 
     def select(self, index: Sequence[int] | np.ndarray) -> "PoseDetections":
         idx = np.asarray(index, dtype=np.int64)
