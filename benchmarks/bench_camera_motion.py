@@ -1,6 +1,6 @@
 """The camera's motion and the world frame (issue 18): accuracy on a known path, and what it does to real footage.
 
-    python benchmarks/bench_camera_motion.py [synthetic] [focal] [dribble] [--frames 300] [--dribble-end N]
+    python benchmarks/bench_camera_motion.py [synthetic] [focal] [dribble] [refine] [--frames 300] [--dribble-end N]
 
 - synthetic: a ``--frames`` clip rendered by ``backend.evaluation.camera_clip`` (soccer_crowd.jpg as the distant
   background, a camera panning 30 deg, tilting 6 deg and zooming 1.4x, three people, one standing): rotation error
@@ -17,6 +17,10 @@
   track's median speed in the world and in the camera frame, and foot sliding: the speed of each person's lowest
   foot joint between consecutive frames where the same foot stays lowest, in the world (along the floor) and in the
   camera frame; and the focal length the camera's turns imply (``camera_focal_estimate``) against the default lens.
+- refine: the rotation-and-zoom fit of ``backend.world.motion`` (closed-form Jacobian) against SciPy's
+  ``least_squares`` with a numerical one (the code before it), in the same run: the dribble clip's first
+  ``--dribble-end`` frames (120 by default) tracked each way, then the focal length from their keyframe pairs,
+  alternately; seconds, the ratio, and how far the two results differ.
 """
 
 from __future__ import annotations
@@ -61,7 +65,56 @@ def main() -> int:
         synthetic_focal(body, args.frames, [float(f) for f in args.focal_fovs.split(",") if f])
     if "dribble" in args.parts:
         dribble(body, args.dribble_end, args.keep, args.result)
+    if "refine" in args.parts:
+        refine(args.dribble_end or 120)
     return 0
+
+
+def _scipy_refine(ac, bc, focal, rotation, zoom):  # noqa: ANN001, ANN202 - the baseline, as it was
+    from scipy.optimize import least_squares
+    from scipy.spatial.transform import Rotation
+
+    rays = np.column_stack([ac / focal, np.ones(len(ac))])
+
+    def residuals(params: np.ndarray) -> np.ndarray:
+        turned = rays @ Rotation.from_rotvec(params[:3]).as_matrix().T
+        return (np.exp(params[3]) * focal * turned[:, :2] / turned[:, 2:3] - bc).ravel()
+
+    start = np.concatenate([Rotation.from_matrix(rotation).as_rotvec(), [np.log(max(zoom, 1e-6))]])
+    fitted = least_squares(residuals, start, method="lm", xtol=1e-10, ftol=1e-10).x
+    return Rotation.from_rotvec(fitted[:3]).as_matrix(), float(np.exp(fitted[3]))
+
+
+def refine(end: int) -> None:
+    from unittest import mock
+
+    from backend.sources.frames import open_source
+    from backend.world import focal as focal_module, motion as motion_module
+    from backend.world.focal import estimate_tracker_focal
+
+    frames = [frame for chunk in open_source(DATA / "football_dribble.mp4", None, end).chunks(8) for _, frame in chunk]
+    height, width = frames[0].shape[:2]
+    seconds = {"closed form": [0.0, 0.0], "scipy": [0.0, 0.0]}
+    results = {}
+    for _ in range(3):  # alternately: these machines drift over minutes
+        for name, fit in (("closed form", motion_module.refine_rotation_zoom), ("scipy", _scipy_refine)):
+            with mock.patch.object(motion_module, "refine_rotation_zoom", fit), \
+                    mock.patch.object(focal_module, "refine_rotation_zoom", fit):
+                started = time.perf_counter()
+                tracker = RotationTracker(width, height, 0.9 * width, (width / 2, height / 2))
+                rotations = [tracker.update(frame).rotation for frame in frames]
+                tracked = time.perf_counter()
+                estimate = estimate_tracker_focal(tracker, width)
+                seconds[name][0] += tracked - started
+                seconds[name][1] += time.perf_counter() - tracked
+                results[name] = (np.array(rotations), None if estimate is None else estimate.focal)
+    (ours, our_focal), (theirs, their_focal) = results["closed form"], results["scipy"]
+    print(f"refine: football_dribble.mp4 frames 0-{len(frames) - 1}, 3 alternating runs each")
+    for part, index in (("tracking", 0), ("focal length from the pairs", 1)):
+        a, b = seconds["closed form"][index], seconds["scipy"][index]
+        print(f"  {part}: closed form {a:.2f} s, scipy {b:.2f} s: {b / a:.2f}x faster")
+    print(f"  largest rotation difference {_degrees(ours, theirs).max():.2e} deg; focal {our_focal} against "
+          f"{their_focal} px")
 
 
 def _degrees(a: np.ndarray, b: np.ndarray) -> np.ndarray:

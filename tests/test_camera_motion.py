@@ -57,6 +57,26 @@ def test_a_crowd_filling_the_view_does_not_hide_the_pan(clip_body, shared_data: 
     assert _degrees(path.rotations, clip.rotations).max() < 0.25  # measured: 0.18
 
 
+def test_the_rotation_and_zoom_fit_reaches_the_least_squares_optimum() -> None:
+    """From a start off by half a degree and 5 %: exact correspondences give back the turn and zoom exactly, and
+    noisy ones the minimum of the pixel error (no small turn or zoom change lowers it)."""
+    from backend.world.motion import _reprojection, refine_rotation_zoom
+
+    rng = np.random.default_rng(3)
+    focal, truth = 500.0, Rotation.from_rotvec([0.03, -0.08, 0.02]).as_matrix()
+    a = rng.uniform(-300, 300, (80, 2))
+    turned = np.column_stack([a / focal, np.ones(80)]) @ truth.T
+    b = 1.2 * focal * turned[:, :2] / turned[:, 2:3]
+    start = Rotation.from_rotvec([0.005, 0.0, 0.0]).as_matrix() @ truth
+    rotation, zoom = refine_rotation_zoom(a, b, focal, start, 1.2 * 1.05)
+    assert _degrees(rotation[None], truth[None])[0] < 1e-8 and abs(zoom / 1.2 - 1) < 1e-10
+    noisy = b + rng.normal(0, 1.0, b.shape)
+    rotation, zoom = refine_rotation_zoom(a, noisy, focal, start, 1.2 * 1.05)
+    rays = np.column_stack([a / focal, np.ones(80)])
+    residual, jacobian = _reprojection(rays, noisy, focal, rotation, np.log(zoom))
+    assert np.abs(jacobian.T @ residual).max() < 1e-6 * np.abs(jacobian).max() * np.abs(residual).max()
+
+
 def test_static_clip_stays_static_while_people_walk(clip_photo, clip_body) -> None:
     clip = make_camera_clip(clip_photo, clip_body, ClipConfig(frames=30, width=320, height=180, static=True))
     boxes = [clip.boxes(i) for i in range(len(clip.frames))]

@@ -1,18 +1,18 @@
 """The camera's rotation and zoom from frame to frame, measured on the background.
 
-A camera that turns and zooms about its centre maps the pixels of one frame onto another by the homography
-H = K_b R K_a^-1 (K: focal length and principal point), whatever the depth of what it sees. Corners are found on
-a keyframe (``cv2.goodFeaturesToTrack``) away from the people (their boxes, widened), followed frame to frame
-with pyramidal Lucas-Kanade checked forward and backward (``cv2.calcOpticalFlowPyrLK``), and dropped when a
-person walks over them. Where people cover most of the view (a crowd, a stand, a group filling the frame) the few
-corners left lie in slivers that pin the rotation poorly (a shot of group7_walk.jpg panned: 44 corners on 8 % of
-the view, 2.4 degrees off), so corners on the people are added up to ``min_free_corners``: people standing still
-are background to the camera, and RANSAC tells those who move apart. Each frame is measured against its keyframe, not against the frame before, so errors
-do not add up frame after frame; a frame becomes the next keyframe when too few of the keyframe's tracks survive.
-RANSAC (``cv2.findHomography``) separates the background from what moves on it; the rotation and the focal
-ratio are then fitted to its inliers by least squares (``scipy.optimize.least_squares``, 4 parameters). The
-inliers of each keyframe's last measured frame are kept (:class:`KeyPair`): ``backend.world.focal`` recovers the
-absolute focal length from them.
+A camera that turns and zooms about its centre maps the pixels of one frame onto another by the homography H = K_b R
+K_a^-1 (K: focal length and principal point), whatever the depth of what it sees. Corners are found on a keyframe
+(``cv2.goodFeaturesToTrack``) away from the people (their boxes, widened), followed frame to frame with pyramidal
+Lucas-Kanade checked forward and backward (``cv2.calcOpticalFlowPyrLK``), and dropped when a person walks over them.
+Where people cover most of the view (a crowd, a stand, a group filling the frame) the few corners left lie in
+slivers that pin the rotation poorly (a shot of group7_walk.jpg panned: 44 corners on 8 % of the view, 2.4 degrees
+off), so corners on the people are added up to ``min_free_corners``: people standing still are background to the
+camera, and RANSAC tells those who move apart. Each frame is measured against its keyframe, not against the frame
+before, so errors do not add up frame after frame; a frame becomes the next keyframe when too few of the keyframe's
+tracks survive. RANSAC (``cv2.findHomography``) separates the background from what moves on it; the rotation and the
+focal ratio are then fitted to its inliers by least squares (Levenberg-Marquardt, 4 parameters, closed-form
+Jacobian). The inliers of each keyframe's last measured frame are kept (:class:`KeyPair`): ``backend.world.focal``
+recovers the absolute focal length from them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from typing import Sequence
 
 import cv2
 import numpy as np
-from scipy.optimize import least_squares
 from scipy.spatial.transform import Rotation
 
 
@@ -234,18 +233,57 @@ def rotation_zoom_of(homography: np.ndarray, focal: float) -> tuple[np.ndarray, 
     return rotation, float(zoom)
 
 
-def refine_rotation_zoom(ac: np.ndarray, bc: np.ndarray, focal: float, rotation: np.ndarray, zoom: float
-                         ) -> tuple[np.ndarray, float]:
-    """Least-squares rotation (as a rotation vector) and log-zoom minimising the reprojection error in pixels."""
-    rays = np.column_stack([ac / focal, np.ones(len(ac))])
+def refine_rotation_zoom(ac: np.ndarray, bc: np.ndarray, focal: float, rotation: np.ndarray, zoom: float,
+                         iterations: int = 50) -> tuple[np.ndarray, float]:
+    """The rotation and zoom minimising the reprojection error in pixels, from a start near them (the
+    homography's closed form). Levenberg-Marquardt on a turn applied to the current rotation and on the log-zoom,
+    with the Jacobian in closed form: a few steps, where SciPy's ``least_squares`` with a numerical Jacobian took
+    about 40 evaluations a fit (``benchmarks/bench_camera_motion.py refine``); it is run per frame and, for the
+    focal length, per keyframe pair at every lens tried."""
+    rays = np.column_stack([np.asarray(ac, np.float64) / focal, np.ones(len(ac))])
+    target = np.asarray(bc, np.float64)
+    log_zoom = float(np.log(max(zoom, 1e-6)))
+    residual, jacobian = _reprojection(rays, target, focal, rotation, log_zoom)
+    cost, damping = float(residual @ residual), 1e-6
+    for _ in range(iterations):
+        normal = jacobian.T @ jacobian
+        step = np.linalg.solve(normal + damping * np.diag(np.diag(normal) + 1e-12), -jacobian.T @ residual)
+        turned = Rotation.from_rotvec(step[:3]).as_matrix() @ rotation
+        tried = _reprojection(rays, target, focal, turned, log_zoom + step[3])
+        tried_cost = float(tried[0] @ tried[0])
+        if tried_cost > cost:
+            damping *= 10.0
+            if damping > 1e8:
+                break
+            continue
+        rotation, log_zoom, (residual, jacobian) = turned, log_zoom + float(step[3]), tried
+        done = cost - tried_cost <= 1e-10 * cost or float(np.abs(step).max()) < 1e-12
+        cost, damping = tried_cost, max(damping / 10.0, 1e-12)
+        if done:
+            break
+    return rotation, float(np.exp(log_zoom))
 
-    def residuals(params: np.ndarray) -> np.ndarray:
-        turned = rays @ Rotation.from_rotvec(params[:3]).as_matrix().T
-        return (np.exp(params[3]) * focal * turned[:, :2] / turned[:, 2:3] - bc).ravel()
 
-    start = np.concatenate([Rotation.from_matrix(rotation).as_rotvec(), [np.log(max(zoom, 1e-6))]])
-    fitted = least_squares(residuals, start, method="lm", xtol=1e-10, ftol=1e-10).x
-    return Rotation.from_rotvec(fitted[:3]).as_matrix(), float(np.exp(fitted[3]))
+def _reprojection(rays: np.ndarray, target: np.ndarray, focal: float, rotation: np.ndarray, log_zoom: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Residuals (2n,) of ``rays`` turned by ``rotation`` and projected at ``exp(log_zoom) * focal`` against
+    ``target``, and their Jacobian (2n, 4) in a small turn applied after ``rotation`` and in the log-zoom: with
+    (u, v) the turned ray's normalised image point, the classic rotational image Jacobian
+    scale * [[-uv, 1 + u^2, -v], [-(1 + v^2), uv, u]], and the projected point itself for the log-zoom."""
+    t = rays @ rotation.T
+    u, v = t[:, 0] / t[:, 2], t[:, 1] / t[:, 2]
+    scale = float(np.exp(log_zoom)) * focal
+    jacobian = np.empty((len(t), 2, 4))
+    jacobian[:, 0, 0] = jacobian[:, 1, 1] = u * v
+    jacobian[:, 0, 0] *= -1.0
+    jacobian[:, 0, 1] = 1.0 + u * u
+    jacobian[:, 0, 2] = -v
+    jacobian[:, 1, 0] = -1.0 - v * v
+    jacobian[:, 1, 2] = u
+    jacobian[:, 0, 3], jacobian[:, 1, 3] = u, v
+    jacobian *= scale
+    residual = jacobian[:, :, 3] - target
+    return residual.ravel(), jacobian.reshape(-1, 4)
 
 
 __all__ = ["FrameMotion", "KeyPair", "MotionSettings", "RotationTracker", "person_boxes", "refine_rotation_zoom",
