@@ -237,9 +237,9 @@ def refine_rotation_zoom(ac: np.ndarray, bc: np.ndarray, focal: float, rotation:
                          iterations: int = 50) -> tuple[np.ndarray, float]:
     """The rotation and zoom minimising the reprojection error in pixels, from a start near them (the
     homography's closed form). Levenberg-Marquardt on a turn applied to the current rotation and on the log-zoom,
-    with the Jacobian in closed form: a few steps, where SciPy's ``least_squares`` with a numerical Jacobian took
-    about 40 evaluations a fit (``benchmarks/bench_camera_motion.py refine``); it is run per frame and, for the
-    focal length, per keyframe pair at every lens tried."""
+    with the Jacobian in closed form: about 4 evaluations a fit, where SciPy's ``least_squares`` with a numerical
+    Jacobian took 27-39 (``benchmarks/bench_camera_motion.py refine``); it runs per frame and, for the focal
+    length, per keyframe pair at every lens tried."""
     rays = np.column_stack([np.asarray(ac, np.float64) / focal, np.ones(len(ac))])
     target = np.asarray(bc, np.float64)
     log_zoom = float(np.log(max(zoom, 1e-6)))
@@ -247,11 +247,14 @@ def refine_rotation_zoom(ac: np.ndarray, bc: np.ndarray, focal: float, rotation:
     cost, damping = float(residual @ residual), 1e-6
     for _ in range(iterations):
         normal = jacobian.T @ jacobian
-        step = np.linalg.solve(normal + damping * np.diag(np.diag(normal) + 1e-12), -jacobian.T @ residual)
+        try:
+            step = np.linalg.solve(normal + damping * np.diag(np.diag(normal) + 1e-12), -jacobian.T @ residual)
+        except np.linalg.LinAlgError:
+            break
         turned = Rotation.from_rotvec(step[:3]).as_matrix() @ rotation
         tried = _reprojection(rays, target, focal, turned, log_zoom + step[3])
         tried_cost = float(tried[0] @ tried[0])
-        if tried_cost > cost:
+        if not tried_cost <= cost:  # worse, or not a number (a ray turned behind the camera): a shorter step
             damping *= 10.0
             if damping > 1e8:
                 break
