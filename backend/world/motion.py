@@ -1,7 +1,7 @@
 """The camera's rotation and zoom from frame to frame, measured on the background.
 
-A camera that turns and zooms about its centre maps the pixels of one frame onto another by the homography H = K_b R
-K_a^-1 (K: focal length and principal point), whatever the depth of what it sees. Corners are found on a keyframe
+A camera that turns and zooms about its centre maps the pixels of one frame onto another by the homography
+H = K_b R K_a^-1 (K: focal length and principal point), whatever the depth of what it sees. Corners are found on a keyframe
 (``cv2.goodFeaturesToTrack``) away from the people (their boxes, widened), followed frame to frame with pyramidal
 Lucas-Kanade checked forward and backward (``cv2.calcOpticalFlowPyrLK``), and dropped when a person walks over them.
 Where people cover most of the view (a crowd, a stand, a group filling the frame) the few corners left lie in
