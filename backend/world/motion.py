@@ -1,18 +1,18 @@
 """The camera's rotation and zoom from frame to frame, measured on the background.
 
 A camera that turns and zooms about its centre maps the pixels of one frame onto another by the homography
-H = K_b R K_a^-1 (K: focal length and principal point), whatever the depth of what it sees. Corners are found on a keyframe
-(``cv2.goodFeaturesToTrack``) away from the people (their boxes, widened), followed frame to frame with pyramidal
-Lucas-Kanade checked forward and backward (``cv2.calcOpticalFlowPyrLK``), and dropped when a person walks over them.
-Where people cover most of the view (a crowd, a stand, a group filling the frame) the few corners left lie in
-slivers that pin the rotation poorly (a shot of group7_walk.jpg panned: 44 corners on 8 % of the view, 2.4 degrees
-off), so corners on the people are added up to ``min_free_corners``: people standing still are background to the
-camera, and RANSAC tells those who move apart. Each frame is measured against its keyframe, not against the frame
-before, so errors do not add up frame after frame; a frame becomes the next keyframe when too few of the keyframe's
-tracks survive. RANSAC (``cv2.findHomography``) separates the background from what moves on it; the rotation and the
-focal ratio are then fitted to its inliers by least squares (Levenberg-Marquardt, 4 parameters, closed-form
-Jacobian). The inliers of each keyframe's last measured frame are kept (:class:`KeyPair`): ``backend.world.focal``
-recovers the absolute focal length from them.
+H = K_b R K_a^-1 (K: focal length and principal point), whatever the depth of what it sees. Corners are found on a
+keyframe (``cv2.goodFeaturesToTrack``) away from the people (their boxes, widened), followed frame to frame with
+pyramidal Lucas-Kanade checked forward and backward (``cv2.calcOpticalFlowPyrLK``), and dropped when a person walks
+over them. Where people cover most of the view (a crowd, a stand, a group filling the frame) the few corners left
+lie in slivers that pin the rotation poorly (a shot of group7_walk.jpg panned: 44 corners on 8 % of the view, 2.4
+degrees off), so corners on the people are added up to ``min_free_corners``: people standing still are background to
+the camera, and RANSAC tells those who move apart. Each frame is measured against its keyframe, not against the
+frame before, so errors do not add up frame after frame; a frame becomes the next keyframe when too few of the
+keyframe's tracks survive. RANSAC (``cv2.findHomography``) separates the background from what moves on it; the
+rotation and the focal ratio are then fitted to its inliers by least squares (Levenberg-Marquardt, 4 parameters,
+closed-form Jacobian). The inliers of each keyframe's last measured frame are kept (:class:`KeyPair`):
+``backend.world.focal`` recovers the absolute focal length from them.
 """
 
 from __future__ import annotations
