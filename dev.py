@@ -2,7 +2,8 @@
 """Developer entry point, standard library only, so it runs on a fresh machine before anything is installed.
 
     python3 dev.py demo [FOOTAGE]   set up .venv only, reconstruct FOOTAGE (default: the sample clip in
-                           ../shared/data) and write a .blend and a PNG render into out/
+                           ../shared/data, else a photo inside the scikit-image wheel) and write a .blend
+                           and a PNG render into out/
     python3 dev.py test    set up the environments, run the whole test suite (Blender 4.5), then the add-on
                            tests again on Blender 5.0, 4.2 LTS and 5.3 (the last on Python 3.13), side by side
     python3 dev.py setup   only create / update the environments (idempotent; skipped when up to date)
@@ -25,6 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 DEMO_INPUT = ROOT.parent / "shared" / "data" / "football_dribble.mp4"
+# the demo's photo where the sample clip is absent: in the scikit-image wheel (its legacy data, never downloaded)
+SAMPLE_PHOTO_LOCATOR = ("import pathlib, skimage; "
+                        "print(pathlib.Path(skimage.__file__).with_name('data') / 'astronaut.png')")
 ENVIRONMENTS = {  # folder -> requirement file
     ".venv": "requirements-dev.txt",
     ".venv-bpy5": "requirements-bpy5.txt",
@@ -183,29 +187,40 @@ def test(pytest_args: list[str]) -> int:
     return next((code for code in codes if code), 0)
 
 
-def demo_input(args: list[str]) -> Path | None:
-    """The footage to reconstruct: the user's file, else the sample clip beside the repository (../shared/data,
-    present on the project's machines only). None, with the reason printed, when there is nothing to use."""
-    if args:
-        chosen = Path(args[0]).expanduser().resolve()
-        if not chosen.exists():
-            print(f"dev.py demo: {args[0]} does not exist; pass an image, an image folder or a video clip",
-                  file=sys.stderr)
-            return None
+def given_footage(argument: str) -> Path | None:
+    """The user's footage, checked before anything is installed; None, with the reason printed, when it is not
+    there."""
+    chosen = Path(argument).expanduser().resolve()
+    if chosen.exists():
         return chosen
-    if DEMO_INPUT.is_file():
-        return DEMO_INPUT
-    print("dev.py demo: no footage given and the sample clip is not here "
-          f"({DEMO_INPUT.relative_to(ROOT.parent)} beside the repository); run: python3 dev.py demo YOUR_CLIP.mp4 "
-          "(any image, image folder or video with people in it)", file=sys.stderr)
+    print(f"dev.py demo: {argument} does not exist; pass an image, an image folder or a video clip", file=sys.stderr)
     return None
 
 
+def sample_footage(python: Path) -> Path:
+    """The sample clip beside the repository (../shared/data, on the project's machines), else a photo that ships
+    inside the scikit-image wheel the backend already installs (NASA's astronaut portrait, public domain), so the
+    demo runs on a machine that has only the repository."""
+    if DEMO_INPUT.is_file():
+        return DEMO_INPUT
+    located = subprocess.run([str(python), "-c", SAMPLE_PHOTO_LOCATOR], check=True, cwd=ROOT, capture_output=True,
+                             text=True)
+    photo = Path(located.stdout.strip())
+    if not photo.is_file():
+        raise SystemExit(f"dev.py demo: no footage given, the sample clip ({DEMO_INPUT.relative_to(ROOT.parent)}) is "
+                         f"not here and scikit-image has no {photo.name}; run: python3 dev.py demo YOUR_CLIP.mp4")
+    print(f"dev.py demo: the sample clip ({DEMO_INPUT.relative_to(ROOT.parent)} beside the repository) is not here; "
+          f"reconstructing scikit-image's bundled astronaut photo ({photo.name}, one person) instead. "
+          "Your own footage: python3 dev.py demo YOUR_CLIP.mp4", flush=True)
+    return photo
+
+
 def demo(args: list[str]) -> int:
-    footage = demo_input(args)  # checked before anything is installed
-    if footage is None:
+    footage = given_footage(args[0]) if args else None
+    if args and footage is None:
         return 2
     python = setup((".venv",))  # the Blender test environments are not needed here
+    footage = footage or sample_footage(python)
     out = ROOT / "out"
     stem = footage.stem if footage.is_file() else footage.name  # a clip's name without suffix, or the folder's
     result = out / f"{stem}.npz"

@@ -61,3 +61,26 @@ def test_addon_runs_side_by_side_keep_their_own_output_and_exit_codes(monkeypatc
         "=== add-on tests again on Blender B") < out.index("=== Blender B: exit code 0")
     assert out.count("2 passed") == 2 and out.count("=== Blender B: exit code 1") == 1
     assert "test_two.py " + str(tmp_path / "test_one.py") in out  # B started at the second file
+
+
+def test_the_demo_on_a_machine_with_only_the_repository_reconstructs_the_photo_inside_scikit_image(
+        monkeypatch, tmp_path, capsys) -> None:
+    """Without ../shared the demo's footage is NASA's astronaut portrait from the scikit-image wheel (a backend
+    requirement): the real command line puts one body on her (face centre (222, 120), 90 px wide, by hand)."""
+    import sys
+
+    import numpy as np
+
+    from backend.evaluation.photos import head_centres
+
+    dev = _dev()
+    monkeypatch.setattr(dev, "DEMO_INPUT", dev.ROOT.parent / "elsewhere" / "football_dribble.mp4")
+    photo = dev.sample_footage(dev.Path(sys.executable))
+    assert photo.is_file() and photo.name == "astronaut.png"
+    assert "elsewhere/football_dribble.mp4 beside the repository) is not here" in capsys.readouterr().out
+    result = tmp_path / "astro naut.npz"
+    subprocess.run([sys.executable, "-m", "backend", "reconstruct", str(photo), "-o", str(result)], check=True,
+                   cwd=REPO_ROOT, capture_output=True)
+    with np.load(result) as data:
+        heads = head_centres(data)
+    assert len(heads) == 1 and np.linalg.norm(heads[0] - [222, 120]) < 90, heads
