@@ -6,6 +6,7 @@
                            and a PNG render into out/
     python3 dev.py test    set up the environments, run the whole test suite (Blender 4.5), then the add-on
                            tests again on Blender 5.0, 4.2 LTS and 5.3 (the last on Python 3.13), side by side
+                           (their environments are made while the suite runs)
     python3 dev.py setup   only create / update the environments (idempotent; skipped when up to date)
 
 `test` also runs, beside the suite, the add-on's Create Environment recipe on Python 3.13 (Blender 5.1+) for real
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 import venv
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -46,10 +48,12 @@ def python_in(env: str) -> Path:
     return ROOT / env / sub
 
 
-def run(*command: object, **kwargs) -> None:
+def run(*command: object, output=None) -> None:
+    """Run ``command`` in the repository, echoed first; ``output``: a file for both (default: this terminal)."""
     printable = " ".join(str(part) for part in command)
-    print(f"+ {printable}", flush=True)
-    subprocess.run([str(part) for part in command], check=True, cwd=ROOT, **kwargs)
+    print(f"+ {printable}", file=output or sys.stdout, flush=True)
+    streams = {} if output is None else {"stdout": output, "stderr": subprocess.STDOUT}
+    subprocess.run([str(part) for part in command], check=True, cwd=ROOT, **streams)
 
 
 def requirement_digest(requirements: str) -> str:
@@ -78,22 +82,25 @@ def find_python(version: str) -> str:
                      f"it, or point TROUPE_PYTHON{digits} at it")
 
 
-def ensure_environment(env: str, requirements: str) -> Path:
+def ensure_environment(env: str, requirements: str, output=None) -> Path:
+    """Create or update ``env`` from ``requirements`` unless its stamp says it is current; ``output``: where pip's
+    output goes (default: this terminal)."""
     python = python_in(env)
     stamp = ROOT / env / ".troupe-requirements"
     wanted = requirement_digest(requirements)
     if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         return python
     if not python.exists():
-        print(f"creating {env}", flush=True)
+        print(f"creating {env}", file=output or sys.stdout, flush=True)
         version = ENV_PYTHON_VERSIONS.get(env)
         if version is None:
             venv.create(ROOT / env, with_pip=True)
         else:
-            run(find_python(version), "-m", "venv", ROOT / env)
-    run(python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", requirements)
+            run(find_python(version), "-m", "venv", ROOT / env, output=output)
+    run(python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", requirements, output=output)
     if env == ".venv":
-        run(python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "-e", ".")
+        run(python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "-e", ".",
+            output=output)
     stamp.write_text(wanted)
     return python
 
@@ -170,19 +177,51 @@ def finish_addon_suites(runs: list[tuple[str, subprocess.Popen, object, float]])
     return codes
 
 
+def setup_addon_environments(output) -> float:
+    """Create or update the add-on test environments (each Blender's bpy wheel), pip's output into ``output``;
+    returns the seconds it took."""
+    started = time.monotonic()
+    for env in ADDON_BLENDERS:
+        ensure_environment(env, ENVIRONMENTS[env], output)
+    return time.monotonic() - started
+
+
+def finish_addon_environments(setting_up: Future, log) -> bool:
+    """Wait for :func:`setup_addon_environments` run beside the suite and print its output; False (and why) when
+    an environment could not be made."""
+    print("\n=== add-on test environments (set up beside the suite) ===", flush=True)
+    try:
+        seconds = setting_up.result()
+    except (Exception, SystemExit) as error:  # pip failed, or no Python 3.13 (SystemExit from find_python)
+        log.seek(0)
+        print(log.read(), end="", flush=True)
+        print(f"=== add-on test environments: FAILED ({error}); their tests were not run ===", flush=True)
+        return False
+    log.seek(0)
+    print(log.read(), end="", flush=True)
+    print(f"=== add-on test environments: ready, {seconds:.0f} s ===", flush=True)
+    return True
+
+
 def test(pytest_args: list[str]) -> int:
-    python = setup()
     if pytest_args:
-        return subprocess.run([str(python), "-m", "pytest", *pytest_args], cwd=ROOT).returncode
-    with tempfile.TemporaryFile("w+") as python313_log, tempfile.TemporaryDirectory(prefix="troupe-dev-") as temp:
+        return subprocess.run([str(setup()), "-m", "pytest", *pytest_args], cwd=ROOT).returncode
+    python = setup((".venv",))
+    with tempfile.TemporaryFile("w+") as python313_log, tempfile.TemporaryFile("w+") as environments_log, \
+            tempfile.TemporaryDirectory(prefix="troupe-dev-") as temp, ThreadPoolExecutor(1) as pool:
         python313 = start_python313_step(python, python313_log)
+        # the Blender environments are mostly download and unzip: made while the suite runs, not before it
+        setting_up = pool.submit(setup_addon_environments, environments_log)
         codes = [subprocess.run([str(python), "-m", "pytest", "-m", f"not {PYTHON313_MARKER}"], cwd=ROOT).returncode]
-        addon_tests = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_addon_*.py"))
-        print(f"\n=== add-on tests again on {', '.join(ADDON_BLENDERS.values())}, side by side ===", flush=True)
-        started = time.monotonic()
-        codes += finish_addon_suites(start_addon_suites(addon_tests, Path(temp)))
-        print(f"=== add-on tests on {len(ADDON_BLENDERS)} Blenders: {time.monotonic() - started:.0f} s ===",
-              flush=True)
+        if finish_addon_environments(setting_up, environments_log):
+            addon_tests = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_addon_*.py"))
+            print(f"\n=== add-on tests again on {', '.join(ADDON_BLENDERS.values())}, side by side ===", flush=True)
+            started = time.monotonic()
+            codes += finish_addon_suites(start_addon_suites(addon_tests, Path(temp)))
+            print(f"=== add-on tests on {len(ADDON_BLENDERS)} Blenders: {time.monotonic() - started:.0f} s ===",
+                  flush=True)
+        else:
+            codes.append(1)
         codes.append(finish_python313_step(python313, python313_log))
     return next((code for code in codes if code), 0)
 

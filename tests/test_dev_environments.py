@@ -63,6 +63,40 @@ def test_addon_runs_side_by_side_keep_their_own_output_and_exit_codes(monkeypatc
     assert "test_two.py " + str(tmp_path / "test_one.py") in out  # B started at the second file
 
 
+def test_addon_environments_made_beside_the_suite_keep_quiet_until_asked_and_report_a_failure(
+        monkeypatch, tmp_path, capfd) -> None:
+    """dev.py test makes the Blender environments while the main suite runs: a real venv and pip run whose
+    output waits in the log (the suite's output stays whole), then is printed with the time; a failing pip
+    comes out as FAILED with pip's own reason, and the step says the add-on tests were not run."""
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    dev = _dev()
+    monkeypatch.setattr(dev, "ROOT", tmp_path)
+    (tmp_path / "backend").mkdir()
+    for name in ("backend/requirements.txt", "pyproject.toml"):
+        (tmp_path / name).write_text("")
+    (tmp_path / "requirements-a.txt").write_text("# nothing to install\n")
+    (tmp_path / "requirements-b.txt").write_text("./no-such-package-folder\n")  # pip fails, offline
+    monkeypatch.setattr(dev, "ENVIRONMENTS", {".venv-a": "requirements-a.txt", ".venv-b": "requirements-b.txt"})
+    for envs, made in (({".venv-a": "Blender A"}, True), ({".venv-b": "Blender B"}, False)):
+        monkeypatch.setattr(dev, "ADDON_BLENDERS", envs)
+        with tempfile.TemporaryFile("w+") as log, ThreadPoolExecutor(1) as pool:
+            setting_up = pool.submit(dev.setup_addon_environments, log)
+            wait([setting_up])
+            assert capfd.readouterr().out == ""  # nothing reached the terminal while the suite would be running
+            assert dev.finish_addon_environments(setting_up, log) is made
+        out = capfd.readouterr().out
+        env = next(iter(envs))
+        assert f"creating {env}" in out and f"-r {dev.ENVIRONMENTS[env]}" in out
+        if made:
+            assert "=== add-on test environments: ready, " in out
+            assert (tmp_path / env / ".troupe-requirements").is_file()
+        else:
+            assert "no-such-package-folder" in out.split("=== add-on test environments: FAILED")[0]  # pip's reason
+            assert "their tests were not run ===" in out
+
+
 def test_the_demo_on_a_machine_with_only_the_repository_reconstructs_the_photo_inside_scikit_image(
         monkeypatch, tmp_path, capsys) -> None:
     """Without ../shared the demo's footage is NASA's astronaut portrait from the scikit-image wheel (a backend
