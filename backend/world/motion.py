@@ -9,7 +9,10 @@ lie in slivers that pin the rotation poorly (a shot of group7_walk.jpg panned: 4
 degrees off), so corners on the people are added up to ``min_free_corners``: people standing still are background to
 the camera, and RANSAC tells those who move apart. Each frame is measured against its keyframe, not against the
 frame before, so errors do not add up frame after frame; a frame becomes the next keyframe when too few of the
-keyframe's tracks survive. RANSAC (``cv2.findHomography``) separates the background from what moves on it; the
+keyframe's tracks survive. When a new keyframe looks again at what an earlier keyframe of the shot saw (a pan that
+comes back), it is measured against that one directly as well (a loop closure): the chain's drift since then is
+removed there, and :class:`backend.world.segments.CameraPathBuilder` ramps the frames before it into the correction.
+RANSAC (``cv2.findHomography``) separates the background from what moves on it; the
 rotation and the focal ratio are then fitted to its inliers by least squares (Levenberg-Marquardt, 4 parameters,
 closed-form Jacobian). The inliers of each keyframe's last measured frame are kept (:class:`KeyPair`):
 ``backend.world.focal`` recovers the absolute focal length from them.
@@ -40,6 +43,13 @@ class MotionSettings:
     min_free_corners: int = 100  # fewer corners off the people (a crowd fills the view): more taken on them
     max_pairs: int = 128  # keyframe pairs kept for the focal length (the clip's first ones; ~5 KB each)
     pair_points: int = 120  # inliers kept per pair at most (evenly drawn)
+    loop_anchors: int = 32  # earlier keyframes per shot kept to close loops on (~0.2 MB each at the tracking width;
+    #                         0: no loop closure)
+    loop_min_frames: int = 30  # a keyframe closes a loop only on one at least this many frames older
+    loop_overlap: float = 0.3  # ... whose view its own is predicted to be shifted from by less than this * width
+    loop_max_correction_deg: float = 1.0  # a closure that would turn the chain by more is taken for a mismatch
+    loop_tries: int = 1  # keyframes measured against at most this many older ones (a fast pan makes a keyframe a
+    #                      frame, each overlapping many older ones)
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,21 @@ class FrameMotion:
     inliers: int  # background correspondences behind the estimate (0: none, the previous frame's kept)
     new_segment: bool  # the frame starts a segment (the first frame, or a shot cut)
     shift_px: float  # how far the image content moved from the segment's start, in pixels at the tracking width
+    loop_frames: int = 0  # > 0: a loop closed on the keyframe this many frames back; ``rotation`` and ``zoom``
+    #                       are the closed ones, and the frames in between get a share of the correction
+    loop_correction: np.ndarray | None = None  # (3, 3): closed rotation @ chained rotation^T
+    loop_zoom: float = 1.0  # closed zoom / chained zoom
+
+
+@dataclass(frozen=True)
+class _Anchor:
+    """A keyframe kept to close loops on: its image and corners off the people, and its camera."""
+
+    gray: np.ndarray
+    corners: np.ndarray  # (n, 2) float32, tracking pixels
+    rotation: np.ndarray
+    zoom: float
+    frame: int
 
 
 def person_boxes(people: Sequence) -> list[np.ndarray]:
@@ -96,6 +121,9 @@ class RotationTracker:
         self.pairs: list[KeyPair] = []  # one per keyframe that had a measured frame, in order, per segment
         self._latest: KeyPair | None = None
         self._segment = -1
+        self._frame = -1  # frames seen
+        self._anchors: list[_Anchor] = []  # this segment's
+        self._closure: tuple[int, np.ndarray, float] | None = None  # (frames back, correction, zoom) of this frame
 
     @property
     def scale(self) -> float:
@@ -111,9 +139,12 @@ class RotationTracker:
         """``frame``: RGB uint8; ``boxes``: people's (x0, y0, x1, y1) in the frame's pixels."""
         gray = cv2.cvtColor(cv2.resize(frame, self._size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
         free = self._background_mask(boxes)
+        self._frame += 1
+        self._closure = None
         if new_segment or self._previous is None:
             self._rotation, self._zoom = np.eye(3), 1.0
             self._segment += 1
+            self._anchors = []
             self._new_keyframe(gray, free)
             return FrameMotion(np.eye(3), 1.0, 0, True, 0.0)
         self._follow(gray, free)
@@ -127,7 +158,9 @@ class RotationTracker:
                                              self.settings.keep_fraction * self._key_corners):
             self._new_keyframe(gray, free)
         self._previous = gray
-        return FrameMotion(self._rotation.copy(), self._zoom, inliers, False, self._shift_px())
+        loop = {} if self._closure is None else dict(zip(("loop_frames", "loop_correction", "loop_zoom"),
+                                                          self._closure))
+        return FrameMotion(self._rotation.copy(), self._zoom, inliers, False, self._shift_px(), **loop)
 
     def _shift_px(self) -> float:
         """Pixels the content moved since the segment's start: the turn's angle times the focal length, plus
@@ -161,11 +194,72 @@ class RotationTracker:
         corners = _corners(gray, s.max_corners, s, free)
         on_people = _corners(gray, s.min_free_corners - len(corners), s, 255 - free)
         self._on_person = np.repeat([False, True], [len(corners), len(on_people)])
+        self._close_loop(gray, free)
+        if len(corners) >= s.min_tracks and s.loop_anchors > 0:
+            self._anchors = (self._anchors + [_Anchor(gray, corners, self._rotation.copy(), self._zoom,
+                                                      self._frame)])[-s.loop_anchors:]
         corners = np.concatenate([corners, on_people])
         self._key_points, self._points = corners, corners.copy()
         self._key_corners = len(corners)
         self._key_rotation, self._key_zoom = self._rotation.copy(), self._zoom
         self._previous = gray
+
+    def _close_loop(self, gray: np.ndarray, free: np.ndarray) -> None:
+        """Measure this new keyframe against the oldest kept keyframe that saw about the same view; when that
+        agrees (enough inliers, a small correction), take its camera instead of the chain's."""
+        s = self.settings
+        tries = s.loop_tries
+        for anchor in self._anchors:
+            if self._frame - anchor.frame < s.loop_min_frames or tries <= 0:
+                break
+            turn = self._rotation @ anchor.rotation.T
+            if not _overlaps(turn, self._zoom / anchor.zoom, self._focal * anchor.zoom, self._size, s.loop_overlap):
+                continue
+            tries -= 1
+            found = self._measure_against(anchor, gray, free, turn)
+            if found is None:
+                continue
+            rotation, zoom = found
+            correction = rotation @ self._rotation.T
+            if np.degrees(Rotation.from_matrix(correction).magnitude()) > s.loop_max_correction_deg:
+                continue
+            self._closure = (self._frame - anchor.frame, correction, zoom / self._zoom)
+            self._rotation, self._zoom = rotation, zoom
+            return
+
+    def _measure_against(self, anchor: _Anchor, gray: np.ndarray, free: np.ndarray, turn: np.ndarray
+                         ) -> tuple[np.ndarray, float] | None:
+        """The camera of ``gray`` from ``anchor``'s corners found on it away from this frame's people (``free``), or
+        None when too few agree. The anchor is first warped to where the chain says it lies, so Lucas-Kanade
+        compares patches of the same scale and slant and only has the chain's small error left to find (on the raw
+        anchor, a zoom or a slant between the two views biases it)."""
+        s = self.settings
+        centred = _rotation_homography(turn, self._focal * anchor.zoom, self._focal * self._zoom)
+        shift = np.array([[1.0, 0.0, self._principal[0]], [0.0, 1.0, self._principal[1]], [0.0, 0.0, 1.0]])
+        warp = shift @ centred @ np.linalg.inv(shift)
+        warped = cv2.warpPerspective(anchor.gray, warp, self._size, flags=cv2.INTER_LINEAR)
+        predicted = _apply_homography(warp, anchor.corners).astype(np.float32)
+        width, height = self._size
+        inside = (predicted[:, 0] >= 0) & (predicted[:, 1] >= 0) & (predicted[:, 0] < width) & (
+            predicted[:, 1] < height)
+        if inside.sum() < s.min_tracks:
+            return None
+        corners, predicted = anchor.corners[inside], predicted[inside]
+        found, ok, _ = cv2.calcOpticalFlowPyrLK(warped, gray, predicted, None)
+        back, ok_back, _ = cv2.calcOpticalFlowPyrLK(gray, warped, found, None)
+        keep = (ok.ravel() == 1) & (ok_back.ravel() == 1) & (np.linalg.norm(back - predicted, axis=1)
+                                                              < s.fb_error_px)
+        xy = np.round(found).astype(int)
+        keep &= (xy[:, 0] >= 0) & (xy[:, 1] >= 0) & (xy[:, 0] < width) & (xy[:, 1] < height)
+        keep[keep] &= free[xy[keep, 1], xy[keep, 0]] > 0
+        if keep.sum() < s.min_tracks:
+            return None
+        fit = _fit_points(corners[keep], found[keep], self._focal * anchor.zoom, self._principal, s.ransac_px,
+                          s.min_tracks)
+        if fit is None:
+            return None
+        rotation, zoom, _, _ = fit
+        return rotation @ anchor.rotation, anchor.zoom * zoom
 
     def _follow(self, gray: np.ndarray, free: np.ndarray) -> None:
         """Move the tracks onto ``gray``; keep those found both ways and not on a person."""
@@ -186,6 +280,24 @@ class RotationTracker:
             return None
         return _fit_points(self._key_points, self._points, self._focal * self._key_zoom, self._principal,
                            self.settings.ransac_px, self.settings.min_inliers)
+
+
+def _rotation_homography(turn: np.ndarray, focal_from: float, focal_to: float) -> np.ndarray:
+    """H = K_to R K_from^-1 on pixels relative to the principal point."""
+    return np.diag([focal_to, focal_to, 1.0]) @ turn @ np.diag([1 / focal_from, 1 / focal_from, 1.0])
+
+
+def _apply_homography(homography: np.ndarray, points: np.ndarray) -> np.ndarray:
+    mapped = np.column_stack([points, np.ones(len(points))]) @ homography.T
+    return mapped[:, :2] / mapped[:, 2:]
+
+
+def _overlaps(turn: np.ndarray, zoom: float, focal: float, size: tuple[int, int], overlap: float) -> bool:
+    """Whether a camera turned by ``turn`` and zoomed by ``zoom`` from one of focal length ``focal`` sees about the
+    same view: the image centre moves by less than ``overlap`` times the width, and the zoom stays within 1.3x."""
+    centre = _apply_homography(_rotation_homography(turn, focal, focal * zoom), np.zeros((1, 2)))[0]
+    ahead = (turn @ np.array([0.0, 0.0, 1.0]))[2] > 0.5
+    return bool(ahead and 1 / 1.3 < zoom < 1.3 and np.hypot(*centre) < overlap * size[0])
 
 
 def _corners(gray: np.ndarray, count: int, s: MotionSettings, mask: np.ndarray) -> np.ndarray:
