@@ -191,14 +191,14 @@ def finish_addon_environments(setting_up: Future, log) -> bool:
     an environment could not be made."""
     print("\n=== add-on test environments (set up beside the suite) ===", flush=True)
     try:
-        seconds = setting_up.result()
+        seconds, failure = setting_up.result(), None
     except (Exception, SystemExit) as error:  # pip failed, or no Python 3.13 (SystemExit from find_python)
-        log.seek(0)
-        print(log.read(), end="", flush=True)
-        print(f"=== add-on test environments: FAILED ({error}); their tests were not run ===", flush=True)
-        return False
+        seconds, failure = 0.0, error
     log.seek(0)
     print(log.read(), end="", flush=True)
+    if failure is not None:
+        print(f"=== add-on test environments: FAILED ({failure}); their tests were not run ===", flush=True)
+        return False
     print(f"=== add-on test environments: ready, {seconds:.0f} s ===", flush=True)
     return True
 
