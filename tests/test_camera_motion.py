@@ -62,6 +62,16 @@ def test_a_pan_that_comes_back_closes_the_loop_on_its_first_frame(moving_clip) -
     assert closed_error.mean() < chained_error.mean()
 
 
+def test_a_closure_that_would_turn_the_chain_too_far_is_not_taken(moving_clip) -> None:
+    """The correction cap guards against a mismatched old keyframe: with it below every correction this clip's
+    closures make, none is taken and the path is the chained one."""
+    clip = moving_clip
+    boxes = [clip.boxes(i) for i in range(len(clip.frames))]
+    capped = path_of_frames(clip.frames, clip.camera.fx, boxes, settings=MotionSettings(loop_max_correction_deg=1e-6))
+    chained = path_of_frames(clip.frames, clip.camera.fx, boxes, settings=MotionSettings(loop_anchors=0))
+    assert np.array_equal(capped.rotations, chained.rotations) and np.array_equal(capped.zoom, chained.zoom)
+
+
 def test_a_loop_correction_ramps_in_over_the_frames_before_it() -> None:
     """A 2 deg correction found at frame 20 on frame 0: frames 11-19 (window 10) turn by their share of it, in
     order, frame 20 keeps its closed camera, the rest are untouched; the zoom likewise."""
